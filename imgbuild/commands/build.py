@@ -1,0 +1,33 @@
+"""`imgbuild build`: run doit in-process over the project's tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from doit.doit_cmd import DoitMain
+
+from imgbuild.errors import EXIT_FAILED, EXIT_OK
+from imgbuild.generate import Generator
+from imgbuild.resolve import resolve
+from imgbuild.tasks import ProjectLoader, doit_config
+
+__all__ = ["build"]
+
+
+class _Main(DoitMain):  # type: ignore[misc]
+    BIN_NAME = "imgbuild build"
+
+
+def build(root: Path, *, selection: Sequence[str] = (), jobs: int | None = None, provider: str | None = None) -> int:
+    """Generate every stale image (of the selected batches or tasks). 0 ok, 1 when any failed."""
+    resolution = resolve(root, provider=provider)
+    generator = Generator(resolution.root, resolution.provider)
+    config = doit_config(resolution.root)
+    if jobs is not None:
+        config["num_process"] = jobs
+    try:
+        result = _Main(ProjectLoader(resolution, generator, config), config_filenames=()).run(["run", *selection])
+    finally:
+        generator.close()
+    return EXIT_OK if result == 0 else EXIT_FAILED

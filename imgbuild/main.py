@@ -1,0 +1,77 @@
+"""The `imgbuild` command line: parse arguments, dispatch to a command, map failures to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from imgbuild import __version__
+from imgbuild.error_handler import error_handler
+from imgbuild.spec.load import find_project_root
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgbuild",
+        description="Declarative, incremental builds of AI image batches.",
+    )
+    parser.add_argument("--version", action="version", version=f"imgbuild {__version__}")
+    parser.add_argument("-C", dest="directory", metavar="DIR", default=".", help="run as if started in DIR")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init", help="scaffold a working project (config, dodo.py, persona, evidence, batch, template)")
+    p.add_argument("folder", nargs="?", default=".", help="where to create it (default: here)")
+
+    p = sub.add_parser("plan", help="what a build would generate, why, and what it would cost")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every asset that would be generated")
+
+    p = sub.add_parser("build", help="generate every stale image (the same as running doit)")
+    p.add_argument("selection", nargs="*", help="batch ids or task globs (e.g. covers 'covers:*hook*'); default: all")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="images generated at once (default: concurrency in imgbuild.yaml)")
+    p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
+
+    p = sub.add_parser("check", help="CI: exit 1 if any asset is stale, missing or orphaned (no network, no local database)")
+
+    p = sub.add_parser("status", help="per-batch summary of what is built")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script. Returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    start = Path(args.directory)
+    root = find_project_root(start) if args.command != "init" else start.resolve()
+    with error_handler(root / ".imgbuild" / "logs") as code:
+        code.value = _dispatch(args, root)
+    return code.value
+
+
+def _dispatch(args: argparse.Namespace, root: Path) -> int:
+    if args.command == "init":
+        from imgbuild.commands.init import init
+
+        return init(root / args.folder)
+    if args.command == "plan":
+        from imgbuild.commands.plan import plan
+
+        return plan(root, verbose=args.verbose)
+    if args.command == "build":
+        from imgbuild.commands.build import build
+
+        return build(root, selection=args.selection, jobs=args.jobs, provider=args.provider)
+    if args.command == "check":
+        from imgbuild.commands.check import check
+
+        return check(root)
+    if args.command == "status":
+        from imgbuild.commands.status import status
+
+        return status(root)
+    raise AssertionError(f"unhandled command {args.command!r}")

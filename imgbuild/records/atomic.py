@@ -1,0 +1,100 @@
+"""Atomic file writes: temp file + fsync + rename, so a crash never leaves a half-written file.
+
+Temp files are made in the project's ``.imgbuild/tmp/`` (same file system, so the rename is atomic)
+and named after the writing process, so leftovers of a killed process are recognised and removed
+by the next run — a kill at any moment leaves no truncated and no orphaned file.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "json_bytes", "remove_stale_temp_files"]
+
+_counter = itertools.count()
+_counter_lock = threading.Lock()
+
+
+def json_bytes(data: Any) -> bytes:
+    """Records are pretty JSON with sorted keys: stable bytes for stable data, readable diffs."""
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def atomic_write_json(path: Path, data: Any, *, temp_dir: Path | None = None) -> None:
+    atomic_write_bytes(path, json_bytes(data), temp_dir=temp_dir)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None) -> None:
+    """Write `data` to `path` so that `path` holds either its old content or all of `data`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = temp_dir if temp_dir is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with _counter_lock:
+        n = next(_counter)
+    temp = folder / f".{os.getpid()}-{n}.{path.name}.tmp"
+    try:
+        with open(temp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.replace(temp, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # .imgbuild/ on another file system: fall back to a temp file beside the target.
+            atomic_write_bytes(path, data, temp_dir=path.parent)
+            return
+        _fsync_dir(path.parent)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Remove temp files left by processes that no longer run. Returns how many were removed."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for temp in folder.glob(".*.tmp"):
+        pid_text = temp.name[1:].split("-", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            try:
+                temp.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+

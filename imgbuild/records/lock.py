@@ -1,0 +1,45 @@
+"""Batch lock files: ``<batches>/<batch>.lock.json``, the fast index of a batch's assets.
+
+The no-op path reads one lock file per batch instead of every asset.json. A lock entry is trusted
+only while it matches the current request (hash, prompt hash, candidates) and its image files exist;
+anything else falls back to the asset's own records.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LOCK_SCHEMA", "LockFile", "lock_path", "read_lock"]
+
+LOCK_SCHEMA = "imgbuild.lock/1"
+
+
+@dataclass
+class LockFile:
+    """A parsed lock file (empty when the batch has none yet)."""
+
+    path: Path
+    assets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def entry(self, asset_id: str) -> dict[str, Any] | None:
+        return self.assets.get(asset_id)
+
+
+def lock_path(manifest: Path) -> Path:
+    """``covers.yaml`` → ``covers.lock.json`` beside it."""
+    return manifest.with_name(f"{manifest.stem}.lock.json")
+
+
+def read_lock(path: Path) -> LockFile:
+    """The lock file at `path`; an unreadable or foreign file counts as no lock (it is rewritten)."""
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except (FileNotFoundError, ValueError):
+        return LockFile(path)
+    if not isinstance(data, dict) or data.get("schema") != LOCK_SCHEMA or not isinstance(data.get("assets"), dict):
+        return LockFile(path)
+    return LockFile(path, data["assets"])

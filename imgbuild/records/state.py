@@ -1,0 +1,232 @@
+"""Is an asset up to date, and if not, why? Decided from our own records, never from doit's database.
+
+Up to date ⇔ the asset's records hold, for the current request hash, a completed candidate for every
+candidate index, and those image files exist. The batch lock file answers that for most assets
+without opening asset.json; an asset the lock cannot vouch for is looked up in its own records.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgbuild.generate import current_candidates
+from imgbuild.records.atomic import atomic_write_json
+from imgbuild.records.lock import LOCK_SCHEMA, LockFile, lock_path, read_lock
+from imgbuild.records.store import AssetStore
+from imgbuild.requests import HASHED_FIELDS, ImageRequest
+from imgbuild.resolve import Resolution
+
+__all__ = [
+    "AssetState",
+    "Orphan",
+    "StateIndex",
+    "assess",
+    "find_orphans",
+    "lock_entry_current",
+    "write_lock",
+]
+
+
+class StateIndex:
+    """Per-process cache of the batch lock files, the fast index of the no-op path."""
+
+    def __init__(self, resolution: Resolution) -> None:
+        self.root = resolution.root
+        self.store = AssetStore(self.root)
+        self._locks: dict[str, LockFile] = {}
+        for batch in resolution.project.batches:
+            self._locks[batch.id] = read_lock(lock_path(batch.path))
+
+    def lock(self, batch_id: str) -> LockFile:
+        return self._locks[batch_id]
+
+    def candidate_done(self, req: ImageRequest, candidate: int) -> bool:
+        """True when candidate `candidate` of `req` exists (doit's `uptodate` for an image task)."""
+        entry = self._locks[req.batch].entry(req.asset_id)
+        if entry is not None and lock_entry_current(entry, req):
+            for image in entry["images"]:
+                if image["candidate"] == candidate:
+                    return os.path.exists(self.root / image["file"])
+        record = self.store.read_asset(req.asset_dir)
+        return record is not None and candidate in current_candidates(record, req.request_hash, self.root, req.asset_dir)
+
+
+def lock_entry_current(entry: dict[str, Any], req: ImageRequest) -> bool:
+    """The lock entry describes `req` completely (its files still need a stat to be trusted)."""
+    return (
+        entry.get("status") == "complete"
+        and entry.get("request_hash") == req.request_hash
+        and entry.get("prompt_hash") == req.prompt_hash
+        and entry.get("source_basis") == [s.record() for s in req.source_basis]
+        and entry.get("variant_test") == req.variant_test
+        and entry.get("asset_dir") == req.asset_dir
+        and sorted(i["candidate"] for i in entry.get("images", [])) == list(range(1, req.candidates + 1))
+    )
+
+
+@dataclass(frozen=True)
+class AssetState:
+    """What a build would do for one asset, and why."""
+
+    request: ImageRequest
+    status: str  # "current", "new", "changed", "missing-image", "incomplete"
+    todo: tuple[int, ...]  # candidate indices to make
+    reasons: tuple[str, ...]
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.todo)
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """An asset folder that no manifest declares any more."""
+
+    asset_dir: str
+    batch: str | None
+
+    def reason(self) -> str:
+        was = f" (was in batch {self.batch})" if self.batch else ""
+        return f"no manifest declares this asset any more{was} — restore its values or remove the folder"
+
+
+def assess(resolution: Resolution, index: StateIndex | None = None) -> list[AssetState]:
+    """The state of every asset of the project, in manifest order."""
+    index = index or StateIndex(resolution)
+    return [_assess_one(index, req) for req in resolution.all_requests()]
+
+
+def _assess_one(index: StateIndex, req: ImageRequest) -> AssetState:
+    root = index.root
+    wanted = range(1, req.candidates + 1)
+    entry = index.lock(req.batch).entry(req.asset_id)
+    if entry is not None and lock_entry_current(entry, req):
+        missing = [i for i in entry["images"] if not os.path.exists(root / i["file"])]
+        if not missing:
+            return AssetState(req, "current", (), ())
+    record = index.store.read_asset(req.asset_dir)
+    if record is None:
+        return AssetState(req, "new", tuple(wanted), ("new asset: never generated",))
+    done = current_candidates(record, req.request_hash, root, req.asset_dir)
+    todo = tuple(k for k in wanted if k not in done)
+    if not todo:
+        return AssetState(req, "current", (), ())
+    made_for_hash = {c["candidate"]: c for c in record.get("candidates", []) if c.get("request_hash") == req.request_hash}
+    if not made_for_hash:
+        return AssetState(req, "changed", todo, tuple(describe_changes(record.get("request") or {}, req.record())))
+    reasons = []
+    for k in todo:
+        if k in made_for_hash:
+            reasons.append(f"image missing: {req.asset_dir}/{made_for_hash[k]['file']} (candidate {k})")
+        else:
+            reasons.append(f"candidate {k} of {req.candidates} not generated yet")
+    status = "missing-image" if any(k in made_for_hash for k in todo) else "incomplete"
+    return AssetState(req, status, todo, tuple(reasons))
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Name each field that differs between two request records, most telling first."""
+    changes = []
+    for group in ("fixed", "vary"):
+        changes += _diff_map(f"{group}", old.get("attributes", {}).get(group, {}), new["attributes"][group])
+    changes += _diff_map("persona.traits", (old.get("persona") or {}).get("traits", {}), new["persona"]["traits"])
+    for name in ("template", *HASHED_FIELDS):
+        if name == "prompt" or old.get(name) == new.get(name):
+            continue
+        changes.append(f"{name}: {_short(old.get(name))} → {_short(new.get(name))}")
+    if old.get("prompt") != new.get("prompt"):
+        changes.append("prompt changed" if changes else "prompt changed (template or inline prompt edited)")
+    return changes or ["request changed"]
+
+
+def _diff_map(label: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out.append(f"{label}.{key}: {_short(old.get(key))} → {_short(new.get(key))}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
+
+
+def find_orphans(resolution: Resolution) -> list[Orphan]:
+    """Asset folders (holding an asset.json) under any output folder that no batch declares."""
+    declared = {req.asset_dir for req in resolution.all_requests()}
+    config = resolution.project.config
+    folders = {config.assets_dir, *(b.output for b in resolution.project.batches)}
+    store = AssetStore(resolution.root)
+    orphans = []
+    for folder in sorted(folders):
+        base = resolution.root / folder
+        if not base.is_dir():
+            continue
+        for child in sorted(os.listdir(base)):
+            relative = (Path(folder) / child).as_posix()
+            if relative in declared or not (base / child / "asset.json").is_file():
+                continue
+            record = store.read_asset(relative) or {}
+            orphans.append(Orphan(relative, record.get("batch")))
+    return orphans
+
+
+def lock_entries(index: StateIndex, requests: Iterable[ImageRequest]) -> dict[str, dict[str, Any]]:
+    """The lock entries of a batch's assets: trusted entries kept, the rest rebuilt from records."""
+    lock_file = None
+    out: dict[str, dict[str, Any]] = {}
+    for req in requests:
+        lock_file = lock_file or index.lock(req.batch)
+        entry = lock_file.entry(req.asset_id)
+        if entry is not None and lock_entry_current(entry, req):
+            out[req.asset_id] = entry
+            continue
+        record = index.store.read_asset(req.asset_dir) or {}
+        done = current_candidates(record, req.request_hash, index.root, req.asset_dir)
+        complete = all(k in done for k in range(1, req.candidates + 1))
+        images = [
+            {
+                "candidate": k,
+                "file": f"{req.asset_dir}/{done[k]['file']}",
+                "sha256": done[k]["sha256"],
+                "remote_url": done[k].get("remote_url"),
+            }
+            for k in sorted(done)
+            if k <= req.candidates
+        ]
+        out[req.asset_id] = {
+            "id": req.asset_id,
+            "asset_dir": req.asset_dir,
+            "status": "complete" if complete else "incomplete",
+            "request_hash": req.request_hash,
+            "prompt_hash": req.prompt_hash,
+            "source_basis": [s.record() for s in req.source_basis],
+            "variant_test": req.variant_test,
+            "images": images,
+            "remote_urls": [i["remote_url"] for i in images if i["remote_url"]],
+            "created": max((done[k]["created"] for k in done), default=None),
+        }
+    return out
+
+
+def write_lock(index: StateIndex, resolution: Resolution, batch_id: str) -> bool:
+    """Write the batch's lock file if its content changed. Returns True when it was written."""
+    batch = resolution.batch(batch_id)
+    lock_file = index.lock(batch_id)
+    entries = lock_entries(index, resolution.requests[batch_id])
+    if entries == lock_file.assets and lock_file.path.exists():
+        return False
+    data = {
+        "schema": LOCK_SCHEMA,
+        "batch": batch_id,
+        "manifest": batch.path.relative_to(resolution.root).as_posix(),
+        "assets": dict(sorted(entries.items())),
+    }
+    atomic_write_json(lock_file.path, data, temp_dir=resolution.root / ".imgbuild" / "tmp")
+    lock_file.assets = data["assets"]
+    return True

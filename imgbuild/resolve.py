@@ -1,0 +1,106 @@
+"""The input pipeline: YAML files → spec objects → assets → rendered, hashed requests.
+
+`resolve()` is the one entry point used by every command and by the doit task generator. It either
+returns the complete, valid set of requests or raises InvalidInput naming every problem found.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgbuild.errors import InvalidInput, Problem
+from imgbuild.models import get_model
+from imgbuild.requests import ImageRequest, make_request
+from imgbuild.spec.expand import expand_project
+from imgbuild.spec.load import load_project
+from imgbuild.spec.model import Batch, Project
+from imgbuild.spec.render import PromptRenderer, RenderError
+
+__all__ = ["PROVIDER_ENV", "Resolution", "resolve"]
+
+PROVIDER_ENV = "IMGBUILD_PROVIDER"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A valid project and the request of every asset, grouped by batch in manifest order."""
+
+    project: Project
+    provider: str
+    requests: Mapping[str, tuple[ImageRequest, ...]]  # batch id -> requests, in expansion order
+
+    @property
+    def root(self) -> Path:
+        return self.project.root
+
+    def batch(self, batch_id: str) -> Batch:
+        return next(b for b in self.project.batches if b.id == batch_id)
+
+    def all_requests(self) -> list[ImageRequest]:
+        return [r for reqs in self.requests.values() for r in reqs]
+
+
+def resolve(root: Path, *, provider: str | None = None) -> Resolution:
+    """Load, validate, expand and render the project at `root`. Raises InvalidInput."""
+    problems: list[Problem] = []
+    project = load_project(root, problems)
+    chosen = provider or os.environ.get(PROVIDER_ENV) or project.config.provider
+    served = _check_models(chosen, project, problems) if _check_provider(chosen, project, problems) else set()
+    assets = expand_project(project, problems)
+    config = project.config
+    renderer = PromptRenderer(config.root / config.templates_dir, config.templates_dir)
+    requests: dict[str, list[ImageRequest]] = {b.id: [] for b in project.batches}
+    failed_shots: set[tuple[str, int]] = set()
+    for asset in assets:
+        shot_key = (asset.batch.id, asset.shot.index)
+        if shot_key in failed_shots:
+            continue  # one broken template is reported once, not once per asset
+        persona = project.personas[asset.batch.persona]
+        try:
+            prompt, negative = renderer.render(asset, persona)
+        except RenderError as exc:
+            problems.append(exc.problem)
+            failed_shots.add(shot_key)
+            continue
+        if asset.batch.id not in served:
+            continue
+        requests[asset.batch.id].append(
+            make_request(
+                asset,
+                prompt=prompt,
+                negative_prompt=negative,
+                persona_traits=persona.traits,
+                provider=chosen,
+            )
+        )
+    if problems:
+        raise InvalidInput(problems)
+    return Resolution(project, chosen, {k: tuple(v) for k, v in requests.items()})
+
+
+def _check_provider(name: str, project: Project, problems: list[Problem]) -> bool:
+    from imgbuild.providers import provider_names
+
+    if name in provider_names():
+        return True
+    where = f"${PROVIDER_ENV}" if os.environ.get(PROVIDER_ENV) == name else (project.config.file or "provider")
+    problems.append(
+        Problem(where, None, "provider", f"unknown provider {name!r} (known: {', '.join(provider_names())})")
+    )
+    return False
+
+
+def _check_models(provider: str, project: Project, problems: list[Problem]) -> set[str]:
+    """The ids of the batches whose model the provider serves; a problem for each other batch."""
+    served = set()
+    for batch in project.batches:
+        if provider in get_model(batch.model).provider_models:
+            served.add(batch.id)
+        else:
+            problems.append(
+                Problem(batch.file, batch.line("model"), "model", f"{batch.model!r} is not served by provider {provider!r}")
+            )
+    return served

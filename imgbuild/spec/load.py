@@ -1,0 +1,408 @@
+"""Load and validate a project's config, persona locks and batch manifests.
+
+Every problem in every file is collected before anything is reported, so a person fixes their
+project in one pass. Nothing here writes a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from imgbuild.errors import Problem
+from imgbuild.models import DEFAULT_MODEL, get_model
+from imgbuild.spec.model import (
+    Batch,
+    Persona,
+    Project,
+    ProjectConfig,
+    Shot,
+    SourceRef,
+    VariantTest,
+)
+from imgbuild.spec.schema import validate
+from imgbuild.yamlio import Document, Path as DocPath, load_yaml
+
+__all__ = [
+    "CONFIG_FILE",
+    "RESERVED_BATCH_IDS",
+    "find_project_root",
+    "load_project",
+    "read_config",
+]
+
+CONFIG_FILE = "imgbuild.yaml"
+# doit's own commands: a batch with one of these names could not be selected with `doit <batch>`.
+RESERVED_BATCH_IDS = frozenset(
+    "auto clean completion dumpdb forget help ignore info list reset-dep resetdep run strace tabcompletion".split()
+)
+
+_DEFAULTS: dict[str, Any] = {
+    "provider": "preview",
+    "assets_dir": "assets",
+    "batches_dir": "batches",
+    "personas_dir": "personas",
+    "templates_dir": "templates",
+    "concurrency": 4,
+    "budget": None,
+    "max_assets_per_batch": 1000,
+}
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest folder at or above `start` holding imgbuild.yaml; `start` itself otherwise."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return start
+
+
+def display(root: Path, path: Path) -> str:
+    """How to name a project file in a message: relative to the working folder when inside it."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def read_config(root: Path, problems: list[Problem]) -> ProjectConfig:
+    """imgbuild.yaml (optional) with defaults filled in; problems are appended, defaults kept."""
+    root = root.resolve()
+    path = root / CONFIG_FILE
+    values = dict(_DEFAULTS)
+    file = None
+    if path.is_file():
+        file = display(root, path)
+        doc = _parse(root, path, problems)
+        if doc is not None:
+            if doc.data is None:
+                doc.data = {}
+            found = validate(doc, "project")
+            problems.extend(found)
+            if not found:
+                values.update(doc.data)
+                for key in ("assets_dir", "batches_dir", "personas_dir", "templates_dir"):
+                    if _inside(root, values[key]) is None:
+                        problems.append(doc.problem((key,), _escape_message(values[key])))
+                        values[key] = _DEFAULTS[key]
+    return ProjectConfig(root=root, file=file, **values)
+
+
+def load_project(root: Path, problems: list[Problem]) -> Project:
+    """Load every persona and batch under `root`. Invalid files are left out and their problems
+    appended to `problems`; the caller decides (after expansion adds its own) whether to stop."""
+    config = read_config(root, problems)
+    loader = _Loader(config, problems)
+    personas = loader.personas()
+    batches = loader.batches(personas)
+    return Project(config=config, personas=MappingProxyType(personas), batches=tuple(batches))
+
+
+def _parse(root: Path, path: Path, problems: list[Problem]) -> Document | None:
+    shown = display(root, path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(shown, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        return None
+    doc, found = load_yaml(text, shown)
+    problems.extend(found)
+    if doc is not None and doc.data is not None and not isinstance(doc.data, dict):
+        problems.append(Problem(shown, 1, "", f"expected a mapping of keys to values, found {type(doc.data).__name__}"))
+        return None
+    return None if found else doc
+
+
+def _inside(root: Path, relative: str) -> Path | None:
+    """`root / relative` when it stays inside the project folder (after symlinks), else None."""
+    if os.path.isabs(relative) or relative.startswith("~"):
+        return None
+    target = (root / relative).resolve()
+    return target if target.is_relative_to(root) else None
+
+
+def _escape_message(value: str) -> str:
+    return f"{value!r} is outside the project folder — use a path inside it"
+
+
+def _yaml_files(folder: Path, *, skip: str | None = None) -> Iterator[Path]:
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.yaml")):
+            if path.name != skip and path.is_file():
+                yield path
+
+
+class _Loader:
+    """Holds the state shared while loading one project (config, problem list, hash cache)."""
+
+    def __init__(self, config: ProjectConfig, problems: list[Problem]) -> None:
+        self.config = config
+        self.root = config.root
+        self.problems = problems
+        self._hashes: dict[Path, str] = {}
+
+    # -- personas -------------------------------------------------------------------------
+    def personas(self) -> dict[str, Persona]:
+        out: dict[str, Persona] = {}
+        folder = self.root / self.config.personas_dir
+        for path in _yaml_files(folder):
+            persona = self._persona(path)
+            if persona is not None:
+                out[persona.id] = persona
+        return out
+
+    def _persona(self, path: Path) -> Persona | None:
+        doc = _parse(self.root, path, self.problems)
+        if doc is None:
+            return None
+        if doc.data is None:
+            self.problems.append(Problem(doc.file, 1, "", "empty persona file"))
+            return None
+        found = validate(doc, "persona")
+        self.problems.extend(found)
+        if found:
+            return None
+        data = doc.data
+        if data["id"] != path.stem:
+            self.problems.append(
+                doc.problem(("id",), f"{data['id']!r} must equal the file name {path.stem!r}")
+            )
+            return None
+        evidence = self._sources(doc, ("evidence",), data["evidence"])
+        if evidence is None:
+            return None
+        return Persona(
+            id=data["id"],
+            file=doc.file,
+            name=data.get("name", data["id"]),
+            traits=MappingProxyType(dict(data["traits"])),
+            evidence=evidence,
+            allowed=MappingProxyType({k: tuple(v) for k, v in data["allowed"].items()}),
+        )
+
+    def _sources(self, doc: Document, at: DocPath, items: list[dict[str, str]]) -> tuple[SourceRef, ...] | None:
+        refs = []
+        ok = True
+        for i, item in enumerate(items):
+            digest = self._file_hash(doc, (*at, i, "path"), item["path"])
+            if digest is None:
+                ok = False
+                continue
+            refs.append(SourceRef(item["path"], item.get("anchor"), item.get("note"), digest))
+        return tuple(refs) if ok else None
+
+    def _file_hash(self, doc: Document, at: DocPath, relative: str) -> str | None:
+        target = _inside(self.root, relative)
+        if target is None:
+            self.problems.append(doc.problem(at, _escape_message(relative)))
+            return None
+        if target not in self._hashes:
+            try:
+                self._hashes[target] = hashlib.sha256(target.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                self.problems.append(doc.problem(at, f"evidence file {relative!r} does not exist"))
+                return None
+            except IsADirectoryError:
+                self.problems.append(doc.problem(at, f"{relative!r} is a folder, expected an evidence file"))
+                return None
+        return self._hashes[target]
+
+    # -- batches --------------------------------------------------------------------------
+    def batches(self, personas: Mapping[str, Persona]) -> list[Batch]:
+        out = []
+        folder = self.root / self.config.batches_dir
+        for path in _yaml_files(folder, skip=CONFIG_FILE):
+            batch = self._batch(path, personas)
+            if batch is not None:
+                out.append(batch)
+        return out
+
+    def _batch(self, path: Path, personas: Mapping[str, Persona]) -> Batch | None:
+        doc = _parse(self.root, path, self.problems)
+        if doc is None:
+            return None
+        problems_before = len(self.problems)
+        batch_id = path.stem
+        if not _is_id(batch_id) or "_" in batch_id:
+            self.problems.append(
+                Problem(doc.file, None, "", f"batch file name {batch_id!r} must be lowercase letters, digits and '-'")
+            )
+        elif batch_id in RESERVED_BATCH_IDS:
+            self.problems.append(
+                Problem(doc.file, None, "", f"batch name {batch_id!r} is a doit command — rename the file")
+            )
+        if doc.data is None:
+            self.problems.append(Problem(doc.file, 1, "", "empty batch manifest: under-specified, nothing to build"))
+            return None
+        found = validate(doc, "batch")
+        self.problems.extend(found)
+        if found:
+            return None
+        data = doc.data
+        persona = personas.get(data["persona"])
+        if persona is None:
+            known = ", ".join(sorted(personas)) or "none"
+            self.problems.append(
+                doc.problem(
+                    ("persona",),
+                    f"no persona lock {data['persona']!r} in {self.config.personas_dir}/ (known: {known})",
+                )
+            )
+        source_basis = self._sources(doc, ("source_basis",), data["source_basis"])
+        output = data["output"]
+        if _inside(self.root, output) is None:
+            self.problems.append(doc.problem(("output",), _escape_message(output)))
+        model = get_model(data.get("model", DEFAULT_MODEL))
+        output_format = data.get("output_format", "png")
+        if output_format not in model.output_formats:
+            self.problems.append(
+                doc.problem(
+                    ("output_format",),
+                    f"{output_format!r} is not made by {model.key} (it makes: {', '.join(model.output_formats)})",
+                )
+            )
+        shots = tuple(self._shot(doc, i, raw) for i, raw in enumerate(data["shots"]))
+        self._unique(doc, "shots", [s.id for s in shots])
+        variant_tests = tuple(self._variant(doc, i, raw, shots) for i, raw in enumerate(data.get("variant_tests", [])))
+        self._unique(doc, "variant_tests", [v.id for v in variant_tests])
+        batch = Batch(
+            id=batch_id,
+            file=doc.file,
+            path=path.resolve(),
+            purpose=data["purpose"],
+            persona=data["persona"],
+            source_basis=source_basis or (),
+            output=output,
+            model=model.key,
+            quality=data.get("quality", "max"),
+            quality_reason=data.get("quality_reason"),
+            aspect_ratio=data.get("aspect_ratio", "9:16"),
+            output_format=output_format,
+            max_assets=data.get("max_assets"),
+            fixed=MappingProxyType(dict(data.get("fixed", {}))),
+            vary=_vary(data.get("vary", {})),
+            shots=shots,
+            variant_tests=variant_tests,
+            lines=doc.lines,
+        )
+        self._check_attributes(doc, batch, persona)
+        return batch if len(self.problems) == problems_before else None
+
+    def _shot(self, doc: Document, index: int, raw: dict[str, Any]) -> Shot:
+        at: DocPath = ("shots", index)
+        template, prompt = raw.get("template"), raw.get("prompt")
+        if (template is None) == (prompt is None):
+            which = "both" if template is not None else "neither"
+            self.problems.append(
+                doc.problem(at, f"shot {raw['id']!r} has {which} of 'template' and 'prompt' — give exactly one")
+            )
+        if template is not None:
+            folder = self.config.templates_dir
+            target = _inside((self.root / folder).resolve(), template)
+            if target is None:
+                self.problems.append(doc.problem((*at, "template"), _escape_message(template)))
+            elif not target.is_file():
+                self.problems.append(
+                    doc.problem((*at, "template"), f"template {template!r} not found in {folder}/")
+                )
+        return Shot(
+            id=raw["id"],
+            index=index,
+            need=raw["need"],
+            template=template,
+            prompt=prompt,
+            negative=raw.get("negative"),
+            candidates=raw.get("candidates", 1),
+            editable=tuple(raw.get("editable", ())),
+            fixed=MappingProxyType(dict(raw.get("fixed", {}))),
+            vary=_vary(raw.get("vary", {})),
+        )
+
+    def _variant(self, doc: Document, index: int, raw: dict[str, Any], shots: tuple[Shot, ...]) -> VariantTest:
+        known = {s.id for s in shots}
+        for j, shot_id in enumerate(raw.get("shots", [])):
+            if shot_id not in known:
+                self.problems.append(
+                    doc.problem(("variant_tests", index, "shots", j), f"no shot {shot_id!r} in this batch")
+                )
+        if not raw.get("fixed") and not raw.get("vary"):
+            self.problems.append(
+                doc.problem(("variant_tests", index), f"variant test {raw['id']!r} sets no attribute (fixed or vary)")
+            )
+        shots_field = raw.get("shots")
+        return VariantTest(
+            id=raw["id"],
+            index=index,
+            reason=raw["reason"],
+            shots=tuple(shots_field) if shots_field is not None else None,
+            fixed=MappingProxyType(dict(raw.get("fixed", {}))),
+            vary=_vary(raw.get("vary", {})),
+        )
+
+    def _unique(self, doc: Document, key: str, ids: list[str]) -> None:
+        seen: set[str] = set()
+        for i, item_id in enumerate(ids):
+            if item_id in seen:
+                self.problems.append(doc.problem((key, i, "id"), f"duplicate id {item_id!r}"))
+            seen.add(item_id)
+
+    def _check_attributes(self, doc: Document, batch: Batch, persona: Persona | None) -> None:
+        """The fact rule: outside variant_tests, every attribute value must be evidence-backed."""
+        places: list[tuple[DocPath, Mapping[str, str], Mapping[str, tuple[str, ...]]]] = [
+            ((), batch.fixed, batch.vary)
+        ]
+        places += [(("shots", s.index), s.fixed, s.vary) for s in batch.shots]
+        for at, fixed, vary in places:
+            for key in sorted(set(fixed) & set(vary)):
+                self.problems.append(
+                    doc.problem((*at, "vary", key), f"attribute {key!r} is both fixed and varying here — choose one")
+                )
+            if persona is None:
+                continue
+            for key, value in fixed.items():
+                self._backed(doc, (*at, "fixed", key), persona, key, value)
+            for key, values in vary.items():
+                for i, value in enumerate(values):
+                    self._backed(doc, (*at, "vary", key, i), persona, key, value)
+        for vt in batch.variant_tests:
+            for key in sorted(set(vt.fixed) & set(vt.vary)):
+                self.problems.append(
+                    doc.problem(("variant_tests", vt.index, "vary", key), f"attribute {key!r} is both fixed and varying")
+                )
+
+    def _backed(self, doc: Document, at: DocPath, persona: Persona, key: str, value: str) -> None:
+        allowed = persona.allowed.get(key)
+        if allowed is None:
+            self.problems.append(
+                doc.problem(
+                    at,
+                    f"persona {persona.id}'s evidence backs no values for {key!r} — add them to "
+                    f"{persona.file} under allowed, or move this under variant_tests",
+                )
+            )
+        elif value not in allowed:
+            self.problems.append(
+                doc.problem(
+                    at,
+                    f"{value!r} is not backed by persona {persona.id}'s evidence — move it under variant_tests"
+                    f" (backed: {', '.join(repr(v) for v in allowed)})",
+                )
+            )
+
+
+def _vary(raw: Mapping[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({k: tuple(v) for k, v in raw.items()})
+
+
+def _is_id(text: str) -> bool:
+    return bool(text) and text[0].isascii() and text[0].isalnum() and text == text.lower() and all(
+        c.isascii() and (c.isalnum() or c in "-_") for c in text
+    )

@@ -1,0 +1,232 @@
+"""doit integration: every paid request is a task, every batch a group with a final lock task.
+
+Two ways in, one set of tasks:
+
+* ``doit`` in a project folder loads the project's two-line dodo.py, which calls
+  :func:`project_tasks` (plain doit: ``doit -n 8``, ``doit list``, ``doit info <task>``);
+* ``imgbuild build`` runs doit in-process through :class:`ProjectLoader`.
+
+Whether a task is up to date is decided by our records (:class:`StateIndex`), never by doit's
+database, which lives in ``.imgbuild/`` and only remembers what doit itself needs.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from doit.cmd_base import TaskLoader2
+from doit.loader import generate_tasks
+
+from imgbuild.errors import FatalError, InvalidInput
+from imgbuild.generate import Generator
+from imgbuild.records.state import StateIndex, write_lock
+from imgbuild.resolve import Resolution, resolve
+from imgbuild.spec.load import find_project_root, read_config
+
+__all__ = [
+    "LOCK_TASK",
+    "ProgressReporter",
+    "ProjectLoader",
+    "doit_config",
+    "image_task_name",
+    "project_tasks",
+    "task_dicts",
+]
+
+LOCK_TASK = "_lock"  # cannot clash with an asset id: those start with a letter or digit
+
+
+def image_task_name(asset_id: str, candidate: int) -> str:
+    return f"{asset_id}.c{candidate}"
+
+
+def doit_config(root: Path) -> dict[str, Any]:
+    """doit settings for a project: database in .imgbuild/, threads, our progress reporter."""
+    state = root / ".imgbuild"
+    state.mkdir(parents=True, exist_ok=True)
+    config = read_config(root, [])
+    return {
+        "dep_file": str(state / "doit.db"),
+        "backend": "sqlite3",
+        "par_type": "thread",
+        "num_process": config.concurrency,
+        "reporter": ProgressReporter,
+        "verbosity": 2,
+    }
+
+
+def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[str, Any]]:
+    """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them)."""
+    index = StateIndex(resolution)
+    for batch_id, requests in resolution.requests.items():
+        names = []
+        for req in requests:
+            for k in range(1, req.candidates + 1):
+                name = image_task_name(req.asset_id, k)
+                names.append(f"{batch_id}:{name}")
+                yield {
+                    "basename": batch_id,
+                    "name": name,
+                    "doc": f"{req.asset_id} candidate {k}/{req.candidates} ({req.model}, {req.size})",
+                    "actions": [(generator.make_candidate, [req, k])],
+                    "uptodate": [(index.candidate_done, [req, k])],
+                    "io": {"capture": False},
+                    "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k},
+                }
+        yield {
+            "basename": batch_id,
+            "name": LOCK_TASK,
+            "doc": f"write {batch_id}.lock.json",
+            "actions": [(_write_lock_action, [index, resolution, batch_id])],
+            "uptodate": [(_lock_current, [index, resolution, batch_id])],
+            "task_dep": names,
+            "io": {"capture": False},
+            "meta": {"imgbuild": "lock"},
+        }
+
+
+def _write_lock_action(index: StateIndex, resolution: Resolution, batch_id: str) -> None:
+    write_lock(index, resolution, batch_id)
+
+
+def _lock_current(index: StateIndex, resolution: Resolution, batch_id: str) -> bool:
+    from imgbuild.records.state import lock_entries
+
+    lock_file = index.lock(batch_id)
+    return lock_file.path.exists() and lock_entries(index, resolution.requests[batch_id]) == lock_file.assets
+
+
+def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[], Iterator[dict[str, Any]]]]:
+    """``DOIT_CONFIG, task_imgbuild = project_tasks()`` — what a project's dodo.py says."""
+    root = find_project_root(Path(folder))
+    generator = Generator(root, "preview")
+
+    def task_imgbuild() -> Iterator[dict[str, Any]]:
+        """imgbuild: generate every stale image of every batch."""
+        try:
+            resolution = resolve(root)
+        except InvalidInput as exc:
+            print(exc, file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
+        generator.provider_name = resolution.provider
+        yield from task_dicts(resolution, generator)
+
+    return doit_config(root), task_imgbuild
+
+
+class ProjectLoader(TaskLoader2):  # type: ignore[misc]
+    """doit task loader for ``imgbuild build``: tasks from an already resolved project."""
+
+    def __init__(self, resolution: Resolution, generator: Generator, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.resolution = resolution
+        self.generator = generator
+        self._config = config
+
+    def setup(self, opt_values: dict[str, Any]) -> None:
+        pass
+
+    def load_doit_config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
+        tasks: list[Any] = generate_tasks("imgbuild", task_dicts(self.resolution, self.generator))
+        return tasks
+
+
+class ProgressReporter:
+    """doit reporter: ``[done/total] asset`` for work done, silence for up-to-date tasks, a summary.
+
+    doit calls it from worker threads (``par_type: thread``), hence the lock.
+    """
+
+    desc = "imgbuild progress"
+
+    def __init__(self, outstream: IO[str], options: dict[str, Any]) -> None:
+        self.out = outstream
+        self.lock = threading.Lock()
+        self.total = 0
+        self.started_count = 0
+        self.done = 0
+        self.built = 0
+        self.up_to_date = 0
+        self.failures: list[str] = []
+        self.started = time.monotonic()
+
+    @staticmethod
+    def _is_image(task: Any) -> bool:
+        return bool(task.meta) and task.meta.get("imgbuild") == "image"
+
+    def initialize(self, tasks: dict[str, Any], selected_tasks: list[str] | None) -> None:
+        images = [t for t in tasks.values() if self._is_image(t)]
+        chosen = set(selected_tasks or ())
+        picked = [t for t in images if t.name in chosen or t.name.split(":", 1)[0] in chosen]
+        self.total = len(picked) or len(images)
+
+    def get_status(self, task: Any) -> None:
+        pass
+
+    def execute_task(self, task: Any) -> None:
+        if self._is_image(task):
+            with self.lock:
+                self.started_count += 1
+                width = len(str(self.total))
+                number = self.up_to_date + self.started_count
+                self.out.write(f"[{number:>{width}}/{self.total}] {task.meta['asset']} #{task.meta['candidate']}\n")
+                self.out.flush()
+
+    def add_success(self, task: Any) -> None:
+        if self._is_image(task):
+            with self.lock:
+                self.done += 1
+                self.built += 1
+
+    def add_failure(self, task: Any, fail: Any) -> None:
+        with self.lock:
+            if self._is_image(task):
+                self.done += 1
+            self.failures.append(f"{task.name}: {_failure_text(fail)}")
+
+    def skip_uptodate(self, task: Any) -> None:
+        if self._is_image(task):
+            with self.lock:
+                self.done += 1
+                self.up_to_date += 1
+
+    def skip_ignore(self, task: Any) -> None:
+        pass
+
+    def cleanup_error(self, exception: Any) -> None:
+        self.out.write(f"cleanup error: {exception.get_msg()}\n")
+
+    def runtime_error(self, msg: str) -> None:
+        self.failures.append(msg)
+
+    def teardown_task(self, task: Any) -> None:
+        pass
+
+    def complete_run(self) -> None:
+        seconds = time.monotonic() - self.started
+        for failure in self.failures:
+            self.out.write(f"FAILED {failure}\n")
+        if self.built == 0 and not self.failures:
+            self.out.write(f"imgbuild: all {self.up_to_date} images up to date, nothing to generate\n")
+        else:
+            self.out.write(
+                f"imgbuild: {self.built} generated, {self.up_to_date} up to date, "
+                f"{len(self.failures)} failed ({seconds:.1f} s)\n"
+            )
+        self.out.flush()
+
+
+def _failure_text(fail: Any) -> str:
+    exc = getattr(fail, "exception", None)
+    if isinstance(exc, FatalError):
+        return str(exc)
+    message: str = fail.get_msg() if hasattr(fail, "get_msg") else str(fail)
+    return message.strip().splitlines()[-1] if message.strip() else repr(fail)
