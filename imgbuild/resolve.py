@@ -15,7 +15,7 @@ from imgbuild.errors import InvalidInput, Problem
 from imgbuild.models import get_model
 from imgbuild.requests import ImageRequest, make_request
 from imgbuild.spec.expand import expand_project
-from imgbuild.spec.load import load_project
+from imgbuild.spec.load import display, load_project
 from imgbuild.spec.model import Batch, Project
 from imgbuild.spec.render import PromptRenderer, RenderError
 
@@ -51,7 +51,8 @@ def resolve(root: Path, *, provider: str | None = None) -> Resolution:
     served = _check_models(chosen, project, problems) if _check_provider(chosen, project, problems) else set()
     assets = expand_project(project, problems)
     config = project.config
-    renderer = PromptRenderer(config.root / config.templates_dir, config.templates_dir)
+    templates = config.root / config.templates_dir
+    renderer = PromptRenderer(templates, display(config.root, templates))
     requests: dict[str, list[ImageRequest]] = {b.id: [] for b in project.batches}
     failed_shots: set[tuple[str, int]] = set()
     for asset in assets:

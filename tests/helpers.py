@@ -1,0 +1,116 @@
+"""Builders for test projects: real files in a folder, valid unless a test says otherwise."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import imgbuild.main
+
+REPO = Path(__file__).resolve().parents[1]
+
+PERSONA = """\
+id: mia
+name: Mia Tan
+traits:
+  face: oval face, light freckles
+  age_range: late twenties
+evidence:
+  - path: evidence/mia.md
+allowed:
+  wardrobe: [cream sweater, navy blazer, olive overshirt]
+  environment: [home office, cafe]
+  lighting: [morning light, lamp light]
+"""
+
+TEMPLATE = """\
+Photo of {{ persona.name }}, {{ persona.traits.face }}, wearing a {{ attrs.wardrobe }},
+in a {{ attrs.environment }}, {{ attrs.lighting }}.
+"""
+
+BATCH = """\
+purpose: covers for tests
+persona: mia
+source_basis:
+  - path: evidence/mia.md
+output: assets
+quality: draft
+quality_reason: tests only need small placeholders
+aspect_ratio: "1:1"
+output_format: jpeg
+fixed:
+  wardrobe: cream sweater
+vary:
+  environment: [home office, cafe]
+  lighting: [morning light, lamp light]
+shots:
+  - id: hook
+    need: a first frame
+    template: cover.j2
+    candidates: 2
+    editable: [wardrobe, lighting]
+"""
+
+
+def write_project(
+    root: Path,
+    *,
+    batches: dict[str, str] | None = None,
+    personas: dict[str, str] | None = None,
+    templates: dict[str, str] | None = None,
+    evidence: dict[str, str] | None = None,
+    config: str | None = None,
+    dodo: bool = True,
+) -> Path:
+    """Write a project under `root` (defaults: one persona, one batch `covers`, one template)."""
+    files = {
+        **{f"batches/{k}.yaml": v for k, v in (batches if batches is not None else {"covers": BATCH}).items()},
+        **{f"personas/{k}.yaml": v for k, v in (personas if personas is not None else {"mia": PERSONA}).items()},
+        **{f"templates/{k}": v for k, v in (templates if templates is not None else {"cover.j2": TEMPLATE}).items()},
+        **{f"evidence/{k}": v for k, v in (evidence if evidence is not None else {"mia.md": "# Mia benchmark\n"}).items()},
+    }
+    if config is not None:
+        files["imgbuild.yaml"] = config
+    if dodo:
+        files["dodo.py"] = 'from imgbuild.tasks import project_tasks\n\nDOIT_CONFIG, task_imgbuild = project_tasks(".")\n'
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def run_cli(root: Path, *args: str) -> int:
+    """Run `imgbuild -C root ARGS` in-process; returns the exit code."""
+    return imgbuild.main.main(["-C", str(root), *args])
+
+
+def run_doit(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run plain `doit` in `root` as a user would, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "doit", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (relative path → bytes)."""
+    if not folder.exists():
+        return {}
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def copy_examples(target: Path) -> Path:
+    """A copy of the repository's example project (batches/, without generated outputs)."""
+    shutil.copytree(
+        REPO / "batches",
+        target,
+        ignore=shutil.ignore_patterns("assets", "*.lock.json", ".imgbuild"),
+    )
+    return target
