@@ -12,6 +12,7 @@ database, which lives in ``.imgbuild/`` and only remembers what doit itself need
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from imgbuild.generate import Generator
 from imgbuild.records.state import StateIndex, write_lock
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.spec.load import find_project_root, read_config
+from imgbuild.spec.schema import install_editor_schemas
 
 __all__ = [
     "LOCK_TASK",
@@ -49,6 +51,7 @@ def doit_config(root: Path) -> dict[str, Any]:
     """doit settings for a project: database in .imgbuild/, threads, our progress reporter."""
     state = root / ".imgbuild"
     state.mkdir(parents=True, exist_ok=True)
+    install_editor_schemas(root)
     config = read_config(root, [])
     return {
         "dep_file": str(state / "doit.db"),
@@ -148,7 +151,10 @@ class ProgressReporter:
     desc = "imgbuild progress"
 
     def __init__(self, outstream: IO[str], options: dict[str, Any]) -> None:
-        self.out = outstream
+        # doit's default outstream is the sys.stdout of the moment doit was imported; follow the
+        # current one instead, unless the user chose a file with `--output-file`.
+        name = getattr(outstream, "name", None)
+        self._file = outstream if isinstance(name, str) and os.path.isfile(name) else None
         self.lock = threading.Lock()
         self.total = 0
         self.started_count = 0
@@ -157,6 +163,10 @@ class ProgressReporter:
         self.up_to_date = 0
         self.failures: list[str] = []
         self.started = time.monotonic()
+
+    @property
+    def out(self) -> IO[str]:
+        return self._file if self._file is not None else sys.stdout
 
     @staticmethod
     def _is_image(task: Any) -> bool:

@@ -100,10 +100,14 @@ def run_doit(root: Path, *args: str, timeout: float = 300) -> subprocess.Complet
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under `folder` (relative path → bytes)."""
+    """Every file under `folder` (relative path → bytes), leaving out internal state (.imgbuild/)."""
     if not folder.exists():
         return {}
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".imgbuild" not in p.relative_to(folder).parts
+    }
 
 
 def copy_examples(target: Path) -> Path:

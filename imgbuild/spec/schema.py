@@ -98,3 +98,22 @@ def _message(error: Any, root_schema: dict[str, Any]) -> str:
     if kind == "pattern":
         return f"{error.instance!r} must be lowercase letters, digits, '-' or '_' (starting with a letter or digit)"
     return str(error.message)
+
+
+def install_editor_schemas(root: Path) -> None:
+    """Copy the schemas to ``.imgbuild/schemas/`` for editors (the manifests' $schema lines point
+    there). Rewritten only when missing or from another imgbuild version: one stat per run."""
+    from imgbuild import __version__
+    from imgbuild.records.atomic import atomic_write_bytes
+
+    target = root / ".imgbuild" / "schemas"
+    stamp = target / "VERSION"
+    try:
+        if stamp.read_text(encoding="utf-8") == __version__:
+            return
+    except OSError:
+        pass
+    for name in SCHEMA_NAMES:
+        source = schema_dir() / f"{name}.schema.json"
+        atomic_write_bytes(target / source.name, source.read_bytes())
+    atomic_write_bytes(stamp, __version__.encode())

@@ -1,0 +1,3 @@
+from imgbuild.tasks import project_tasks
+
+DOIT_CONFIG, task_imgbuild = project_tasks(".")
