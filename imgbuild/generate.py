@@ -133,19 +133,9 @@ class Generator:
         self._finish(provider, call, response, started=started)
 
     def _submit(self, provider: Provider, call: Call, record: dict[str, Any]) -> None:
+        # The pending entry goes first: every run folder on disk is then known to asset.json,
+        # and a kill between the two writes leaves a pending entry that the rerun closes.
         req, store = call.request, self.store
-        store.write_json(
-            store.run_path(req.asset_dir, call.run_id, "request.json"),
-            {
-                "run_id": call.run_id,
-                "kind": "image",
-                "candidate": call.candidate,
-                "provider": self.provider_name,
-                "request": req.record(),
-                "provider_body": provider.request_body(call),
-                "submitted": utc_now(),
-            },
-        )
         record.update(
             request_hash=req.request_hash,
             prompt_hash=req.prompt_hash,
@@ -171,6 +161,18 @@ class Generator:
             {"event": "submitted", "kind": "image", "run": call.run_id, "candidate": call.candidate,
              "request_hash": req.request_hash, "provider": self.provider_name},
         )
+        store.write_json(
+            store.run_path(req.asset_dir, call.run_id, "request.json"),
+            {
+                "run_id": call.run_id,
+                "kind": "image",
+                "candidate": call.candidate,
+                "provider": self.provider_name,
+                "request": req.record(),
+                "provider_body": provider.request_body(call),
+                "submitted": utc_now(),
+            },
+        )
 
     def _record_job(self, call: Call, job: Job) -> None:
         req, store = call.request, self.store
@@ -194,14 +196,17 @@ class Generator:
             response = provider.resume(call, Job(job["provider"], job["id"], dict(job.get("urls", {}))))
             store.write_json(store.run_path(asset_dir, call.run_id, "response.json"), response.raw)
             return response
-        # A synchronous call that died in flight left nothing to resume; it may have been billed.
+        # A synchronous call that died in flight left nothing to resume.
+        sent = store.exists(store.run_path(asset_dir, call.run_id, "request.json"))
         record["pending"] = [p for p in record["pending"] if p["run"] != call.run_id]
         store.write_asset(asset_dir, record)
         store.append_history(
             asset_dir,
             call.request.asset_id,
             {"event": "interrupted", "kind": "image", "run": call.run_id, "candidate": call.candidate,
-             "note": "the build stopped during this call; no answer was saved (possibly billed)"},
+             "possibly_billed": sent,
+             "note": "the build stopped during this call and no answer was saved"
+             if sent else "the build stopped before this call was made"},
         )
         return None
 
@@ -234,17 +239,29 @@ class Generator:
                     "remote_url": output.url if output.url and not output.url.startswith("preview:") else None,
                 }
             )
-        manifest = {
-            "run_id": call.run_id,
-            "files": files,
-            "errors": errors,
-            "usage": response.usage,
-            "timings": {"seconds": round(time.monotonic() - started, 3)},
-            "completed": utc_now(),
-        }
-        store.write_json(store.run_path(req.asset_dir, call.run_id, "manifest.json"), manifest)
+        manifest_path = store.run_path(req.asset_dir, call.run_id, "manifest.json")
+        manifest = store.read_json(manifest_path)  # present when replaying after a crash
+        if not isinstance(manifest, dict):
+            manifest = {
+                "run_id": call.run_id,
+                "files": files,
+                "errors": errors,
+                "usage": response.usage,
+                "timings": {"seconds": round(time.monotonic() - started, 3)},
+                "completed": utc_now(),
+            }
+            store.write_json(manifest_path, manifest)
         with store.locked(req.asset_dir):
             record = store.read_asset(req.asset_dir) or new_asset_record(req)
+            # History first: replaying this step after a crash does not repeat the event, while
+            # asset.json, written last, is what marks the candidate as made.
+            store.append_history(
+                req.asset_dir,
+                req.asset_id,
+                {"event": "completed" if not errors else "partial", "kind": "image", "run": call.run_id,
+                 "candidate": call.candidate, "request_hash": req.request_hash,
+                 "files": [f["file"] for f in files], "errors": errors},
+            )
             record["pending"] = [p for p in record["pending"] if p["run"] != call.run_id]
             created = manifest["completed"]
             for f in files:
@@ -264,13 +281,6 @@ class Generator:
                     }
                 )
             store.write_asset(req.asset_dir, record)
-            store.append_history(
-                req.asset_dir,
-                req.asset_id,
-                {"event": "completed" if not errors else "partial", "kind": "image", "run": call.run_id,
-                 "candidate": call.candidate, "request_hash": req.request_hash,
-                 "files": [f["file"] for f in files], "errors": errors},
-            )
         if not files:
             raise BuildFailed(f"{req.asset_id} candidate {call.candidate}: no image in the answer ({errors})")
 

@@ -82,8 +82,12 @@ class AssetStore:
         self.write_json(f"{asset_dir}/asset.json", record)
 
     def append_history(self, asset_dir: str, asset_id: str, event: dict[str, Any]) -> None:
-        """Add an event to index.json (newest last)."""
+        """Add an event to index.json (newest last). An event already recorded for the same run
+        is not added again, so a step replayed after a crash leaves one entry."""
         index = self.read_json(f"{asset_dir}/index.json") or {"asset_id": asset_id, "history": []}
+        key = (event.get("event"), event.get("run"))
+        if any((old.get("event"), old.get("run")) == key for old in index["history"]):
+            return
         index["history"].append({"time": utc_now(), **event})
         self.write_json(f"{asset_dir}/index.json", index)
 
