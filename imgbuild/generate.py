@@ -28,7 +28,7 @@ from typing import IO, Any
 from PIL import Image, UnidentifiedImageError
 
 from imgbuild.errors import FatalError
-from imgbuild.providers import Call, Job, Output, Provider, ProviderError, Response, create_provider
+from imgbuild.providers import Call, Job, Provider, ProviderError, Response, create_provider
 from imgbuild.records.atomic import remove_stale_temp_files
 from imgbuild.records.store import ASSET_SCHEMA, AssetStore, new_run_id, utc_now
 from imgbuild.requests import ImageRequest
@@ -68,7 +68,9 @@ def new_asset_record(req: ImageRequest) -> dict[str, Any]:
     }
 
 
-def current_candidates(record: dict[str, Any], request_hash: str, root: Path, asset_dir: str) -> dict[int, dict[str, Any]]:
+def current_candidates(
+    record: dict[str, Any], request_hash: str, root: Path, asset_dir: str
+) -> dict[int, dict[str, Any]]:
     """Candidate index → newest candidate made for `request_hash` whose file still exists."""
     found: dict[int, dict[str, Any]] = {}
     for cand in record.get("candidates", []):
@@ -158,8 +160,14 @@ class Generator:
         store.append_history(
             req.asset_dir,
             req.asset_id,
-            {"event": "submitted", "kind": "image", "run": call.run_id, "candidate": call.candidate,
-             "request_hash": req.request_hash, "provider": self.provider_name},
+            {
+                "event": "submitted",
+                "kind": "image",
+                "run": call.run_id,
+                "candidate": call.candidate,
+                "request_hash": req.request_hash,
+                "provider": self.provider_name,
+            },
         )
         store.write_json(
             store.run_path(req.asset_dir, call.run_id, "request.json"),
@@ -203,10 +211,16 @@ class Generator:
         store.append_history(
             asset_dir,
             call.request.asset_id,
-            {"event": "interrupted", "kind": "image", "run": call.run_id, "candidate": call.candidate,
-             "possibly_billed": sent,
-             "note": "the build stopped during this call and no answer was saved"
-             if sent else "the build stopped before this call was made"},
+            {
+                "event": "interrupted",
+                "kind": "image",
+                "run": call.run_id,
+                "candidate": call.candidate,
+                "possibly_billed": sent,
+                "note": "the build stopped during this call and no answer was saved"
+                if sent
+                else "the build stopped before this call was made",
+            },
         )
         return None
 
@@ -258,9 +272,15 @@ class Generator:
             store.append_history(
                 req.asset_dir,
                 req.asset_id,
-                {"event": "completed" if not errors else "partial", "kind": "image", "run": call.run_id,
-                 "candidate": call.candidate, "request_hash": req.request_hash,
-                 "files": [f["file"] for f in files], "errors": errors},
+                {
+                    "event": "completed" if not errors else "partial",
+                    "kind": "image",
+                    "run": call.run_id,
+                    "candidate": call.candidate,
+                    "request_hash": req.request_hash,
+                    "files": [f["file"] for f in files],
+                    "errors": errors,
+                },
             )
             record["pending"] = [p for p in record["pending"] if p["run"] != call.run_id]
             created = manifest["completed"]
@@ -293,8 +313,14 @@ class Generator:
             store.append_history(
                 req.asset_dir,
                 req.asset_id,
-                {"event": "failed", "kind": "image", "run": call.run_id, "candidate": call.candidate,
-                 "request_hash": req.request_hash, "reason": reason},
+                {
+                    "event": "failed",
+                    "kind": "image",
+                    "run": call.run_id,
+                    "candidate": call.candidate,
+                    "request_hash": req.request_hash,
+                    "reason": reason,
+                },
             )
 
 

@@ -32,10 +32,14 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="generate every stale image (the same as running doit)")
     p.add_argument("selection", nargs="*", help="batch ids or task globs (e.g. covers 'covers:*hook*'); default: all")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="images generated at once (default: concurrency in imgbuild.yaml)")
+    p.add_argument(
+        "-j", "--jobs", type=int, default=None, help="images generated at once (default: concurrency in imgbuild.yaml)"
+    )
     p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
 
-    p = sub.add_parser("check", help="CI: exit 1 if any asset is stale, missing or orphaned (no network, no local database)")
+    p = sub.add_parser(
+        "check", help="CI: exit 1 if any asset is stale, missing or orphaned (no network, no local database)"
+    )
 
     p = sub.add_parser("status", help="per-batch summary of what is built")
     return parser

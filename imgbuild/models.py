@@ -85,10 +85,7 @@ def _models() -> dict[str, ModelSpec]:
             mode=entry["mode"],
             provider_models=MappingProxyType(dict(fam["provider_models"])),
             tiers=MappingProxyType(
-                {
-                    name: Tier(name, t["size"], MappingProxyType(dict(t["settings"])))
-                    for name, t in fam["tiers"].items()
-                }
+                {name: Tier(name, t["size"], MappingProxyType(dict(t["settings"]))) for name, t in fam["tiers"].items()}
             ),
             output_formats=tuple(fam["output_formats"]),
             max_references=fam["max_references"],

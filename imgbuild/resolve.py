@@ -102,6 +102,8 @@ def _check_models(provider: str, project: Project, problems: list[Problem]) -> s
             served.add(batch.id)
         else:
             problems.append(
-                Problem(batch.file, batch.line("model"), "model", f"{batch.model!r} is not served by provider {provider!r}")
+                Problem(
+                    batch.file, batch.line("model"), "model", f"{batch.model!r} is not served by provider {provider!r}"
+                )
             )
     return served

@@ -122,7 +122,7 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     return doit_config(root), task_imgbuild
 
 
-class ProjectLoader(TaskLoader2):  # type: ignore[misc]
+class ProjectLoader(TaskLoader2):
     """doit task loader for ``imgbuild build``: tasks from an already resolved project."""
 
     def __init__(self, resolution: Resolution, generator: Generator, config: dict[str, Any]) -> None:

@@ -77,7 +77,9 @@ def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem], 
             key = ctor.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 problems.append(
-                    Problem(doc.file, key_node.start_mark.line + 1, format_path(path), "a mapping key must be a plain value")
+                    Problem(
+                        doc.file, key_node.start_mark.line + 1, format_path(path), "a mapping key must be a plain value"
+                    )
                 )
                 continue
             key = str(key) if not isinstance(key, str) else key
@@ -87,7 +89,7 @@ def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem], 
                         doc.file,
                         key_node.start_mark.line + 1,
                         format_path((*path, key)),
-                        f"duplicate key {key!r} (the first one, line {doc.lines[(*path, key)]}, would be silently lost)",
+                        f"duplicate key {key!r} (the one on line {doc.lines[(*path, key)]} would be silently lost)",
                     )
                 )
                 continue

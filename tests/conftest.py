@@ -17,12 +17,11 @@ class NetworkAccessForbidden(AssertionError):
 
 
 def _is_loopback(address: Any) -> bool:
-    if isinstance(address, tuple):
-        host = address[0]
-    elif isinstance(address, str | bytes):
+    if isinstance(address, str | bytes):
         return True  # AF_UNIX socket path
-    else:
+    if not isinstance(address, tuple):
         return False
+    host = address[0]
     if host in ("localhost", ""):
         return True
     try:

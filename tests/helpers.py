@@ -69,12 +69,17 @@ def write_project(
         **{f"batches/{k}.yaml": v for k, v in (batches if batches is not None else {"covers": BATCH}).items()},
         **{f"personas/{k}.yaml": v for k, v in (personas if personas is not None else {"mia": PERSONA}).items()},
         **{f"templates/{k}": v for k, v in (templates if templates is not None else {"cover.j2": TEMPLATE}).items()},
-        **{f"evidence/{k}": v for k, v in (evidence if evidence is not None else {"mia.md": "# Mia benchmark\n"}).items()},
+        **{
+            f"evidence/{k}": v
+            for k, v in (evidence if evidence is not None else {"mia.md": "# Mia benchmark\n"}).items()
+        },
     }
     if config is not None:
         files["imgbuild.yaml"] = config
     if dodo:
-        files["dodo.py"] = 'from imgbuild.tasks import project_tasks\n\nDOIT_CONFIG, task_imgbuild = project_tasks(".")\n'
+        files["dodo.py"] = (
+            'from imgbuild.tasks import project_tasks\n\nDOIT_CONFIG, task_imgbuild = project_tasks(".")\n'
+        )
     for relative, text in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)

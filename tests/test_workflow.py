@@ -49,9 +49,15 @@ def test_adding_a_vary_value_builds_only_new_assets(tmp_path: Path) -> None:
     ids_before = asset_dirs(tmp_path)
     assert len(ids_before) == 4
 
-    write_project(tmp_path, personas={"mia": _persona_with_lighting("noon light")}, batches={
-        "covers": BATCH.replace("lighting: [morning light, lamp light]", "lighting: [morning light, lamp light, noon light]")
-    })
+    write_project(
+        tmp_path,
+        personas={"mia": _persona_with_lighting("noon light")},
+        batches={
+            "covers": BATCH.replace(
+                "lighting: [morning light, lamp light]", "lighting: [morning light, lamp light, noon light]"
+            )
+        },
+    )
     assert run_cli(tmp_path, "build") == 0
     after = snapshot(tmp_path / "assets")
     ids_after = asset_dirs(tmp_path)
@@ -71,9 +77,7 @@ def _persona_with_lighting(extra: str) -> str:
 
 
 def test_template_change_regenerates_exactly_its_assets(tmp_path: Path) -> None:
-    two_shots = BATCH + (
-        "  - id: desk\n    need: a desk shot\n    template: desk.j2\n    candidates: 1\n"
-    )
+    two_shots = BATCH + ("  - id: desk\n    need: a desk shot\n    template: desk.j2\n    candidates: 1\n")
     desk = "Desk shot of {{ persona.name }} in a {{ attrs.environment }}, {{ attrs.lighting }}.\n"
     write_project(tmp_path, batches={"covers": two_shots}, templates={"cover.j2": TEMPLATE, "desk.j2": desk})
     assert run_cli(tmp_path, "build") == 0
@@ -138,7 +142,14 @@ def test_template_rewrap_rebuilds_nothing(tmp_path: Path) -> None:
     write_project(tmp_path)
     assert run_cli(tmp_path, "build") == 0
     before = snapshot(tmp_path / "assets")
-    write_project(tmp_path, templates={"cover.j2": TEMPLATE.replace(",\nin a", ", in a").replace(" {{ attrs.lighting }}", "\n   {{ attrs.lighting }}")})
+    write_project(
+        tmp_path,
+        templates={
+            "cover.j2": TEMPLATE.replace(",\nin a", ", in a").replace(
+                " {{ attrs.lighting }}", "\n   {{ attrs.lighting }}"
+            )
+        },
+    )
     assert run_cli(tmp_path, "build") == 0
     assert snapshot(tmp_path / "assets") == before
 
@@ -186,20 +197,25 @@ def test_check_names_changed_setting_and_deleted_image(tmp_path: Path, capsys: p
 
     assert run_cli(clone, "check") == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"missing-image: assets/covers.hook.cafe.lamp-light: image missing: assets/covers.hook.cafe.lamp-light/{image} (candidate 2)",
+        f"missing-image: assets/covers.hook.cafe.lamp-light: image missing: {image} (candidate 2)",
         "imgbuild check: 1 of 4 assets need attention (run `imgbuild plan`, then `doit`)",
     ]
 
     write_project(clone, batches={"covers": BATCH.replace('aspect_ratio: "1:1"', 'aspect_ratio: "16:9"')})
     assert run_cli(clone, "check") == 1
     out = capsys.readouterr().out
-    assert "changed: assets/covers.hook.home-office.morning-light: aspect_ratio: '1:1' → '16:9'; size: '2048x2048' → '2848x1600'" in out
+    assert (
+        "changed: assets/covers.hook.home-office.morning-light:"
+        " aspect_ratio: '1:1' → '16:9'; size: '2048x2048' → '2848x1600'"
+    ) in out
 
 
 def test_check_reports_orphans_and_rebuild_fixes_stale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_project(tmp_path)
     assert run_cli(tmp_path, "build") == 0
-    write_project(tmp_path, batches={"covers": BATCH.replace("environment: [home office, cafe]", "environment: [cafe]")})
+    write_project(
+        tmp_path, batches={"covers": BATCH.replace("environment: [home office, cafe]", "environment: [cafe]")}
+    )
     capsys.readouterr()
     assert run_cli(tmp_path, "check") == 1
     out = capsys.readouterr().out.splitlines()

@@ -15,7 +15,7 @@ from imgbuild.tasks import ProjectLoader, doit_config
 __all__ = ["build"]
 
 
-class _Main(DoitMain):  # type: ignore[misc]
+class _Main(DoitMain):
     BIN_NAME = "imgbuild build"
 
 

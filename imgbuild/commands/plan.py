@@ -34,7 +34,9 @@ def plan(root: Path, *, verbose: bool = False) -> int:
         variants = sum(1 for s in batch_states if s.request.variant_test)
         print(
             f"{batch.id}: {len(batch_states)} assets ({variants} variant tests), {candidates} candidates;"
-            f" {calls} to generate" + (f" ({why})" if why else "") + f"; {model.key} at {batch.quality}"
+            f" {calls} to generate"
+            + (f" ({why})" if why else "")
+            + f"; {model.key} at {batch.quality}"
             + (f" ~${cost:.2f}" if paid else "")
         )
         if verbose:

@@ -103,7 +103,7 @@ def render_placeholder(*, width: int, height: int, fmt: str, seed: str, lines: l
         font = title if i == 0 else body
         left, top, right, bottom = draw.textbbox((0, 0), line, font=font)
         draw.text(((width - (right - left)) // 2, y), line, fill=(245, 245, 240), font=font)
-        y += (bottom - top) + size // 2 + (size if i == 0 else 0)
+        y += int(bottom - top) + size // 2 + (size if i == 0 else 0)
     draw.rectangle((0, 0, width - 1, height - 1), outline=(245, 245, 240), width=max(2, width // 300))
     buffer = io.BytesIO()
     if fmt == "png":

@@ -52,7 +52,9 @@ class StateIndex:
                 if image["candidate"] == candidate:
                     return os.path.exists(self.root / image["file"])
         record = self.store.read_asset(req.asset_dir)
-        return record is not None and candidate in current_candidates(record, req.request_hash, self.root, req.asset_dir)
+        return record is not None and candidate in current_candidates(
+            record, req.request_hash, self.root, req.asset_dir
+        )
 
 
 def lock_entry_current(entry: dict[str, Any], req: ImageRequest) -> bool:
@@ -115,13 +117,15 @@ def _assess_one(index: StateIndex, req: ImageRequest) -> AssetState:
     todo = tuple(k for k in wanted if k not in done)
     if not todo:
         return AssetState(req, "current", (), ())
-    made_for_hash = {c["candidate"]: c for c in record.get("candidates", []) if c.get("request_hash") == req.request_hash}
+    made_for_hash = {
+        c["candidate"]: c for c in record.get("candidates", []) if c.get("request_hash") == req.request_hash
+    }
     if not made_for_hash:
         return AssetState(req, "changed", todo, tuple(describe_changes(record.get("request") or {}, req.record())))
     reasons = []
     for k in todo:
         if k in made_for_hash:
-            reasons.append(f"image missing: {req.asset_dir}/{made_for_hash[k]['file']} (candidate {k})")
+            reasons.append(f"image missing: {made_for_hash[k]['file']} (candidate {k})")
         else:
             reasons.append(f"candidate {k} of {req.candidates} not generated yet")
     status = "missing-image" if any(k in made_for_hash for k in todo) else "incomplete"
@@ -221,12 +225,13 @@ def write_lock(index: StateIndex, resolution: Resolution, batch_id: str) -> bool
     entries = lock_entries(index, resolution.requests[batch_id])
     if entries == lock_file.assets and lock_file.path.exists():
         return False
+    assets = dict(sorted(entries.items()))
     data = {
         "schema": LOCK_SCHEMA,
         "batch": batch_id,
         "manifest": batch.path.relative_to(resolution.root).as_posix(),
-        "assets": dict(sorted(entries.items())),
+        "assets": assets,
     }
     atomic_write_json(lock_file.path, data, temp_dir=resolution.root / ".imgbuild" / "tmp")
-    lock_file.assets = data["assets"]
+    lock_file.assets = assets
     return True

@@ -53,7 +53,9 @@ def asset_id(batch: str, shot: str, variant: str | None, vary: Mapping[str, str]
     full = ".".join(parts)
     if len(full) <= MAX_ID_LENGTH:
         return full
-    digest = hashlib.sha256("\x1f".join([*parts[:2], variant or "", *(f"{k}={vary[k]}" for k in sorted(vary))]).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(
+        "\x1f".join([*parts[:2], variant or "", *(f"{k}={vary[k]}" for k in sorted(vary))]).encode()
+    ).hexdigest()[:10]
     return f"{full[: MAX_ID_LENGTH - 11].rstrip('.-_')}-{digest}"
 
 

@@ -25,7 +25,8 @@ from imgbuild.spec.model import (
     VariantTest,
 )
 from imgbuild.spec.schema import validate
-from imgbuild.yamlio import Document, Path as DocPath, load_yaml
+from imgbuild.yamlio import Document, load_yaml
+from imgbuild.yamlio import Path as DocPath
 
 __all__ = [
     "CONFIG_FILE",
@@ -38,7 +39,7 @@ __all__ = [
 CONFIG_FILE = "imgbuild.yaml"
 # doit's own commands: a batch with one of these names could not be selected with `doit <batch>`.
 RESERVED_BATCH_IDS = frozenset(
-    "auto clean completion dumpdb forget help ignore info list reset-dep resetdep run strace tabcompletion".split()
+    ["auto", "clean", "completion", "dumpdb", "forget", "help", "ignore", "info", "list", "reset-dep", "resetdep", "run", "strace", "tabcompletion"]
 )
 
 _DEFAULTS: dict[str, Any] = {
@@ -172,9 +173,7 @@ class _Loader:
             return None
         data = doc.data
         if data["id"] != path.stem:
-            self.problems.append(
-                doc.problem(("id",), f"{data['id']!r} must equal the file name {path.stem!r}")
-            )
+            self.problems.append(doc.problem(("id",), f"{data['id']!r} must equal the file name {path.stem!r}"))
             return None
         evidence = self._sources(doc, ("evidence",), data["evidence"])
         if evidence is None:
@@ -310,9 +309,7 @@ class _Loader:
             if target is None:
                 self.problems.append(doc.problem((*at, "template"), _escape_message(template)))
             elif not target.is_file():
-                self.problems.append(
-                    doc.problem((*at, "template"), f"template {template!r} not found in {folder}/")
-                )
+                self.problems.append(doc.problem((*at, "template"), f"template {template!r} not found in {folder}/"))
         return Shot(
             id=raw["id"],
             index=index,
@@ -356,9 +353,7 @@ class _Loader:
 
     def _check_attributes(self, doc: Document, batch: Batch, persona: Persona | None) -> None:
         """The fact rule: outside variant_tests, every attribute value must be evidence-backed."""
-        places: list[tuple[DocPath, Mapping[str, str], Mapping[str, tuple[str, ...]]]] = [
-            ((), batch.fixed, batch.vary)
-        ]
+        places: list[tuple[DocPath, Mapping[str, str], Mapping[str, tuple[str, ...]]]] = [((), batch.fixed, batch.vary)]
         places += [(("shots", s.index), s.fixed, s.vary) for s in batch.shots]
         for at, fixed, vary in places:
             for key in sorted(set(fixed) & set(vary)):
@@ -375,7 +370,9 @@ class _Loader:
         for vt in batch.variant_tests:
             for key in sorted(set(vt.fixed) & set(vt.vary)):
                 self.problems.append(
-                    doc.problem(("variant_tests", vt.index, "vary", key), f"attribute {key!r} is both fixed and varying")
+                    doc.problem(
+                        ("variant_tests", vt.index, "vary", key), f"attribute {key!r} is both fixed and varying"
+                    )
                 )
 
     def _backed(self, doc: Document, at: DocPath, persona: Persona, key: str, value: str) -> None:
@@ -403,6 +400,10 @@ def _vary(raw: Mapping[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
 
 
 def _is_id(text: str) -> bool:
-    return bool(text) and text[0].isascii() and text[0].isalnum() and text == text.lower() and all(
-        c.isascii() and (c.isalnum() or c in "-_") for c in text
+    return (
+        bool(text)
+        and text[0].isascii()
+        and text[0].isalnum()
+        and text == text.lower()
+        and all(c.isascii() and (c.isalnum() or c in "-_") for c in text)
     )
