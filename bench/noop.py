@@ -180,9 +180,7 @@ def write_project(root: Path, n: int) -> None:
 def write_bare(root: Path, n: int) -> None:
     """The bare doit project: `n` trivial always-up-to-date subtasks."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "dodo.py").write_text(
-        BARE_DODO.format(n=n, dep_file=str(root / ".doit.db")), encoding="utf-8"
-    )
+    (root / "dodo.py").write_text(BARE_DODO.format(n=n, dep_file=str(root / ".doit.db")), encoding="utf-8")
 
 
 # -- running doit ------------------------------------------------------------------------------
@@ -325,9 +323,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keep the projects in this folder and reuse them (default: a temporary folder)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="doit -n for the set-up build")
-    parser.add_argument(
-        "--profile", type=Path, help="also cProfile one imgbuild no-op into this file"
-    )
+    parser.add_argument("--profile", type=Path, help="also cProfile one imgbuild no-op into this file")
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeat < 1 or args.jobs < 1:
         parser.error("--n, --repeat and --jobs must be at least 1")

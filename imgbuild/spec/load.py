@@ -39,7 +39,22 @@ __all__ = [
 CONFIG_FILE = "imgbuild.yaml"
 # doit's own commands: a batch with one of these names could not be selected with `doit <batch>`.
 RESERVED_BATCH_IDS = frozenset(
-    ["auto", "clean", "completion", "dumpdb", "forget", "help", "ignore", "info", "list", "reset-dep", "resetdep", "run", "strace", "tabcompletion"]
+    [
+        "auto",
+        "clean",
+        "completion",
+        "dumpdb",
+        "forget",
+        "help",
+        "ignore",
+        "info",
+        "list",
+        "reset-dep",
+        "resetdep",
+        "run",
+        "strace",
+        "tabcompletion",
+    ]
 )
 
 _DEFAULTS: dict[str, Any] = {
