@@ -57,9 +57,10 @@ def _no_network_beyond_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    home = tmp_path / "_home"
-    home.mkdir()
+def _isolated_folders(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     for name in ("IMGBUILD_PROVIDER", "ARK_API_KEY", "REPLICATE_API_TOKEN", "FAL_KEY"):
         monkeypatch.delenv(name, raising=False)

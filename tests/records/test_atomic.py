@@ -1,0 +1,30 @@
+"""Atomic writes: old or new content, never a mix; leftovers of dead writers are removed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temp_files
+
+
+def test_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b.json"
+    temp = tmp_path / "tmp"
+    atomic_write_json(target, {"b": 1, "a": 2}, temp_dir=temp)
+    assert target.read_text() == '{\n  "a": 2,\n  "b": 1\n}\n'
+    atomic_write_bytes(target, b"new", temp_dir=temp)
+    assert target.read_bytes() == b"new"
+    assert list(temp.iterdir()) == []
+
+
+def test_stale_temp_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    (tmp_path / f".{dead_pid}-0.asset.json.tmp").write_text("half")
+    mine = tmp_path / f".{os.getpid()}-0.asset.json.tmp"
+    mine.write_text("in progress")
+    assert remove_stale_temp_files(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [mine.name]
