@@ -134,6 +134,31 @@ class Generator:
         store.write_json(store.run_path(asset_dir, call.run_id, "response.json"), response.raw)
         self._finish(provider, call, response, started=started)
 
+    def _finish(self, provider: Provider, call: Call, response: Response, *, started: float) -> None:
+        """Keep the images of a saved answer. If that fails (a download cut short, a broken
+        image), the call stays pending: the next build retries from response.json, not from a
+        new paid call."""
+        try:
+            kept = self._keep(provider, call, response, started=started)
+        except (BuildFailed, ProviderError, OSError) as exc:
+            req = call.request
+            self.store.append_history(
+                req.asset_dir,
+                req.asset_id,
+                {
+                    "event": "keep-failed",
+                    "kind": "image",
+                    "run": call.run_id,
+                    "candidate": call.candidate,
+                    "reason": str(exc),
+                    "note": "the answer is saved; the next build retries from it",
+                },
+            )
+            raise BuildFailed(f"{req.asset_id} candidate {call.candidate}: {exc}") from exc
+        if not kept:
+            errors = "; ".join(str(o.error) for o in response.outputs if o.error)
+            raise BuildFailed(f"{call.request.asset_id} candidate {call.candidate}: no image in the answer ({errors})")
+
     def _submit(self, provider: Provider, call: Call, record: dict[str, Any]) -> None:
         # The pending entry goes first: every run folder on disk is then known to asset.json,
         # and a kill between the two writes leaves a pending entry that the rerun closes.
@@ -224,7 +249,8 @@ class Generator:
         )
         return None
 
-    def _finish(self, provider: Provider, call: Call, response: Response, *, started: float) -> None:
+    def _keep(self, provider: Provider, call: Call, response: Response, *, started: float) -> int:
+        """Verify and store the images of `response`, then record them. Returns how many."""
         req, store = call.request, self.store
         files: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
@@ -301,8 +327,7 @@ class Generator:
                     }
                 )
             store.write_asset(req.asset_dir, record)
-        if not files:
-            raise BuildFailed(f"{req.asset_id} candidate {call.candidate}: no image in the answer ({errors})")
+        return len(files)
 
     def _fail(self, call: Call, reason: str) -> None:
         req, store = call.request, self.store

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from doit.cmd_base import TaskLoader2
+from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
 from imgbuild.errors import FatalError, InvalidInput
 from imgbuild.generate import Generator
 from imgbuild.records.state import StateIndex, write_lock
+from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.spec.load import find_project_root, read_config
 from imgbuild.spec.schema import install_editor_schemas
@@ -60,6 +62,8 @@ def doit_config(root: Path) -> dict[str, Any]:
         "num_process": config.concurrency,
         "reporter": ProgressReporter,
         "verbosity": 2,
+        # One failed asset must not stop an overnight batch: the others go on (doit --continue).
+        "continue": True,
     }
 
 
@@ -67,6 +71,8 @@ def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[st
     """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them)."""
     index = StateIndex(resolution)
     for batch_id, requests in resolution.requests.items():
+        images = sum(r.candidates for r in requests)
+        yield {"basename": batch_id, "name": None, "doc": f"{resolution.batch(batch_id).purpose} ({images} images)"}
         names = []
         for req in requests:
             for k in range(1, req.candidates + 1):
@@ -76,7 +82,7 @@ def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[st
                     "basename": batch_id,
                     "name": name,
                     "doc": f"{req.asset_id} candidate {k}/{req.candidates} ({req.model}, {req.size})",
-                    "actions": [(generator.make_candidate, [req, k])],
+                    "actions": [(_image_action, [generator, req, k])],
                     "uptodate": [(index.candidate_done, [req, k])],
                     "io": {"capture": False},
                     "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k},
@@ -91,6 +97,15 @@ def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[st
             "io": {"capture": False},
             "meta": {"imgbuild": "lock"},
         }
+
+
+def _image_action(generator: Generator, req: ImageRequest, candidate: int) -> TaskFailed | None:
+    """Make one candidate; an expected failure becomes a clean doit failure, not a traceback."""
+    try:
+        generator.make_candidate(req, candidate)
+    except FatalError as exc:
+        return TaskFailed(str(exc))
+    return None
 
 
 def _write_lock_action(index: StateIndex, resolution: Resolution, batch_id: str) -> None:
@@ -162,6 +177,7 @@ class ProgressReporter:
         self.built = 0
         self.up_to_date = 0
         self.failures: list[str] = []
+        self.notes: list[str] = []
         self.started = time.monotonic()
 
     @property
@@ -200,7 +216,11 @@ class ProgressReporter:
         with self.lock:
             if self._is_image(task):
                 self.done += 1
-            self.failures.append(f"{task.name}: {_failure_text(fail)}")
+                self.failures.append(f"{task.name}: {_failure_text(fail)}")
+            elif task.meta and task.meta.get("imgbuild") == "lock":
+                self.notes.append(f"{task.name} not run: the lock file keeps its old entries until every image is made")
+            elif not isinstance(fail, UnmetDependency):  # a group task whose images failed says nothing new
+                self.failures.append(f"{task.name}: {_failure_text(fail)}")
 
     def skip_uptodate(self, task: Any) -> None:
         if self._is_image(task):
@@ -224,6 +244,8 @@ class ProgressReporter:
         seconds = time.monotonic() - self.started
         for failure in self.failures:
             self.out.write(f"FAILED {failure}\n")
+        for note in self.notes:
+            self.out.write(f"{note}\n")
         if self.built == 0 and not self.failures:
             self.out.write(f"imgbuild: all {self.up_to_date} images up to date, nothing to generate\n")
         else:
@@ -235,8 +257,6 @@ class ProgressReporter:
 
 
 def _failure_text(fail: Any) -> str:
-    exc = getattr(fail, "exception", None)
-    if isinstance(exc, FatalError):
-        return str(exc)
-    message: str = fail.get_msg() if hasattr(fail, "get_msg") else str(fail)
-    return message.strip().splitlines()[-1] if message.strip() else repr(fail)
+    if isinstance(fail, TaskFailed):  # an expected failure, already phrased for people
+        return str(fail.message)
+    return str(fail.get_msg()).strip()  # a bug: keep the whole traceback
