@@ -7,7 +7,7 @@ from pathlib import Path
 
 from doit.doit_cmd import DoitMain
 
-from imgbuild.errors import EXIT_FAILED, EXIT_OK
+from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from imgbuild.generate import Generator
 from imgbuild.resolve import resolve
 from imgbuild.tasks import ProjectLoader, doit_config
@@ -30,4 +30,5 @@ def build(root: Path, *, selection: Sequence[str] = (), jobs: int | None = None,
         result = _Main(ProjectLoader(resolution, generator, config), config_filenames=()).run(["run", *selection])
     finally:
         generator.close()
-    return EXIT_OK if result == 0 else EXIT_FAILED
+    # doit: 0 ok, 1 a task failed, 2 a task raised (a bug), 3 bad command line (e.g. an unknown task)
+    return {0: EXIT_OK, 3: EXIT_INVALID}.get(result, EXIT_FAILED)
