@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from imgbuild import __version__
 from imgbuild.error_handler import error_handler
+from imgbuild.log import setup_logging
 from imgbuild.spec.load import find_project_root
 
 __all__ = ["main"]
@@ -48,8 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script. Returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    setup_logging()
     start = Path(args.directory)
     root = find_project_root(start) if args.command != "init" else start.resolve()
     with error_handler(root / ".imgbuild" / "logs") as code:

@@ -26,6 +26,7 @@ from doit.loader import generate_tasks
 
 from imgbuild.errors import FatalError, InvalidInput
 from imgbuild.generate import Generator
+from imgbuild.log import setup_logging
 from imgbuild.records.state import StateIndex, write_lock
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
@@ -121,6 +122,7 @@ def _lock_current(index: StateIndex, resolution: Resolution, batch_id: str) -> b
 
 def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[], Iterator[dict[str, Any]]]]:
     """``DOIT_CONFIG, task_imgbuild = project_tasks()`` — what a project's dodo.py says."""
+    setup_logging()
     root = find_project_root(Path(folder))
     generator = Generator(root, "preview")
 

@@ -28,6 +28,7 @@ class Document:
     file: str
     data: Any
     lines: dict[Path, int] = field(default_factory=dict)
+    raw_scalars: dict[Path, str] = field(default_factory=dict)  # what was typed, where YAML read a bool
 
     def line(self, path: Path) -> int | None:
         """The line of the value at `path`, or of its nearest located parent."""
@@ -48,10 +49,7 @@ def load_yaml(text: str, file: str) -> tuple[Document | None, list[Problem]]:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        return None, [Problem(file, line, "", f"not valid YAML: {what}")]
+        return None, [Problem(file, *_describe_yaml_error(exc, text))]
     except yaml.YAMLError as exc:
         return None, [Problem(file, None, "", f"not valid YAML: {exc}")]
     finally:
@@ -62,6 +60,26 @@ def load_yaml(text: str, file: str) -> tuple[Document | None, list[Problem]]:
     problems: list[Problem] = []
     doc.data = _build(node, (), doc, problems, _Constructor())
     return doc, problems
+
+
+def _describe_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str, str]:
+    """(line, path, message) for a parser error, in words a person can act on."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    problem = str(exc.problem or "")
+    if mark is not None and "cannot start any token" in problem:
+        source_lines = text.splitlines()
+        culprit = source_lines[mark.line][mark.column : mark.column + 1] if mark.line < len(source_lines) else ""
+        if culprit == "\t":
+            return line, "", "not valid YAML: a tab character — YAML indents with spaces only"
+    message = f"not valid YAML: {problem}"
+    context = exc.context_mark
+    if exc.context and context is not None and context.line + 1 != line:
+        # e.g. "while parsing a flow sequence": say where the unclosed thing was opened
+        message += f" ({exc.context.removeprefix('while parsing ')} opened on line {context.line + 1})"
+    elif exc.context:
+        message = f"not valid YAML: {exc.context} {problem}"
+    return line, "", message
 
 
 class _Constructor(yaml.constructor.SafeConstructor):
@@ -98,4 +116,7 @@ def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem], 
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), doc, problems, ctor) for i, item in enumerate(node.value)]
-    return ctor.construct_object(node, deep=True)
+    value = ctor.construct_object(node, deep=True)
+    if isinstance(value, bool):
+        doc.raw_scalars[path] = str(node.value)
+    return value

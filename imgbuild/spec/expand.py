@@ -112,6 +112,7 @@ def expand_project(project: Project, problems: list[Problem]) -> list[Asset]:
     """Every asset of every batch. Duplicate ids and batches over the asset cap are problems."""
     assets: list[Asset] = []
     seen: dict[str, Asset] = {}
+    reported: set[tuple[str, int]] = set()  # one problem per shot, not one per clashing asset
     for batch in project.batches:
         batch_assets = list(expand_batch(batch))
         cap = batch.max_assets or project.config.max_assets_per_batch
@@ -129,6 +130,9 @@ def expand_project(project: Project, problems: list[Problem]) -> list[Asset]:
         for asset in batch_assets:
             other = seen.get(asset.id)
             if other is not None:
+                if (batch.id, asset.shot.index) in reported:
+                    continue
+                reported.add((batch.id, asset.shot.index))
                 problems.append(
                     Problem(
                         batch.file,

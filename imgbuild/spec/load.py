@@ -7,6 +7,7 @@ project in one pass. Nothing here writes a file.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from imgbuild.errors import Problem
 from imgbuild.models import DEFAULT_MODEL, get_model
+from imgbuild.spec.expand import slug
 from imgbuild.spec.model import (
     Batch,
     Persona,
@@ -24,9 +26,11 @@ from imgbuild.spec.model import (
     SourceRef,
     VariantTest,
 )
-from imgbuild.spec.schema import validate
+from imgbuild.spec.schema import validate, validate_paths, warn_unknown, without_invalid
 from imgbuild.yamlio import Document, load_yaml
 from imgbuild.yamlio import Path as DocPath
+
+log = logging.getLogger("imgbuild")
 
 __all__ = [
     "CONFIG_FILE",
@@ -104,10 +108,10 @@ def read_config(root: Path, problems: list[Problem]) -> ProjectConfig:
             found = validate(doc, "project")
             problems.extend(found)
             if not found:
-                values.update(doc.data)
+                values.update({k: v for k, v in doc.data.items() if k in _DEFAULTS})
                 for key in ("assets_dir", "batches_dir", "personas_dir", "templates_dir"):
                     if _inside(root, values[key]) is None:
-                        problems.append(doc.problem((key,), _escape_message(values[key])))
+                        problems.append(doc.problem((key,), _escape_message(values[key], root, root)))
                         values[key] = _DEFAULTS[key]
     return ProjectConfig(root=root, file=file, **values)
 
@@ -127,7 +131,8 @@ def _parse(root: Path, path: Path, problems: list[Problem]) -> Document | None:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        problems.append(Problem(shown, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        line = exc.object[: exc.start].count(b"\n") + 1
+        problems.append(Problem(shown, line, "", f"not UTF-8 text ({exc.reason}) — save the file as UTF-8"))
         return None
     doc, found = load_yaml(text, shown)
     problems.extend(found)
@@ -145,12 +150,22 @@ def _inside(root: Path, relative: str) -> Path | None:
     return target if target.is_relative_to(root) else None
 
 
-def _escape_message(value: str) -> str:
-    return f"{value!r} is outside the project folder — use a path inside it"
+def _escape_message(value: str, base: Path | None = None, root: Path | None = None) -> str:
+    """Why `value` is refused: outside the project (or `base`), directly or through a link."""
+    where = "the project folder" if base is None or base == root else f"{base.name}/"
+    if base is not None and not os.path.isabs(value):
+        unresolved = Path(os.path.normpath(base / value))
+        if unresolved.is_relative_to(base) and unresolved != unresolved.resolve():
+            return f"{value!r} is a link to {unresolved.resolve()}, outside {where} — copy the file in instead"
+    return f"{value!r} is outside {where} — use a path inside it"
 
 
 def _yaml_files(folder: Path, *, skip: str | None = None) -> Iterator[Path]:
     if folder.is_dir():
+        for path in sorted(folder.glob("*.yml")):
+            log.warning(
+                "%s: ignored — imgbuild reads *.yaml files; rename it to %s", path, path.with_suffix(".yaml").name
+            )
         for path in sorted(folder.glob("*.yaml")):
             if path.name != skip and path.is_file():
                 yield path
@@ -163,6 +178,7 @@ class _Loader:
         self.config = config
         self.root = config.root
         self.problems = problems
+        self.invalid_personas: set[str] = set()  # persona files that exist but have problems
         self._hashes: dict[Path, str] = {}
 
     # -- personas -------------------------------------------------------------------------
@@ -173,6 +189,8 @@ class _Loader:
             persona = self._persona(path)
             if persona is not None:
                 out[persona.id] = persona
+            else:
+                self.invalid_personas.add(path.stem)
         return out
 
     def _persona(self, path: Path) -> Persona | None:
@@ -202,10 +220,13 @@ class _Loader:
             allowed=MappingProxyType({k: tuple(v) for k, v in data["allowed"].items()}),
         )
 
-    def _sources(self, doc: Document, at: DocPath, items: list[dict[str, str]]) -> tuple[SourceRef, ...] | None:
+    def _sources(self, doc: Document, at: DocPath, items: list[dict[str, str] | None]) -> tuple[SourceRef, ...] | None:
         refs = []
         ok = True
         for i, item in enumerate(items):
+            if item is None:  # invalid, already reported
+                ok = False
+                continue
             digest = self._file_hash(doc, (*at, i, "path"), item["path"])
             if digest is None:
                 ok = False
@@ -216,7 +237,7 @@ class _Loader:
     def _file_hash(self, doc: Document, at: DocPath, relative: str) -> str | None:
         target = _inside(self.root, relative)
         if target is None:
-            self.problems.append(doc.problem(at, _escape_message(relative)))
+            self.problems.append(doc.problem(at, _escape_message(relative, self.root, self.root)))
             return None
         if target not in self._hashes:
             try:
@@ -256,24 +277,15 @@ class _Loader:
         if doc.data is None:
             self.problems.append(Problem(doc.file, 1, "", "empty batch manifest: under-specified, nothing to build"))
             return None
-        found = validate(doc, "batch")
+        found, bad_paths = validate_paths(doc, "batch")
         self.problems.extend(found)
-        if found:
-            return None
-        data = doc.data
-        persona = personas.get(data["persona"])
-        if persona is None:
-            known = ", ".join(sorted(personas)) or "none"
-            self.problems.append(
-                doc.problem(
-                    ("persona",),
-                    f"no persona lock {data['persona']!r} in {self.config.personas_dir}/ (known: {known})",
-                )
-            )
-        source_basis = self._sources(doc, ("source_basis",), data["source_basis"])
-        output = data["output"]
-        if _inside(self.root, output) is None:
-            self.problems.append(doc.problem(("output",), _escape_message(output)))
+        # Check what is valid even when something else is not: every problem shows in one run.
+        data = without_invalid(doc.data, bad_paths) if found else doc.data
+        persona = self._persona_ref(doc, data.get("persona"), personas)
+        source_basis = self._sources(doc, ("source_basis",), data.get("source_basis", []))
+        output = data.get("output")
+        if output is not None and _inside(self.root, output) is None:
+            self.problems.append(doc.problem(("output",), _escape_message(output, self.root, self.root)))
         model = get_model(data.get("model", DEFAULT_MODEL))
         output_format = data.get("output_format", "png")
         if output_format not in model.output_formats:
@@ -283,32 +295,54 @@ class _Loader:
                     f"{output_format!r} is not made by {model.key} (it makes: {', '.join(model.output_formats)})",
                 )
             )
-        shots = tuple(self._shot(doc, i, raw) for i, raw in enumerate(data["shots"]))
-        self._unique(doc, "shots", [s.id for s in shots])
-        variant_tests = tuple(self._variant(doc, i, raw, shots) for i, raw in enumerate(data.get("variant_tests", [])))
-        self._unique(doc, "variant_tests", [v.id for v in variant_tests])
-        batch = Batch(
+        shots = tuple(
+            self._shot(doc, i, raw)
+            for i, raw in enumerate(data.get("shots", []))
+            if raw is not None and "id" in raw and "need" in raw  # else invalid, and reported
+        )
+        self._unique(doc, "shots", [(s.index, s.id) for s in shots])
+        variant_tests = tuple(
+            self._variant(doc, i, raw, shots)
+            for i, raw in enumerate(data.get("variant_tests", []))
+            if raw is not None and "id" in raw and "reason" in raw
+        )
+        self._unique(doc, "variant_tests", [(v.index, v.id) for v in variant_tests])
+        fixed = MappingProxyType(dict(data.get("fixed", {})))
+        vary = _vary(data.get("vary", {}))
+        self._check_attributes(doc, fixed, vary, shots, variant_tests, persona)
+        if len(self.problems) != problems_before or persona is None or source_basis is None:
+            return None
+        return Batch(
             id=batch_id,
             file=doc.file,
             path=path.resolve(),
             purpose=data["purpose"],
             persona=data["persona"],
-            source_basis=source_basis or (),
-            output=output,
+            source_basis=source_basis,
+            output=data["output"],
             model=model.key,
             quality=data.get("quality", "max"),
             quality_reason=data.get("quality_reason"),
             aspect_ratio=data.get("aspect_ratio", "9:16"),
             output_format=output_format,
             max_assets=data.get("max_assets"),
-            fixed=MappingProxyType(dict(data.get("fixed", {}))),
-            vary=_vary(data.get("vary", {})),
+            fixed=fixed,
+            vary=vary,
             shots=shots,
             variant_tests=variant_tests,
             lines=doc.lines,
         )
-        self._check_attributes(doc, batch, persona)
-        return batch if len(self.problems) == problems_before else None
+
+    def _persona_ref(self, doc: Document, name: str | None, personas: Mapping[str, Persona]) -> Persona | None:
+        if name is None or name in self.invalid_personas:
+            return None  # missing (the schema said so) or broken (its own file's problems say so)
+        persona = personas.get(name)
+        if persona is None:
+            known = ", ".join(sorted(personas)) or "none"
+            self.problems.append(
+                doc.problem(("persona",), f"no persona lock {name!r} in {self.config.personas_dir}/ (known: {known})")
+            )
+        return persona
 
     def _shot(self, doc: Document, index: int, raw: dict[str, Any]) -> Shot:
         at: DocPath = ("shots", index)
@@ -320,9 +354,10 @@ class _Loader:
             )
         if template is not None:
             folder = self.config.templates_dir
-            target = _inside((self.root / folder).resolve(), template)
+            base = (self.root / folder).resolve()
+            target = _inside(base, template)
             if target is None:
-                self.problems.append(doc.problem((*at, "template"), _escape_message(template)))
+                self.problems.append(doc.problem((*at, "template"), _escape_message(template, base, self.root)))
             elif not target.is_file():
                 self.problems.append(doc.problem((*at, "template"), f"template {template!r} not found in {folder}/"))
         return Shot(
@@ -333,7 +368,7 @@ class _Loader:
             prompt=prompt,
             negative=raw.get("negative"),
             candidates=raw.get("candidates", 1),
-            editable=tuple(raw.get("editable", ())),
+            editable=tuple(x for x in raw.get("editable", ()) if x is not None),
             fixed=MappingProxyType(dict(raw.get("fixed", {}))),
             vary=_vary(raw.get("vary", {})),
         )
@@ -341,7 +376,7 @@ class _Loader:
     def _variant(self, doc: Document, index: int, raw: dict[str, Any], shots: tuple[Shot, ...]) -> VariantTest:
         known = {s.id for s in shots}
         for j, shot_id in enumerate(raw.get("shots", [])):
-            if shot_id not in known:
+            if shot_id is not None and shot_id not in known:
                 self.problems.append(
                     doc.problem(("variant_tests", index, "shots", j), f"no shot {shot_id!r} in this batch")
                 )
@@ -354,41 +389,68 @@ class _Loader:
             id=raw["id"],
             index=index,
             reason=raw["reason"],
-            shots=tuple(shots_field) if shots_field is not None else None,
+            shots=tuple(x for x in shots_field if x is not None) if shots_field is not None else None,
             fixed=MappingProxyType(dict(raw.get("fixed", {}))),
             vary=_vary(raw.get("vary", {})),
         )
 
-    def _unique(self, doc: Document, key: str, ids: list[str]) -> None:
+    def _unique(self, doc: Document, key: str, ids: list[tuple[int, str]]) -> None:
         seen: set[str] = set()
-        for i, item_id in enumerate(ids):
+        for index, item_id in ids:
             if item_id in seen:
-                self.problems.append(doc.problem((key, i, "id"), f"duplicate id {item_id!r}"))
+                self.problems.append(doc.problem((key, index, "id"), f"duplicate id {item_id!r}"))
             seen.add(item_id)
 
-    def _check_attributes(self, doc: Document, batch: Batch, persona: Persona | None) -> None:
-        """The fact rule: outside variant_tests, every attribute value must be evidence-backed."""
-        places: list[tuple[DocPath, Mapping[str, str], Mapping[str, tuple[str, ...]]]] = [((), batch.fixed, batch.vary)]
-        places += [(("shots", s.index), s.fixed, s.vary) for s in batch.shots]
-        for at, fixed, vary in places:
-            for key in sorted(set(fixed) & set(vary)):
+    def _check_attributes(
+        self,
+        doc: Document,
+        fixed: Mapping[str, str],
+        vary: Mapping[str, tuple[str, ...]],
+        shots: tuple[Shot, ...],
+        variant_tests: tuple[VariantTest, ...],
+        persona: Persona | None,
+    ) -> None:
+        """The fact rule (outside variant_tests every value must be evidence-backed), values that
+        would give the same asset id, and editable names that are no attribute."""
+        places: list[tuple[DocPath, Mapping[str, str], Mapping[str, tuple[str, ...]]]] = [((), fixed, vary)]
+        places += [(("shots", s.index), s.fixed, s.vary) for s in shots]
+        places += [(("variant_tests", v.index), v.fixed, v.vary) for v in variant_tests]
+        for at, level_fixed, level_vary in places:
+            for key in sorted(set(level_fixed) & set(level_vary)):
                 self.problems.append(
                     doc.problem((*at, "vary", key), f"attribute {key!r} is both fixed and varying here — choose one")
                 )
-            if persona is None:
+            for key, values in level_vary.items():
+                self._distinct_slugs(doc, (*at, "vary", key), values)
+            if persona is None or at[:1] == ("variant_tests",):
                 continue
-            for key, value in fixed.items():
+            for key, value in level_fixed.items():
                 self._backed(doc, (*at, "fixed", key), persona, key, value)
-            for key, values in vary.items():
+            for key, values in level_vary.items():
                 for i, value in enumerate(values):
-                    self._backed(doc, (*at, "vary", key, i), persona, key, value)
-        for vt in batch.variant_tests:
-            for key in sorted(set(vt.fixed) & set(vt.vary)):
+                    if value is not None:
+                        self._backed(doc, (*at, "vary", key, i), persona, key, value)
+        known = sorted({*fixed, *vary, *(persona.allowed if persona else ())})
+        for shot in shots:
+            names = sorted({*known, *shot.fixed, *shot.vary})
+            for i, name in enumerate(shot.editable):
+                if name not in names:
+                    warn_unknown(doc, ("shots", shot.index, "editable", i), name, names, what="attribute")
+
+    def _distinct_slugs(self, doc: Document, at: DocPath, values: tuple[str, ...]) -> None:
+        seen: dict[str, tuple[int, str]] = {}
+        for i, value in enumerate(values):
+            if value is None:
+                continue
+            key = slug(value)
+            if key in seen:
+                first_index, first = seen[key]
+                same = "is listed twice" if first == value else f"gives the same asset id part {key!r} as {first!r}"
                 self.problems.append(
-                    doc.problem(
-                        ("variant_tests", vt.index, "vary", key), f"attribute {key!r} is both fixed and varying"
-                    )
+                    doc.problem((*at, i), f"{value!r} {same} (item {first_index}) — make them distinct")
                 )
+            else:
+                seen[key] = (i, value)
 
     def _backed(self, doc: Document, at: DocPath, persona: Persona, key: str, value: str) -> None:
         allowed = persona.allowed.get(key)

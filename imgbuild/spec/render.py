@@ -7,6 +7,7 @@ not change any request.
 
 from __future__ import annotations
 
+import re
 import types
 from pathlib import Path
 from typing import Any
@@ -69,14 +70,17 @@ class PromptRenderer:
         try:
             template = self._env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
-            raise RenderError(Problem(shown, exc.lineno, "", f"Jinja syntax error: {exc.message}{used_by}")) from exc
+            raise RenderError(Problem(shown, exc.lineno, "", f"{_describe(exc)}{used_by}")) from exc
         try:
             return template.render(context)
-        except jinja2.TemplateSyntaxError as exc:  # from an {% include %} of a broken template
-            raise RenderError(Problem(shown, exc.lineno, "", f"Jinja syntax error: {exc.message}{used_by}")) from exc
-        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError, TypeError) as exc:
+        except jinja2.TemplateSyntaxError as exc:  # an {% include %}d template is broken
+            where = _display_of(exc, self._display_dir) or shown
+            raise RenderError(Problem(where, exc.lineno, "", f"{_describe(exc)}{used_by}")) from exc
+        except Exception as exc:  # undefined names, sandbox refusals, missing includes, 1/0 ...
             line = _template_line(exc, template.filename)
-            raise RenderError(Problem(shown, line, "", f"{_describe(exc)} for asset {asset.id}{used_by}")) from exc
+            source = _source_line(template.filename, line)
+            message = f"{_describe(exc, source, context)} for asset {asset.id}{used_by}"
+            raise RenderError(Problem(shown, line, "", message)) from exc
 
     def _render_inline(self, source: str, context: dict[str, Any], asset: Asset, key: str) -> str:
         batch, shot = asset.batch, asset.shot
@@ -93,11 +97,14 @@ class PromptRenderer:
             return template.render(context)
         except jinja2.TemplateSyntaxError as exc:
             line = first_line + (exc.lineno or 1) - 1
-            raise RenderError(Problem(batch.file, line, path, f"Jinja syntax error: {exc.message}")) from exc
-        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError, TypeError) as exc:
+            raise RenderError(Problem(batch.file, line, path, _describe(exc))) from exc
+        except Exception as exc:
             inner = _template_line(exc, "<template>")
             line = first_line + inner - 1 if inner is not None else base
-            raise RenderError(Problem(batch.file, line, path, f"{_describe(exc)} for asset {asset.id}")) from exc
+            lines = source.splitlines()
+            text = lines[inner - 1] if inner is not None and 0 < inner <= len(lines) else source
+            message = f"{_describe(exc, text, context)} for asset {asset.id}"
+            raise RenderError(Problem(batch.file, line, path, message)) from exc
 
 
 def _context(asset: Asset, persona: Persona) -> dict[str, Any]:
@@ -112,10 +119,54 @@ def _context(asset: Asset, persona: Persona) -> dict[str, Any]:
     }
 
 
-def _describe(exc: BaseException) -> str:
+_ATTRIBUTE = re.compile(r"has no attribute '([^']+)'")
+
+
+def _describe(exc: BaseException, source_line: str = "", context: dict[str, Any] | None = None) -> str:
+    """A render failure in the template author's terms."""
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"template {exc.name!r} not found (included here)"
+    if isinstance(exc, jinja2.TemplateAssertionError):  # e.g. an unknown filter or test
+        return f"Jinja error: {exc.message}"
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"Jinja syntax error: {exc.message}"
     if isinstance(exc, jinja2.UndefinedError):
-        return f"undefined variable: {exc.message}"
-    return f"template error: {exc}"
+        return _describe_undefined(str(exc.message), source_line, context or {})
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return f"refused by the template sandbox: {str(exc).rstrip('.')}"
+    return f"template error: {type(exc).__name__}: {exc}"
+
+
+def _describe_undefined(message: str, source_line: str, context: dict[str, Any]) -> str:
+    """Name the expression (`attrs.mood`) instead of Jinja's "'dict object' has no attribute"."""
+    match = _ATTRIBUTE.search(message)
+    if match is None:
+        return f"undefined variable: {message}"
+    name = match.group(1)
+    found = re.search(
+        rf"([A-Za-z_][\w.]*)\.{re.escape(name)}\b|([A-Za-z_][\w.]*)\[['\"]{re.escape(name)}['\"]\]", source_line
+    )
+    if found is None:
+        return f"undefined variable: {message}"
+    owner = found.group(1) or found.group(2)
+    value: Any = context
+    for part in owner.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    known = f" (it has: {', '.join(sorted(value))})" if isinstance(value, dict) and value else ""
+    return f"undefined variable: {owner}.{name}{known}"
+
+
+def _display_of(exc: jinja2.TemplateSyntaxError, display_dir: str) -> str | None:
+    return f"{display_dir}/{exc.name}" if exc.name else None
+
+
+def _source_line(filename: str | None, line: int | None) -> str:
+    if filename is None or line is None:
+        return ""
+    try:
+        return Path(filename).read_text(encoding="utf-8").splitlines()[line - 1]
+    except (OSError, IndexError):
+        return ""
 
 
 def _template_line(exc: BaseException, filename: str | None) -> int | None:

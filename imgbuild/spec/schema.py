@@ -59,41 +59,96 @@ def _validator(name: str) -> Any:
 
 def validate(doc: Document, schema_name: str) -> list[Problem]:
     """Every schema violation in `doc`, as Problems. Unknown keys are logged as warnings."""
+    return validate_paths(doc, schema_name)[0]
+
+
+def validate_paths(doc: Document, schema_name: str) -> tuple[list[Problem], list[tuple[Any, ...]]]:
+    """Like validate(), and also the path of every invalid value (to check the rest regardless)."""
     problems = []
+    bad_paths = []
     schema = load_schema(schema_name)
     for error in _validator(schema_name).iter_errors(doc.data):
         path = tuple(error.absolute_path)
+        if error.validator != "additionalProperties":
+            bad_paths.append(path)
         if error.validator == "additionalProperties":
             _warn_unknown_keys(doc, path, error)
             continue
-        problems.append(doc.problem(path, _message(error, schema)))
-    return problems
+        # A conditional requirement (`then`) is best shown at the key that triggered it.
+        at = error.schema.get("x-imgbuild-at") if isinstance(error.schema, dict) else None
+        if at is not None:
+            path = (*path, at)
+        problems.append(doc.problem(path, _message(error, schema, doc, path)))
+    return problems, bad_paths
+
+
+def without_invalid(data: Any, bad_paths: list[tuple[Any, ...]]) -> Any:
+    """A copy of `data` with every invalid value taken out: a mapping entry is removed, a list
+    item becomes None (so the other items keep their index, and their line numbers)."""
+    import copy
+
+    clean = copy.deepcopy(data)
+    for path in sorted(bad_paths, key=len, reverse=True):
+        if not path:
+            continue
+        parent = clean
+        for part in path[:-1]:
+            try:
+                parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                parent = None
+                break
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+        elif isinstance(parent, list) and isinstance(path[-1], int) and path[-1] < len(parent):
+            parent[path[-1]] = None
+    return clean
 
 
 def _warn_unknown_keys(doc: Document, path: tuple[Any, ...], error: Any) -> None:
     known = list(error.schema.get("properties", {}))
     for key in sorted(set(error.instance) - set(known)):
-        hint = difflib.get_close_matches(key, known, n=1)
-        suggestion = f" — did you mean {hint[0]!r}?" if hint else f" (known keys: {', '.join(known)})"
-        log.warning("%s: unknown key, ignored%s", doc.problem((*path, key), repr(key)), suggestion)
+        warn_unknown(doc, (*path, key), key, known)
 
 
-def _message(error: Any, root_schema: dict[str, Any]) -> str:
+def warn_unknown(doc: Document, path: tuple[Any, ...], name: str, known: list[str], what: str = "key") -> None:
+    """Log a warning for an unknown name, with the closest known one as a hint."""
+    hint = difflib.get_close_matches(name, known, n=1)
+    suggestion = f" — did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})" if known else ""
+    problem = doc.problem(path, "")
+    where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
+    log.warning("%s %s: unknown %s, ignored%s", where, problem.path, what, suggestion)
+
+
+def _lower_first(text: str) -> str:
+    return f"{text[0].lower()}{text[1:]}" if text else text
+
+
+def _message(error: Any, root_schema: dict[str, Any], doc: Document, path: tuple[Any, ...]) -> str:
     kind = error.validator
     if kind == "required":
         missing = error.message.split("'")[1]
         description = error.schema.get("properties", {}).get(missing, {}).get("description")
         if description is None:
             description = root_schema.get("properties", {}).get(missing, {}).get("description", "")
+        if error.schema.get("x-imgbuild-at"):
+            return f"{doc.data.get(path[-1])!r} needs {missing!r} — {_lower_first(description)}"
         text = f"missing required key {missing!r}"
-        return f"{text} — {description[0].lower()}{description[1:]}" if description else text
+        return f"{text} — {_lower_first(description)}" if description else text
     if kind == "enum":
-        allowed = ", ".join(repr(v) for v in error.validator_value)
-        return f"{error.instance!r} is not one of {allowed}"
+        options = [str(v) for v in error.validator_value]
+        hint = difflib.get_close_matches(str(error.instance), options, n=1)
+        if hint:
+            return f"{error.instance!r} is not a known value — did you mean {hint[0]!r}?"
+        return f"{error.instance!r} is not one of {', '.join(repr(v) for v in options)}"
+    if kind == "type" and error.instance is None:
+        description = error.schema.get("description", "")
+        return "no value given" + (f" — {_lower_first(description)}" if description else "")
     if kind == "type" and isinstance(error.instance, bool):
+        typed = doc.raw_scalars.get(tuple(error.absolute_path), str(error.instance).lower())
         return (
-            f"{error.instance!r} is a YAML boolean, expected {error.validator_value}"
-            " — quote the value (YAML reads yes/no/on/off as booleans)"
+            f"YAML reads {typed} as the boolean {str(error.instance).lower()}, expected {error.validator_value}"
+            f" — quote it: '{typed}'"
         )
     if kind == "pattern":
         return f"{error.instance!r} must be lowercase letters, digits, '-' or '_' (starting with a letter or digit)"
