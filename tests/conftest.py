@@ -66,3 +66,31 @@ def _isolated_folders(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     yield
+
+
+def _repo_status() -> str | None:
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all", "--ignored=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_writes_into_the_repository() -> Iterator[None]:
+    """Tests write under tmp folders only: the checkout must look the same afterwards."""
+    before = _repo_status()
+    yield
+    after = _repo_status()
+    if before is not None and after is not None and after != before:
+        raise AssertionError(f"the test session changed files in the repository:\n{after}")
