@@ -9,7 +9,7 @@ from pathlib import Path
 from imgbuild import __version__
 from imgbuild.error_handler import error_handler
 from imgbuild.log import setup_logging
-from imgbuild.spec.load import find_project_root
+from imgbuild.project import find_project_root
 
 __all__ = ["main"]
 

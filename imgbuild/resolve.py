@@ -7,17 +7,18 @@ returns the complete, valid set of requests or raises InvalidInput naming every 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imgbuild.errors import InvalidInput, Problem
 from imgbuild.models import get_model
-from imgbuild.requests import ImageRequest, make_request
-from imgbuild.spec.expand import expand_project
-from imgbuild.spec.load import display, load_project
-from imgbuild.spec.model import Batch, Project
-from imgbuild.spec.render import PromptRenderer, RenderError
+
+if TYPE_CHECKING:
+    from imgbuild.requests import ImageRequest
+    from imgbuild.spec.model import Batch, Project
 
 __all__ = ["PROVIDER_ENV", "Resolution", "resolve"]
 
@@ -43,8 +44,36 @@ class Resolution:
         return [r for reqs in self.requests.values() for r in reqs]
 
 
-def resolve(root: Path, *, provider: str | None = None) -> Resolution:
-    """Load, validate, expand and render the project at `root`. Raises InvalidInput."""
+def resolve(root: Path, *, provider: str | None = None, use_cache: bool = True) -> Resolution:
+    """Load, validate, expand and render the project at `root`. Raises InvalidInput.
+
+    The result is cached in .imgbuild/ (see imgbuild.cache) while no input file changes."""
+    from imgbuild import cache
+
+    root = root.resolve()
+    key = cache.cache_key(root, provider)
+    if use_cache:
+        hit = cache.load(root, key)
+        if isinstance(hit, Resolution):
+            return hit
+    started_ns = time.time_ns()
+    with cache.capture_warnings() as warnings:
+        resolution = _resolve(root, provider)
+    if use_cache:
+        project = resolution.project
+        evidence = {str(root / ref.path) for p in project.personas.values() for ref in p.evidence}
+        evidence |= {str(root / ref.path) for b in project.batches for ref in b.source_basis}
+        files, folders = cache.input_paths(root, project.config, evidence)
+        cache.store(root, key, resolution, files=files, folders=folders, warnings=warnings, started_ns=started_ns)
+    return resolution
+
+
+def _resolve(root: Path, provider: str | None) -> Resolution:
+    from imgbuild.requests import make_request
+    from imgbuild.spec.expand import expand_project
+    from imgbuild.spec.load import display, load_project
+    from imgbuild.spec.render import PromptRenderer, RenderError
+
     problems: list[Problem] = []
     project = load_project(root, problems)
     chosen = provider or os.environ.get(PROVIDER_ENV) or project.config.provider

@@ -240,3 +240,23 @@ def test_more_candidates_builds_only_the_new_ones(tmp_path: Path, capsys: pytest
     assert run_cli(tmp_path, "build") == 0
     assert "imgbuild: 4 generated, 8 up to date, 0 failed" in capsys.readouterr().out
     assert run_cli(tmp_path, "check") == 0
+
+
+def test_deleted_image_is_rebuilt_and_the_lock_follows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path)
+    assert run_cli(tmp_path, "build") == 0
+    lock_before = json.loads((tmp_path / "batches/covers.lock.json").read_text())
+    entry = lock_before["assets"]["covers.hook.cafe.lamp-light"]
+    deleted = tmp_path / entry["images"][0]["file"]
+    deleted.unlink()
+    capsys.readouterr()
+    assert run_cli(tmp_path, "build") == 0
+    assert "imgbuild: 1 generated, 7 up to date, 0 failed" in capsys.readouterr().out
+    lock_after = json.loads((tmp_path / "batches/covers.lock.json").read_text())
+    new_entry = lock_after["assets"]["covers.hook.cafe.lamp-light"]
+    assert new_entry["images"][0]["file"] != entry["images"][0]["file"]
+    assert (tmp_path / new_entry["images"][0]["file"]).is_file()
+    assert {k: v for k, v in lock_after["assets"].items() if k != "covers.hook.cafe.lamp-light"} == {
+        k: v for k, v in lock_before["assets"].items() if k != "covers.hook.cafe.lamp-light"
+    }
+    assert run_cli(tmp_path, "check") == 0

@@ -23,7 +23,7 @@ def build(root: Path, *, selection: Sequence[str] = (), jobs: int | None = None,
     """Generate every stale image (of the selected batches or tasks). 0 ok, 1 when any failed."""
     resolution = resolve(root, provider=provider)
     generator = Generator(resolution.root, resolution.provider)
-    config = doit_config(resolution.root)
+    config = doit_config(resolution.project.config)
     if jobs is not None:
         config["num_process"] = jobs
     try:

@@ -38,19 +38,35 @@ class StateIndex:
         self.root = resolution.root
         self.store = AssetStore(self.root)
         self._locks: dict[str, LockFile] = {}
+        self._trusted: dict[str, dict[str, Any] | None] = {}
+        self._missing: set[str] = set()  # assets with a trusted entry but a deleted image
         for batch in resolution.project.batches:
             self._locks[batch.id] = read_lock(lock_path(batch.path))
 
     def lock(self, batch_id: str) -> LockFile:
         return self._locks[batch_id]
 
+    def trusted_entry(self, req: ImageRequest) -> dict[str, Any] | None:
+        """The lock entry of `req` if it describes the current request (checked once per asset)."""
+        if req.asset_id not in self._trusted:
+            entry = self._locks[req.batch].entry(req.asset_id)
+            self._trusted[req.asset_id] = entry if entry is not None and lock_entry_current(entry, req) else None
+        return self._trusted[req.asset_id]
+
+    def unchanged_entry(self, req: ImageRequest) -> dict[str, Any] | None:
+        """The lock entry of an asset that this build had nothing to do for, else None."""
+        return None if req.asset_id in self._missing else self.trusted_entry(req)
+
     def candidate_done(self, req: ImageRequest, candidate: int) -> bool:
         """True when candidate `candidate` of `req` exists (doit's `uptodate` for an image task)."""
-        entry = self._locks[req.batch].entry(req.asset_id)
-        if entry is not None and lock_entry_current(entry, req):
+        entry = self.trusted_entry(req)
+        if entry is not None:
             for image in entry["images"]:
                 if image["candidate"] == candidate:
-                    return os.path.exists(self.root / image["file"])
+                    exists = os.path.exists(self.root / image["file"])
+                    if not exists:
+                        self._missing.add(req.asset_id)
+                    return exists
         record = self.store.read_asset(req.asset_dir)
         return record is not None and candidate in current_candidates(
             record, req.request_hash, self.root, req.asset_dir
@@ -105,8 +121,8 @@ def assess(resolution: Resolution, index: StateIndex | None = None) -> list[Asse
 def _assess_one(index: StateIndex, req: ImageRequest) -> AssetState:
     root = index.root
     wanted = range(1, req.candidates + 1)
-    entry = index.lock(req.batch).entry(req.asset_id)
-    if entry is not None and lock_entry_current(entry, req):
+    entry = index.trusted_entry(req)
+    if entry is not None:
         missing = [i for i in entry["images"] if not os.path.exists(root / i["file"])]
         if not missing:
             return AssetState(req, "current", (), ())
@@ -182,12 +198,10 @@ def find_orphans(resolution: Resolution) -> list[Orphan]:
 
 def lock_entries(index: StateIndex, requests: Iterable[ImageRequest]) -> dict[str, dict[str, Any]]:
     """The lock entries of a batch's assets: trusted entries kept, the rest rebuilt from records."""
-    lock_file = None
     out: dict[str, dict[str, Any]] = {}
     for req in requests:
-        lock_file = lock_file or index.lock(req.batch)
-        entry = lock_file.entry(req.asset_id)
-        if entry is not None and lock_entry_current(entry, req):
+        entry = index.unchanged_entry(req)
+        if entry is not None:
             out[req.asset_id] = entry
             continue
         record = index.store.read_asset(req.asset_dir) or {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from imgbuild.errors import Problem
 from imgbuild.models import DEFAULT_MODEL, get_model
+from imgbuild.project import CONFIG_FILE
 from imgbuild.spec.expand import slug
 from imgbuild.spec.model import (
     Batch,
@@ -33,14 +34,11 @@ from imgbuild.yamlio import Path as DocPath
 log = logging.getLogger("imgbuild")
 
 __all__ = [
-    "CONFIG_FILE",
     "RESERVED_BATCH_IDS",
-    "find_project_root",
     "load_project",
     "read_config",
 ]
 
-CONFIG_FILE = "imgbuild.yaml"
 # doit's own commands: a batch with one of these names could not be selected with `doit <batch>`.
 RESERVED_BATCH_IDS = frozenset(
     [
@@ -71,15 +69,6 @@ _DEFAULTS: dict[str, Any] = {
     "budget": None,
     "max_assets_per_batch": 1000,
 }
-
-
-def find_project_root(start: Path) -> Path:
-    """The nearest folder at or above `start` holding imgbuild.yaml; `start` itself otherwise."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / CONFIG_FILE).is_file():
-            return folder
-    return start
 
 
 def display(root: Path, path: Path) -> str:
