@@ -74,7 +74,7 @@ def current_candidates(
     """Candidate index → newest candidate made for `request_hash` whose file still exists."""
     found: dict[int, dict[str, Any]] = {}
     for cand in record.get("candidates", []):
-        if cand.get("request_hash") == request_hash and os.path.exists(root / asset_dir / cand["file"]):
+        if cand.get("request_hash") == request_hash and os.path.exists(os.path.join(root, asset_dir, cand["file"])):
             found[cand["candidate"]] = cand
     return found
 
