@@ -25,7 +25,12 @@ Usage::
     python bench/noop.py                  # N = 10,000 (set-up build takes minutes)
     python bench/noop.py --n 1000         # a quick run
     python bench/noop.py --dir /tmp/nb    # keep the projects in /tmp/nb and reuse them next time
-    python bench/noop.py --n 1000 --profile /tmp/noop.prof   # also cProfile one imgbuild no-op
+    python bench/noop.py --n 1000 --profile /tmp/noop.prof   # + cProfile and GC time of a no-op
+
+The children import imgbuild the way this interpreter would (the editable install); to measure a
+fixed revision while the checkout is being edited, export it and put it first on the path:
+``git archive REV | tar -x -C /tmp/snap && PYTHONPATH=/tmp/snap python bench/noop.py``. The
+``code:`` line of the output says which copy was measured.
 """
 
 from __future__ import annotations
@@ -118,6 +123,23 @@ open(sys.argv[1], "w").write(json.dumps({"wall": wall, "maxrss_kb": rss, "rc": r
 """
 
 ROW = "{:>6}  {:>10.2f}  {:>8.2f}  {:>11.0f}  {:>8.0f}"
+# Runs `doit` (argv[0] "doit", as `python -m doit` would) with a hook timing every cyclic-GC
+# collection, and writes {generation: [collections, seconds]} to the file named by argv[1].
+GC_HOOK = """\
+import atexit, gc, json, runpy, sys, time
+report, acc, start = sys.argv[1], {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}, [0.0]
+def hook(phase, info):
+    if phase == "start":
+        start[0] = time.perf_counter()
+    else:
+        acc[info["generation"]][0] += 1
+        acc[info["generation"]][1] += time.perf_counter() - start[0]
+gc.callbacks.append(hook)
+atexit.register(lambda: open(report, "w").write(json.dumps(acc)))
+sys.argv = ["doit"]
+runpy.run_module("doit", run_name="__main__", alter_sys=True)
+"""
+
 _PROGRESS = re.compile(r"^\[\s*(\d+)/(\d+)\]")
 
 
@@ -294,11 +316,34 @@ def check_noop(sample: Sample, n: int) -> bool:
 
 
 def profile_noop(project: Path, out: Path, env: dict[str, str], top: int = 15) -> None:
-    """cProfile one imgbuild no-op into `out` and print its top cumulative entries."""
+    """cProfile one imgbuild no-op into `out`; print its top entries by cumulative and own time."""
     argv = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "doit"]
     subprocess.run(argv, cwd=project, env=env, capture_output=True, check=True)
-    print(f"\ncProfile of one imgbuild no-op ({out}), top {top} by cumulative time:")
-    pstats.Stats(str(out), stream=sys.stdout).sort_stats("cumulative").print_stats(top)
+    for key, label in (("cumulative", "cumulative time"), ("tottime", "own time")):
+        print(f"\ncProfile of one imgbuild no-op ({out}), top {top} by {label}:")
+        pstats.Stats(str(out), stream=sys.stdout).sort_stats(key).print_stats(top)
+
+
+def gc_time(folder: Path, env: dict[str, str]) -> dict[int, tuple[int, float]]:
+    """Collections and seconds spent in the cyclic GC, per generation, during one no-op `doit`.
+
+    cProfile cannot show this: a collection is charged to whatever function allocated last.
+    """
+    with tempfile.TemporaryDirectory(prefix="noop-gc-") as tmp:
+        report = Path(tmp) / "gc.json"
+        argv = [sys.executable, "-c", GC_HOOK, str(report)]
+        subprocess.run(argv, cwd=folder, env=env, capture_output=True, check=True)
+        data = json.loads(report.read_text())
+    return {int(gen): (count, seconds) for gen, (count, seconds) in data.items()}
+
+
+def print_gc(project: Path, bare: Path, env: dict[str, str]) -> None:
+    print("\ncyclic GC during one no-op (collections / seconds, by generation):")
+    for label, folder in (("imgbuild", project), ("bare doit", bare)):
+        stats = gc_time(folder, env)
+        detail = ", ".join(f"gen{g} {n} / {s:.3f} s" for g, (n, s) in sorted(stats.items()))
+        total = sum(s for _, s in stats.values())
+        print(f"  {label:<9}  {total:.2f} s  ({detail})")
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -313,6 +358,26 @@ def machine() -> str:
     )
 
 
+def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = ["git", "-C", str(folder), *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+def imgbuild_source(env: dict[str, str], cwd: Path) -> str:
+    """Where the children (in `cwd`) import imgbuild from, with its git revision if a checkout."""
+    probe = [sys.executable, "-c", "import imgbuild; print(imgbuild.__file__)"]
+    found = subprocess.run(probe, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        return "imgbuild not importable"
+    folder = Path(found.stdout.strip()).parent.parent
+    rev = _git(folder, "rev-parse", "--short", "HEAD")
+    if rev.returncode != 0:
+        return f"imgbuild from {folder}"
+    dirty = _git(folder, "status", "--porcelain", "--", "imgbuild")
+    edits = " + uncommitted changes" if dirty.stdout.strip() else ""
+    return f"imgbuild from {folder} (git {rev.stdout.strip()}{edits})"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="number of assets (default 10000)")
@@ -323,7 +388,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keep the projects in this folder and reuse them (default: a temporary folder)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="doit -n for the set-up build")
-    parser.add_argument("--profile", type=Path, help="also cProfile one imgbuild no-op into this file")
+    parser.add_argument(
+        "--profile", type=Path, help="also cProfile one imgbuild no-op into this file and time its cyclic GC"
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeat < 1 or args.jobs < 1:
         parser.error("--n, --repeat and --jobs must be at least 1")
@@ -333,7 +400,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace, base: Path) -> int:
     n: int = args.n
     project, bare = base / f"imgbuild-{n}", base / f"bare-{n}"
+    env = child_env(base)
     print(f"machine: {machine()}")
+    print(f"code: {imgbuild_source(env, base)}")
     rss_source = f"{TIME_BIN} -f %M" if TIME_BIN else "getrusage(RUSAGE_CHILDREN) wrapper"
     print(f"peak RSS from: {rss_source}")
     shape = " x ".join(map(str, factors(n)))
@@ -341,7 +410,6 @@ def run(args: argparse.Namespace, base: Path) -> int:
     write_project(project, n)
     write_bare(bare, n)
 
-    env = child_env(base)
     if not setup_build(project, n, args.jobs, env):
         return 1
     first = measure(doit_argv(), project, env)
@@ -356,23 +424,33 @@ def run(args: argparse.Namespace, base: Path) -> int:
 
     ours: list[Sample] = []
     theirs: list[Sample] = []
-    print(f"{'run':>6}  {'imgbuild s':>10}  {'bare s':>8}  {'imgbuild MB':>11}  {'bare MB':>8}")
+    cold: list[Sample] = []
+    print(f"{'run':>6}  {'imgbuild s':>10}  {'bare s':>8}  {'imgbuild MB':>11}  {'bare MB':>8}  {'cold s':>7}")
     for i in range(1, args.repeat + 1):
+        # cold: without .imgbuild/cache, as after editing an input file (resolves the project again)
+        shutil.rmtree(project / ".imgbuild" / "cache", ignore_errors=True)
+        c = measure(doit_argv(), project, env)
         a = measure(doit_argv(), project, env)
-        if not check_noop(a, n):
+        if not check_noop(a, n) or not check_noop(c, n):
             return 1
         b = measure(doit_argv(), bare, env)
         ours.append(a)
         theirs.append(b)
-        print(ROW.format(i, a.wall, b.wall, a.rss_mb, b.rss_mb), flush=True)
+        cold.append(c)
+        print(ROW.format(i, a.wall, b.wall, a.rss_mb, b.rss_mb) + f"  {c.wall:>7.2f}", flush=True)
     ours_s = statistics.median(s.wall for s in ours)
     bare_s = statistics.median(s.wall for s in theirs)
+    cold_s = statistics.median(s.wall for s in cold)
     ours_mb = max(s.rss_mb for s in ours)
     bare_mb = max(s.rss_mb for s in theirs)
-    print(ROW.format("median", ours_s, bare_s, ours_mb, bare_mb) + "  (MB: max of the runs)")
+    print(ROW.format("median", ours_s, bare_s, ours_mb, bare_mb) + f"  {cold_s:>7.2f}  (MB: max of the runs)")
+    print(
+        f"\ncold no-op ratio, resolution cache removed (imgbuild/bare doit): {cold_s / bare_s:.2f}"
+        f" (for information; peak RSS {max(s.rss_mb for s in cold):.0f} MB)"
+    )
     ratio = ours_s / bare_s
     print(
-        f"\nno-op ratio (imgbuild/bare doit): {ratio:.2f} (target <= {RATIO_TARGET}) "
+        f"no-op ratio (imgbuild/bare doit): {ratio:.2f} (target <= {RATIO_TARGET}) "
         f"{'PASS' if ratio <= RATIO_TARGET else 'OVER'}"
     )
     print(
@@ -381,6 +459,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
     )
     if args.profile is not None:
         profile_noop(project, args.profile.resolve(), env)
+        print_gc(project, bare, env)
     return 0
 
 
