@@ -47,7 +47,7 @@ Stamp = tuple[int, int, int]  # size, mtime_ns, inode
 @dataclass
 class CachedResolution:
     key: tuple[Any, ...]
-    files: dict[str, Stamp]  # absolute path -> stamp
+    files: dict[str, Stamp | None]  # absolute path -> stamp (None: must still not exist)
     folders: dict[str, tuple[str, ...]]  # absolute path -> sorted listing
     warnings: list[str]
     resolution: Any = field(repr=False)
@@ -103,7 +103,7 @@ def input_paths(root: Path, config: Any, files: Iterable[str]) -> tuple[list[str
     folders = [root / config.batches_dir, root / config.personas_dir]
     templates = root / config.templates_dir
     all_files = {str(root / CONFIG_FILE), *files}
-    all_folders = {str(root), *(str(f) for f in folders)}
+    all_folders = {str(f) for f in folders}  # not the root: builds add assets/ and .imgbuild/ there
     for folder in folders:
         for name in _listing(str(folder)) or ():
             if name.endswith((".yaml", ".yml")):
@@ -126,12 +126,10 @@ def store(
     started_ns: int,
 ) -> bool:
     """Keep `resolution` for the next run unless an input is racy. Returns True when stored."""
-    stamps: dict[str, Stamp] = {}
+    stamps: dict[str, Stamp | None] = {}
     for file in files:
-        stamp = _stamp(file)
-        if stamp is None:
-            continue  # an optional input that does not exist (imgbuild.yaml): its folder listing covers it
-        if stamp[1] >= started_ns - _RACY_NS:
+        stamp = _stamp(file)  # None: an optional input that does not exist (imgbuild.yaml) - yet
+        if stamp is not None and stamp[1] >= started_ns - _RACY_NS:
             return False
         stamps[file] = stamp
     listings = {}

@@ -1,0 +1,107 @@
+"""The resolution cache: used only while every input is exactly as it was."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+from helpers import BATCH, TEMPLATE, write_project
+
+from imgbuild import cache
+from imgbuild.resolve import resolve
+
+
+def age(root: Path, seconds: float = 60) -> None:
+    """Make every file look older than the racy window (as files are between real edits)."""
+    past = time.time() - seconds
+    for path in root.rglob("*"):
+        if ".imgbuild" not in path.parts:
+            os.utime(path, (past, past))
+
+
+def cached(root: Path) -> object | None:
+    return cache.load(root.resolve(), cache.cache_key(root.resolve(), None))
+
+
+def test_unchanged_inputs_hit_the_cache(tmp_path: Path) -> None:
+    write_project(tmp_path)
+    age(tmp_path)
+    first = resolve(tmp_path)
+    assert (tmp_path / ".imgbuild/cache/resolution.pickle").is_file()
+    hit = cached(tmp_path)
+    assert hit is not None
+    assert hit == first
+    assert resolve(tmp_path).requests["covers"][0].request_hash == first.requests["covers"][0].request_hash
+
+
+def test_fresh_inputs_are_not_cached(tmp_path: Path) -> None:
+    write_project(tmp_path)  # just written: younger than the racy window
+    resolve(tmp_path)
+    assert not (tmp_path / ".imgbuild/cache/resolution.pickle").exists()
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["template-same-size", "new-batch", "evidence", "removed-config", "new-template-subfolder-file"],
+)
+def test_any_input_change_misses(tmp_path: Path, change: str) -> None:
+    write_project(tmp_path, config="concurrency: 2\n")
+    age(tmp_path)
+    before = resolve(tmp_path)
+    assert cached(tmp_path) is not None
+    if change == "template-same-size":
+        text = TEMPLATE.replace("Photo of", "Shot  of")
+        assert len(text) == len(TEMPLATE)
+        (tmp_path / "templates/cover.j2").write_text(text)
+    elif change == "new-batch":
+        (tmp_path / "batches/more.yaml").write_text(BATCH)
+    elif change == "evidence":
+        (tmp_path / "evidence/mia.md").write_text("# changed\n")
+    elif change == "removed-config":
+        (tmp_path / "imgbuild.yaml").unlink()
+    else:
+        (tmp_path / "templates/parts").mkdir()
+        (tmp_path / "templates/parts/x.j2").write_text("x")
+    assert cached(tmp_path) is None
+    after = resolve(tmp_path)
+    if change == "template-same-size":
+        assert after.requests["covers"][0].prompt.startswith("Shot of")
+    if change == "new-batch":
+        assert set(after.requests) == {"covers", "more"}
+    if change == "evidence":
+        assert after.requests["covers"][0].source_basis != before.requests["covers"][0].source_basis
+
+
+def test_provider_choice_is_part_of_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_project(tmp_path)
+    age(tmp_path)
+    resolve(tmp_path)
+    assert cached(tmp_path) is not None
+    monkeypatch.setenv("IMGBUILD_PROVIDER", "preview")
+    assert cached(tmp_path) is None
+
+
+def test_warnings_are_replayed_on_a_hit(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_project(tmp_path, batches={"covers": BATCH.replace("purpose:", "purpse: x\npurpose:")})
+    age(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="imgbuild"):
+        resolve(tmp_path)
+        first = list(caplog.messages)
+        caplog.clear()
+        assert cached(tmp_path) is not None
+        caplog.clear()
+        resolve(tmp_path)
+    assert first == ["batches/covers.yaml:1 purpse: unknown key, ignored — did you mean 'purpose'?"]
+    assert caplog.messages == first
+
+
+def test_a_broken_cache_file_is_ignored(tmp_path: Path) -> None:
+    write_project(tmp_path)
+    age(tmp_path)
+    good = resolve(tmp_path)
+    (tmp_path / ".imgbuild/cache/resolution.pickle").write_bytes(b"not a pickle")
+    assert cached(tmp_path) is None
+    assert resolve(tmp_path) == good
