@@ -3,12 +3,13 @@
 For each paid call the order of writes is fixed, so that a crash at any moment loses nothing
 that was paid for and a rerun resumes instead of paying again:
 
-1. ``runs/image/<run>/request.json`` (normalized record + exact provider body) and a *pending*
-   entry in asset.json, before the call;
+1. a *pending* entry in asset.json (and a ``submitted`` event in index.json), then
+   ``runs/image/<run>/request.json`` (normalized record + exact provider body), before the call;
 2. the provider's job id into that pending entry as soon as an asynchronous provider has one;
 3. ``response.json``, the raw answer, as soon as it arrives;
 4. the images, verified, under ``images/candidates/``;
-5. ``manifest.json`` (files, hashes, URLs, timings, usage), then asset.json and index.json.
+5. ``manifest.json`` (files, hashes, URLs, timings, usage), the ``completed`` event, and last
+   the candidate in asset.json — the write that marks it as made.
 
 A rerun that finds a pending entry finishes it from the furthest step on disk (manifest, saved
 response, or recorded job) and only makes a new call when the old one left nothing to resume.
@@ -24,8 +25,6 @@ import threading
 import time
 from pathlib import Path
 from typing import IO, Any
-
-from PIL import Image, UnidentifiedImageError
 
 from imgbuild.errors import FatalError
 from imgbuild.providers import Call, Job, Provider, ProviderError, Response, create_provider
@@ -357,7 +356,9 @@ def _pending_for(record: dict[str, Any], request_hash: str, candidate: int) -> d
 
 
 def _verify_image(data: bytes, expected: str) -> tuple[int, int]:
-    """Decode enough of `data` to be sure it is a whole image of the expected type."""
+    """Decode `data` fully to be sure it is a whole image of the expected type."""
+    from PIL import Image, UnidentifiedImageError  # only a build that makes images needs Pillow
+
     if len(data) > MAX_IMAGE_BYTES:
         raise BuildFailed(f"image of {len(data)} bytes is over the {MAX_IMAGE_BYTES}-byte cap")
     try:

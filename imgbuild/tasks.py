@@ -30,7 +30,7 @@ from imgbuild.errors import FatalError, InvalidInput
 from imgbuild.generate import Generator
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
-from imgbuild.records.state import StateIndex, write_lock
+from imgbuild.records.state import StateIndex, lock_entries, write_lock
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.spec.model import ProjectConfig
@@ -118,8 +118,6 @@ def _write_lock_action(index: StateIndex, resolution: Resolution, batch_id: str)
 
 
 def _lock_current(index: StateIndex, resolution: Resolution, batch_id: str) -> bool:
-    from imgbuild.records.state import lock_entries
-
     lock_file = index.lock(batch_id)
     return lock_file.path.exists() and lock_entries(index, resolution.requests[batch_id]) == lock_file.assets
 
@@ -199,7 +197,6 @@ class ProgressReporter:
         self.lock = threading.Lock()
         self.total = 0
         self.started_count = 0
-        self.done = 0
         self.built = 0
         self.up_to_date = 0
         self.failures: list[str] = []
@@ -235,13 +232,11 @@ class ProgressReporter:
     def add_success(self, task: Any) -> None:
         if self._is_image(task):
             with self.lock:
-                self.done += 1
                 self.built += 1
 
     def add_failure(self, task: Any, fail: Any) -> None:
         with self.lock:
             if self._is_image(task):
-                self.done += 1
                 self.failures.append(f"{task.name}: {_failure_text(fail)}")
             elif task.meta and task.meta.get("imgbuild") == "lock":
                 self.notes.append(f"{task.name} not run: the lock file keeps its old entries until every image is made")
@@ -251,7 +246,6 @@ class ProgressReporter:
     def skip_uptodate(self, task: Any) -> None:
         if self._is_image(task):
             with self.lock:
-                self.done += 1
                 self.up_to_date += 1
 
     def skip_ignore(self, task: Any) -> None:

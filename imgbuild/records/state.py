@@ -36,7 +36,7 @@ class StateIndex:
 
     def __init__(self, resolution: Resolution) -> None:
         self.root = resolution.root
-        self._root = str(resolution.root)
+        self.root_str = str(resolution.root)
         self.store = AssetStore(self.root)
         self._locks: dict[str, LockFile] = {}
         self._trusted: dict[str, dict[str, Any] | None] = {}
@@ -64,7 +64,7 @@ class StateIndex:
         if entry is not None:
             for image in entry["images"]:
                 if image["candidate"] == candidate:
-                    exists = os.path.exists(os.path.join(self._root, image["file"]))  # str: pathlib is slow here
+                    exists = os.path.exists(os.path.join(self.root_str, image["file"]))  # str: pathlib is slow here
                     if not exists:
                         self._missing.add(req.asset_id)
                     return exists
@@ -124,7 +124,7 @@ def _assess_one(index: StateIndex, req: ImageRequest) -> AssetState:
     wanted = range(1, req.candidates + 1)
     entry = index.trusted_entry(req)
     if entry is not None:
-        missing = [i for i in entry["images"] if not os.path.exists(os.path.join(index._root, i["file"]))]
+        missing = [i for i in entry["images"] if not os.path.exists(os.path.join(index.root_str, i["file"]))]
         if not missing:
             return AssetState(req, "current", (), ())
     record = index.store.read_asset(req.asset_dir)

@@ -336,8 +336,9 @@ class _Loader:
     def _shot(self, doc: Document, index: int, raw: dict[str, Any]) -> Shot:
         at: DocPath = ("shots", index)
         template, prompt = raw.get("template"), raw.get("prompt")
-        if (template is None) == (prompt is None):
-            which = "both" if template is not None else "neither"
+        written = doc.data["shots"][index]  # as written: a value the schema refused still counts as given
+        if ("template" in written) == ("prompt" in written):
+            which = "both" if "template" in written else "neither"
             self.problems.append(
                 doc.problem(at, f"shot {raw['id']!r} has {which} of 'template' and 'prompt' — give exactly one")
             )

@@ -709,3 +709,11 @@ def test_plain_doit_on_bad_input(tmp_path):
         summary(1),
     ]
     assert not (tmp_path / "assets").exists()
+
+
+def test_an_invalid_template_value_is_reported_once(tmp_path, capsys):
+    write_project(tmp_path, batches={"covers": edit(BATCH, "template: cover.j2", "template: 5")})
+    assert rejected(tmp_path, capsys) == [
+        "batches/covers.yaml:18 shots[0].template: 5 is not of type 'string'",
+        summary(1),
+    ]
