@@ -236,7 +236,7 @@ def test_more_candidates_builds_only_the_new_ones(tmp_path: Path, capsys: pytest
     write_project(tmp_path, batches={"covers": BATCH.replace("candidates: 2", "candidates: 3")})
     capsys.readouterr()
     assert run_cli(tmp_path, "plan") == 0
-    assert "covers: 4 assets (0 variant tests), 12 candidates; 4 to generate (4 incomplete)" in capsys.readouterr().out
+    assert "covers: 4 assets (0 variant tests), 12 candidates; 4 to generate (4 incomplete);" in capsys.readouterr().out
     assert run_cli(tmp_path, "build") == 0
     assert "imgbuild: 4 generated, 8 up to date, 0 failed" in capsys.readouterr().out
     assert run_cli(tmp_path, "check") == 0

@@ -26,14 +26,14 @@ def plan(root: Path, *, verbose: bool = False) -> int:
         calls = sum(len(s.todo) for s in batch_states)
         candidates = sum(s.request.candidates for s in batch_states)
         model = get_model(batch.model)
-        cost = calls * model.price_per_image if paid else 0.0
+        cost = calls * model.price_per_image
         total_calls += calls
         total_cost += cost
         kinds = Counter(s.status for s in batch_states if s.stale)
         why = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
         variants = sum(1 for s in batch_states if s.request.variant_test)
         print(
-            f"{batch.id}: {len(batch_states)} assets ({variants} variant tests), {candidates} candidates;"
+            f"{batch.id}: {len(batch_states)} assets ({_count(variants, 'variant test')}), {candidates} candidates;"
             f" {calls} to generate"
             + (f" ({why})" if why else "")
             + f"; {model.key} at {batch.quality}"
@@ -49,5 +49,11 @@ def plan(root: Path, *, verbose: bool = False) -> int:
         budget = resolution.project.config.budget
         if budget is not None:
             summary += f" (budget ${budget:.2f})"
+    elif total_calls:
+        summary += f" (free with preview; about ${total_cost:.2f} at list price on a hosted provider)"
     print(summary)
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
