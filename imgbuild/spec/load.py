@@ -425,7 +425,9 @@ class _Loader:
             names = sorted({*known, *shot.fixed, *shot.vary})
             for i, name in enumerate(shot.editable):
                 if name not in names:
-                    warn_unknown(doc, ("shots", shot.index, "editable", i), name, names, what="attribute")
+                    warn_unknown(
+                        doc, ("shots", shot.index, "editable", i), name, names, what="not an attribute of this shot"
+                    )
 
     def _distinct_slugs(self, doc: Document, at: DocPath, values: tuple[str, ...]) -> None:
         seen: dict[str, tuple[int, str]] = {}

@@ -69,11 +69,10 @@ def validate_paths(doc: Document, schema_name: str) -> tuple[list[Problem], list
     schema = load_schema(schema_name)
     for error in _validator(schema_name).iter_errors(doc.data):
         path = tuple(error.absolute_path)
-        if error.validator != "additionalProperties":
-            bad_paths.append(path)
         if error.validator == "additionalProperties":
             _warn_unknown_keys(doc, path, error)
             continue
+        bad_paths.append(path)
         # A conditional requirement (`then`) is best shown at the key that triggered it.
         at = error.schema.get("x-imgbuild-at") if isinstance(error.schema, dict) else None
         if at is not None:
@@ -111,13 +110,15 @@ def _warn_unknown_keys(doc: Document, path: tuple[Any, ...], error: Any) -> None
         warn_unknown(doc, (*path, key), key, known)
 
 
-def warn_unknown(doc: Document, path: tuple[Any, ...], name: str, known: list[str], what: str = "key") -> None:
+def warn_unknown(
+    doc: Document, path: tuple[Any, ...], name: str, known: list[str], what: str = "unknown key, ignored"
+) -> None:
     """Log a warning for an unknown name, with the closest known one as a hint."""
     hint = difflib.get_close_matches(name, known, n=1)
     suggestion = f" — did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})" if known else ""
     problem = doc.problem(path, "")
     where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
-    log.warning("%s %s: unknown %s, ignored%s", where, problem.path, what, suggestion)
+    log.warning("%s %s: %s%s", where, problem.path, what, suggestion)
 
 
 def _lower_first(text: str) -> str:
