@@ -30,7 +30,7 @@ from imgbuild.errors import FatalError, InvalidInput
 from imgbuild.generate import Generator
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
-from imgbuild.records.state import StateIndex, lock_entries, write_lock
+from imgbuild.records.state import StateIndex, write_lock
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.spec.model import ProjectConfig
@@ -97,7 +97,7 @@ def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[st
             "name": LOCK_TASK,
             "doc": f"write {batch_id}.lock.json",
             "actions": [(_write_lock_action, [index, resolution, batch_id])],
-            "uptodate": [(_lock_current, [index, resolution, batch_id])],
+            "uptodate": [(_lock_current, [index, batch_id])],
             "task_dep": names,
             "io": {"capture": False},
             "meta": {"imgbuild": "lock"},
@@ -117,9 +117,8 @@ def _write_lock_action(index: StateIndex, resolution: Resolution, batch_id: str)
     write_lock(index, resolution, batch_id)
 
 
-def _lock_current(index: StateIndex, resolution: Resolution, batch_id: str) -> bool:
-    lock_file = index.lock(batch_id)
-    return lock_file.path.exists() and lock_entries(index, resolution.requests[batch_id]) == lock_file.assets
+def _lock_current(index: StateIndex, batch_id: str) -> bool:
+    return index.lock_update(batch_id) is None
 
 
 def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[], Iterator[dict[str, Any]]]]:

@@ -41,6 +41,8 @@ class StateIndex:
         self._locks: dict[str, LockFile] = {}
         self._trusted: dict[str, dict[str, Any] | None] = {}
         self._missing: set[str] = set()  # assets with a trusted entry but a deleted image
+        self._requests = resolution.requests
+        self._lock_updates: dict[str, dict[str, dict[str, Any]] | None] = {}
         for batch in resolution.project.batches:
             self._locks[batch.id] = read_lock(lock_path(batch.path))
 
@@ -57,6 +59,18 @@ class StateIndex:
     def unchanged_entry(self, req: ImageRequest) -> dict[str, Any] | None:
         """The lock entry of an asset that this build had nothing to do for, else None."""
         return None if req.asset_id in self._missing else self.trusted_entry(req)
+
+    def lock_update(self, batch_id: str) -> dict[str, dict[str, Any]] | None:
+        """The entries the batch's lock file should hold, or None when it holds them already.
+
+        Asked once the batch's images are built (by the lock task's up-to-date check, then by its
+        action), so it is worked out once per build."""
+        if batch_id not in self._lock_updates:
+            lock_file = self._locks[batch_id]
+            entries = lock_entries(self, self._requests[batch_id])
+            current = entries == lock_file.assets and lock_file.path.exists()
+            self._lock_updates[batch_id] = None if current else entries
+        return self._lock_updates[batch_id]
 
     def candidate_done(self, req: ImageRequest, candidate: int) -> bool:
         """True when candidate `candidate` of `req` exists (doit's `uptodate` for an image task)."""
@@ -235,11 +249,11 @@ def lock_entries(index: StateIndex, requests: Iterable[ImageRequest]) -> dict[st
 
 def write_lock(index: StateIndex, resolution: Resolution, batch_id: str) -> bool:
     """Write the batch's lock file if its content changed. Returns True when it was written."""
+    entries = index.lock_update(batch_id)
+    if entries is None:
+        return False
     batch = resolution.batch(batch_id)
     lock_file = index.lock(batch_id)
-    entries = lock_entries(index, resolution.requests[batch_id])
-    if entries == lock_file.assets and lock_file.path.exists():
-        return False
     assets = dict(sorted(entries.items()))
     data = {
         "schema": LOCK_SCHEMA,
@@ -249,4 +263,5 @@ def write_lock(index: StateIndex, resolution: Resolution, batch_id: str) -> bool
     }
     atomic_write_json(lock_file.path, data, temp_dir=resolution.root / ".imgbuild" / "tmp")
     lock_file.assets = assets
+    index._lock_updates[batch_id] = None
     return True
