@@ -20,19 +20,32 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
+import json
 import os
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from imgbuild.errors import FatalError
-from imgbuild.providers import Call, Job, Provider, ProviderError, Response, create_provider
-from imgbuild.records.atomic import remove_stale_temp_files
+from imgbuild.errors import FatalError, ProviderRefused
+from imgbuild.providers import Call, Job, Provider, ProviderError, Response, Upload, create_provider
+from imgbuild.providers.base import redact_body
+from imgbuild.records.atomic import atomic_write_json, remove_stale_temp_files
 from imgbuild.records.store import ASSET_SCHEMA, AssetStore, new_run_id, utc_now
 from imgbuild.requests import ImageRequest
 
-__all__ = ["MAX_IMAGE_BYTES", "BuildFailed", "Generator", "current_candidates", "new_asset_record"]
+__all__ = [
+    "MAX_IMAGE_BYTES",
+    "BudgetExceeded",
+    "BuildFailed",
+    "BuildStopped",
+    "Estimate",
+    "Generator",
+    "current_candidates",
+    "new_asset_record",
+]
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 _EXTENSIONS = {"png": "png", "jpeg": "jpg"}
@@ -45,6 +58,56 @@ class BuildFailed(FatalError):
 
 class BuildLocked(FatalError):
     """Another build holds this project's build lock."""
+
+
+class BuildStopped(FatalError):
+    """The build was stopped by a refusal before this candidate was started."""
+
+
+class BudgetExceeded(ProviderRefused):
+    """The images this build would make cost more than the project's budget."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What the stale images of a build would cost at list prices."""
+
+    images: int
+    cost: float
+
+
+class UploadCache:
+    """Reference images already uploaded to a provider, by content hash, until their URLs expire.
+
+    Kept in .imgbuild/uploads.json (not committed: URLs are per account and expire)."""
+
+    def __init__(self, path: Path, temp_dir: Path) -> None:
+        self.path = path
+        self.temp_dir = temp_dir
+        self._lock = threading.Lock()
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, provider: str, sha256: str) -> str | None:
+        with self._lock:
+            entry = self._read().get(f"{provider}:{sha256}")
+        if not entry or (entry.get("expires") is not None and entry["expires"] < time.time() + 3600):
+            return None  # an hour's margin: a call may queue a while before the provider reads it
+        url = entry.get("url")
+        return url if isinstance(url, str) else None
+
+    def put(self, provider: str, sha256: str, upload: Upload) -> None:
+        if upload.url.startswith("data:"):
+            return  # inline: nothing to remember, and too big to keep
+        with self._lock:
+            data = self._read()
+            data[f"{provider}:{sha256}"] = {"url": upload.url, "expires": upload.expires}
+            atomic_write_json(self.path, data, temp_dir=self.temp_dir)
 
 
 def new_asset_record(req: ImageRequest) -> dict[str, Any]:
@@ -79,12 +142,21 @@ def current_candidates(
 
 
 class Generator:
-    """Makes candidates for one project with one provider. Safe to share between doit's threads."""
+    """Makes candidates for one project with one provider. Safe to share between doit's threads.
 
-    def __init__(self, root: Path, provider_name: str) -> None:
+    A refusal (no key, a rejected key, an unreachable host, the budget) stops the whole build:
+    the candidates not yet started are skipped, not attempted."""
+
+    def __init__(self, root: Path, provider_name: str, settings: Mapping[str, Any] | None = None) -> None:
         self.root = root
         self.provider_name = provider_name
+        self.settings = settings or {}
         self.store = AssetStore(root)
+        self.uploads = UploadCache(root / ".imgbuild" / "uploads.json", self.store.temp_dir)
+        self.refused: ProviderRefused | None = None
+        self.budget: float | None = None
+        self.estimate: Estimate | None = None
+        self.possibly_billed = 0  # create calls that ended without an answer (see docs/records.md)
         self._provider: Provider | None = None
         self._setup_lock = threading.Lock()
         self._build_lock: IO[str] | None = None
@@ -92,12 +164,35 @@ class Generator:
     # -- set-up, once per build -------------------------------------------------------------
     def _ready(self) -> Provider:
         with self._setup_lock:
-            if self._build_lock is None:
-                self._build_lock = _acquire_build_lock(self.root / ".imgbuild")
-                remove_stale_temp_files(self.store.temp_dir)
-            if self._provider is None:
-                self._provider = create_provider(self.provider_name, self.root)
+            if self.refused is not None:
+                raise BuildStopped(f"not run: {self.refused}")
+            try:
+                if self._build_lock is None:
+                    self._build_lock = _acquire_build_lock(self.root / ".imgbuild")
+                    remove_stale_temp_files(self.store.temp_dir)
+                if self._provider is None:
+                    self._check_budget()
+                    self._provider = create_provider(self.provider_name, self.root, self.settings)
+            except ProviderRefused as exc:
+                self.refused = exc
+                raise
             return self._provider
+
+    def _check_budget(self) -> None:
+        if self.budget is None or self.estimate is None or self.provider_name == "preview":
+            return
+        if self.estimate.cost > self.budget:
+            raise BudgetExceeded(
+                f"this build would make {self.estimate.images} images for about ${self.estimate.cost:.2f} "
+                f"at list prices, over the budget of ${self.budget:.2f} in imgbuild.yaml; "
+                "raise `budget:` or build fewer batches (imgbuild build <batch>)"
+            )
+
+    def refuse(self, exc: ProviderRefused) -> None:
+        """Stop the build: every later candidate is skipped."""
+        with self._setup_lock:
+            if self.refused is None:
+                self.refused = exc
 
     def close(self) -> None:
         if self._provider is not None:
@@ -109,6 +204,28 @@ class Generator:
     # -- one candidate ----------------------------------------------------------------------
     def make_candidate(self, req: ImageRequest, candidate: int) -> None:
         """Make candidate `candidate` of `req` unless it exists; resume an interrupted call first."""
+        try:
+            self._make_candidate(req, candidate)
+        except ProviderRefused as exc:
+            self.refuse(exc)
+            raise
+
+    def finish_pending(self, req: ImageRequest) -> int:
+        """Finish the interrupted calls of `req` that need no new call: a recorded job or a saved
+        answer (`imgbuild poll`). Returns how many were finished."""
+        with self.store.locked(req.asset_dir):
+            record = self.store.read_asset(req.asset_dir) or {}
+        resumable = [
+            p["candidate"]
+            for p in record.get("pending", [])
+            if p["request_hash"] == req.request_hash
+            and (p.get("job") or self.store.exists(self.store.run_path(req.asset_dir, p["run"], "response.json")))
+        ]
+        for candidate in resumable:
+            self.make_candidate(req, candidate)
+        return len(resumable)
+
+    def _make_candidate(self, req: ImageRequest, candidate: int) -> None:
         provider = self._ready()
         store, asset_dir = self.store, req.asset_dir
         with store.locked(asset_dir):
@@ -118,20 +235,109 @@ class Generator:
             pending = _pending_for(record, req.request_hash, candidate)
             if pending is not None:
                 call = Call(req, candidate, pending["run"])
-                response = self._recover(provider, call, pending, record)
+                try:
+                    response = self._recover(provider, call, pending, record)
+                except ProviderRefused:
+                    raise
+                except ProviderError as exc:
+                    self._fail(call, str(exc))
+                    raise BuildFailed(f"{req.asset_id} candidate {candidate}: {exc}") from exc
+                finally:
+                    self._write_http_log(call)
                 if response is not None:
                     self._finish(provider, call, response, started=time.monotonic())
                     return
-            call = Call(req, candidate, new_run_id())
+        # Uploads happen outside the asset lock: they may take a while and touch no asset record.
+        call = Call(req, candidate, new_run_id(), self._reference_urls(provider, req))
+        with store.locked(asset_dir):
+            record = store.read_asset(asset_dir) or new_asset_record(req)
             self._submit(provider, call, record)
         started = time.monotonic()
         try:
             response = provider.generate(call, lambda job: self._record_job(call, job))
+        except ProviderRefused as exc:
+            self._fail(call, str(exc))
+            raise
         except ProviderError as exc:
             self._fail(call, str(exc))
             raise BuildFailed(f"{req.asset_id} candidate {candidate}: {exc}") from exc
+        finally:
+            self._count_unanswered(call)
+            self._write_http_log(call)
         store.write_json(store.run_path(asset_dir, call.run_id, "response.json"), response.raw)
         self._finish(provider, call, response, started=started)
+
+    # -- reference images ---------------------------------------------------------------------
+    def _reference_urls(self, provider: Provider, req: ImageRequest) -> tuple[str, ...]:
+        """A provider-readable URL per reference image: reused while valid, else uploaded and recorded."""
+        urls = []
+        for ref in req.references:
+            cached = self.uploads.get(self.provider_name, ref.sha256)
+            if cached is not None:
+                urls.append(cached)
+                continue
+            data = (self.root / ref.path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != ref.sha256:
+                raise BuildFailed(f"{req.asset_id}: reference image {ref.path} changed since the plan; run again")
+            upload_id = new_run_id()
+            call = Call(req, 0, upload_id)
+            base = f"{req.asset_dir}/upload/{upload_id}"
+            self.store.write_json(
+                f"{base}/request.json",
+                {
+                    "upload_id": upload_id,
+                    "provider": self.provider_name,
+                    "reference": ref.record(),
+                    "bytes": len(data),
+                    "submitted": utc_now(),
+                },
+            )
+            started = time.monotonic()
+            try:
+                upload = provider.upload(call, ref, data)
+            finally:
+                self._write_json_list(f"{base}/http.json", call.log)
+            self.store.write_json(f"{base}/response.json", upload.raw)
+            shown = upload.url if not upload.url.startswith("data:") else "(inline data URL)"
+            self.store.write_json(
+                f"{base}/manifest.json",
+                {
+                    "upload_id": upload_id,
+                    "reference": ref.record(),
+                    "url": shown,
+                    "expires": upload.expires,
+                    "timings": {"seconds": round(time.monotonic() - started, 3)},
+                    "completed": utc_now(),
+                },
+            )
+            self.store.append_history(
+                req.asset_dir,
+                req.asset_id,
+                {"event": "uploaded", "kind": "upload", "run": upload_id, "reference": ref.record(), "url": shown},
+            )
+            self.uploads.put(self.provider_name, ref.sha256, upload)
+            urls.append(upload.url)
+        return tuple(urls)
+
+    # -- records of HTTP exchanges --------------------------------------------------------------
+    def _write_http_log(self, call: Call) -> None:
+        if call.log:
+            path = self.store.run_path(call.request.asset_dir, call.run_id, "http.json")
+            self._write_json_list(path, call.log)
+
+    def _write_json_list(self, path: str, entries: list[dict[str, Any]]) -> None:
+        if not entries:
+            return
+        earlier = self.store.read_json(path)  # a resumed call adds to what the first attempt wrote
+        combined = (earlier if isinstance(earlier, list) else []) + entries
+        self.store.write_json(path, combined)
+        entries.clear()
+
+    def _count_unanswered(self, call: Call) -> None:
+        lost = sum(1 for e in call.log if e.get("what") == "create" and e.get("response") is None)
+        if lost:
+            with self._setup_lock:
+                self.possibly_billed += lost
 
     def _finish(self, provider: Provider, call: Call, response: Response, *, started: float) -> None:
         """Keep the images of a saved answer. If that fails (a download cut short, a broken
@@ -139,6 +345,8 @@ class Generator:
         new paid call."""
         try:
             kept = self._keep(provider, call, response, started=started)
+        except ProviderRefused:
+            raise
         except (BuildFailed, ProviderError, OSError) as exc:
             req = call.request
             self.store.append_history(
@@ -201,7 +409,7 @@ class Generator:
                 "candidate": call.candidate,
                 "provider": self.provider_name,
                 "request": req.record(),
-                "provider_body": provider.request_body(call),
+                "provider_body": redact_body(provider.request_body(call)),
                 "submitted": utc_now(),
             },
         )
@@ -257,19 +465,24 @@ class Generator:
             if output.error is not None:
                 errors.append({"index": output.index, "error": output.error})
                 continue
-            name = call.run_id if len(response.outputs) == 1 else f"{call.run_id}-{output.index + 1}"
+            sets = req.max_images > 1  # an identity set: one candidate, several images
+            name = f"{call.run_id}-{output.index + 1}" if sets else call.run_id
             relative = f"images/candidates/{name}.{_EXTENSIONS[req.output_format]}"
             target = f"{req.asset_dir}/{relative}"
             if store.exists(target):  # kept by an interrupted run: its remote URL may have expired
                 data = store.path(target).read_bytes()
             else:
-                data = provider.download(call, output) if output.data is None else output.data
+                try:
+                    data = provider.download(call, output) if output.data is None else output.data
+                finally:
+                    self._write_http_log(call)
             width, height = _verify_image(data, req.output_format)
             if not store.exists(target):
                 store.write_bytes(target, data)
             files.append(
                 {
-                    "candidate": call.candidate + output.index,
+                    "candidate": call.candidate,
+                    "image": output.index + 1 if sets else None,
                     "file": relative,
                     "sha256": hashlib.sha256(data).hexdigest(),
                     "bytes": len(data),
@@ -313,6 +526,7 @@ class Generator:
                 record["candidates"].append(
                     {
                         "candidate": f["candidate"],
+                        **({"image": f["image"]} if f["image"] is not None else {}),
                         "file": f["file"],
                         "run": call.run_id,
                         "request_hash": req.request_hash,

@@ -17,16 +17,36 @@ __all__ = [
     "DEFAULT_MODEL",
     "MODES",
     "QUALITY_TIERS",
+    "Limits",
     "ModelSpec",
     "Tier",
     "aspect_ratios",
+    "endpoint_key",
     "get_model",
+    "mode_for",
     "model_keys",
 ]
 
 DEFAULT_MODEL = "image-seedream-v5-lite-text"
 QUALITY_TIERS = ("draft", "standard", "high", "max")
 MODES = ("text", "edit", "sequential", "edit-sequential")
+
+
+def mode_for(*, edit: bool, sequential: bool) -> str:
+    """The mode of a call that does / does not take reference images and make an identity set."""
+    return {(False, False): "text", (True, False): "edit", (False, True): "sequential"}.get(
+        (edit, sequential), "edit-sequential"
+    )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one provider accepts for one model family, checked before any call."""
+
+    max_references: int  # reference images per call
+    max_images: int  # images per sequential call
+    max_outputs_with_references: int  # references + images per call
+    output_formats: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -50,12 +70,28 @@ class ModelSpec:
     output_formats: tuple[str, ...]
     max_references: int
     max_images: int
+    max_outputs_with_references: int
     min_pixels: int
     max_pixels: int
     min_aspect: float
     max_aspect: float
     max_input_bytes: int
     price_per_image: float
+    provider_limits: MappingProxyType[str, Limits]
+
+    @property
+    def edits(self) -> bool:
+        return self.mode.startswith("edit")
+
+    @property
+    def sequential(self) -> bool:
+        return self.mode.endswith("sequential")
+
+    def limits(self, provider: str) -> Limits:
+        """The family's limits, narrowed where `provider` accepts less."""
+        return self.provider_limits.get(provider) or Limits(
+            self.max_references, self.max_images, self.max_outputs_with_references, self.output_formats
+        )
 
     def provider_model(self, provider: str) -> str:
         """The provider's own id for this model (KeyError when the provider does not serve it)."""
@@ -90,12 +126,24 @@ def _models() -> dict[str, ModelSpec]:
             output_formats=tuple(fam["output_formats"]),
             max_references=fam["max_references"],
             max_images=fam["max_images"],
+            max_outputs_with_references=fam["max_outputs_with_references"],
             min_pixels=fam["pixels"][0],
             max_pixels=fam["pixels"][1],
             min_aspect=fam["aspect"][0],
             max_aspect=fam["aspect"][1],
             max_input_bytes=fam["max_input_bytes"],
             price_per_image=fam["price_per_image"],
+            provider_limits=MappingProxyType(
+                {
+                    name: Limits(
+                        lim.get("max_references", fam["max_references"]),
+                        lim.get("max_images", fam["max_images"]),
+                        lim.get("max_outputs_with_references", fam["max_outputs_with_references"]),
+                        tuple(lim.get("output_formats", fam["output_formats"])),
+                    )
+                    for name, lim in fam.get("provider_limits", {}).items()
+                }
+            ),
         )
     return out
 
@@ -108,6 +156,11 @@ def model_keys() -> list[str]:
 def get_model(key: str) -> ModelSpec:
     """The spec of an endpoint key (KeyError when unknown; the schema catches that earlier)."""
     return _models()[key]
+
+
+def endpoint_key(family: str, mode: str) -> str:
+    """The endpoint key of `family` in `mode` (every family has all four modes)."""
+    return next(m.key for m in _models().values() if m.family == family and m.mode == mode)
 
 
 def aspect_ratios() -> list[str]:

@@ -14,11 +14,20 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-from imgbuild.models import get_model
+from imgbuild.models import Limits, endpoint_key, get_model, mode_for
 from imgbuild.spec.expand import Asset
 from imgbuild.spec.model import SourceRef
 
-__all__ = ["HASHED_FIELDS", "ImageRequest", "canonical_json", "make_request", "sha256_text"]
+__all__ = [
+    "HASHED_FIELDS",
+    "ImageRequest",
+    "Reference",
+    "canonical_json",
+    "limit_problems",
+    "make_request",
+    "request_hash",
+    "sha256_text",
+]
 
 # The fields of the normalized record that go into the request hash.
 HASHED_FIELDS = (
@@ -44,6 +53,18 @@ def canonical_json(value: Any) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference image of an edit, pinned by content: the request hash covers only `sha256`."""
+
+    path: str  # project-relative
+    sha256: str
+    role: str  # "reference" (named in the manifest) or "approved" (the asset's approved image)
+
+    def record(self) -> dict[str, str]:
+        return {"path": self.path, "sha256": self.sha256, "role": self.role}
 
 
 @dataclass(frozen=True)
@@ -75,16 +96,22 @@ class ImageRequest:
     quality: str
     quality_reason: str | None
     quality_settings: Mapping[str, Any]
-    references: tuple[str, ...]
+    references: tuple[Reference, ...]
     max_images: int
     candidates: int
     editable: tuple[str, ...]
     asset_dir: str  # project-relative
     request_hash: str
+    template_sha256: str = ""  # the template's source: tells a template edit from an attribute change
+    edit: Mapping[str, Any] | None = None  # set when the edit rule made this an edit of the approved image
 
     def hashed(self) -> dict[str, Any]:
         """The part of the record that the request hash covers."""
         return {name: _plain(getattr(self, name)) for name in HASHED_FIELDS}
+
+    @property
+    def images_per_call(self) -> int:
+        return self.max_images
 
     def record(self) -> dict[str, Any]:
         """The normalized record as JSON data (written to asset.json and every run's request.json)."""
@@ -111,10 +138,12 @@ class ImageRequest:
             "output_format": self.output_format,
             "quality": {"tier": self.quality, "reason": self.quality_reason},
             "quality_settings": dict(self.quality_settings),
-            "references": list(self.references),
+            "references": [r.record() for r in self.references],
             "max_images": self.max_images,
             "candidates": self.candidates,
             "editable": list(self.editable),
+            "template_sha256": self.template_sha256,
+            "edit": dict(self.edit) if self.edit is not None else None,
             "asset_dir": self.asset_dir,
             "request_hash": self.request_hash,
         }
@@ -124,8 +153,55 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, tuple):
-        return list(value)
+        return [v.sha256 if isinstance(v, Reference) else v for v in value]  # references: content only
     return value
+
+
+def request_hash(fields: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of the hashed fields of a request's fields."""
+    return sha256_text(canonical_json({name: _plain(fields[name]) for name in HASHED_FIELDS}))
+
+
+def limit_problems(req: ImageRequest, limits: Limits, reference_bytes: Mapping[str, int]) -> list[tuple[str, str]]:
+    """(shot key, message) for each way `req` breaks the limits of its model at its provider.
+
+    Checked before any call: a request the provider would refuse must not cost a build."""
+    out = []
+    refs, images = len(req.references), req.max_images
+    model = get_model(req.model)
+    if model.edits and not refs:
+        out.append(("references", f"{req.model} edits reference images: give the shot `references`"))
+    if model.sequential and images < 2:
+        out.append(("max_images", f"{req.model} makes identity sets: give the shot `max_images` (2 or more)"))
+    if refs > limits.max_references:
+        out.append(
+            ("references", f"{refs} reference images; {req.provider} takes at most {limits.max_references} per call")
+        )
+    if images > limits.max_images:
+        out.append(("max_images", f"max_images {images}; {req.provider} makes at most {limits.max_images} per call"))
+    if refs and refs + images > limits.max_outputs_with_references:
+        out.append(
+            (
+                "max_images",
+                f"{refs} reference images + {images} images is over the {limits.max_outputs_with_references} "
+                "a call may hold",
+            )
+        )
+    width, height = (int(n) for n in req.size.split("x"))
+    if not model.min_pixels <= width * height <= model.max_pixels or not (
+        model.min_aspect <= width / height <= model.max_aspect
+    ):
+        out.append(("", f"size {req.size} is outside what {req.model} makes"))
+    if req.output_format not in limits.output_formats:
+        made = ", ".join(limits.output_formats)
+        out.append(("output_format", f"{req.output_format!r} is not made by {req.model} on {req.provider} ({made})"))
+    for ref in req.references:
+        size = reference_bytes.get(ref.path, 0)
+        if size > model.max_input_bytes:
+            out.append(
+                ("references", f"reference image {ref.path!r} is {size} bytes; the limit is {model.max_input_bytes}")
+            )
+    return out
 
 
 def make_request(
@@ -135,10 +211,16 @@ def make_request(
     negative_prompt: str | None,
     persona_traits: Mapping[str, str],
     provider: str,
+    template_sha256: str = "",
 ) -> ImageRequest:
-    """The normalized request for `asset` with its rendered prompt, hashed."""
+    """The normalized request for `asset` with its rendered prompt, hashed.
+
+    The mode follows the shot: reference images make it an edit, `max_images` an identity set;
+    the endpoint key is the batch model's family in that mode."""
     batch, shot = asset.batch, asset.shot
-    model = get_model(batch.model)
+    declared = get_model(batch.model)
+    mode = mode_for(edit=bool(shot.references) or declared.edits, sequential=shot.max_images > 1 or declared.sequential)
+    model = get_model(endpoint_key(declared.family, mode))
     tier = model.tiers[batch.quality]
     fields: dict[str, Any] = {
         "asset_id": asset.id,
@@ -166,12 +248,12 @@ def make_request(
         "quality": batch.quality,
         "quality_reason": batch.quality_reason,
         "quality_settings": MappingProxyType(dict(tier.settings)),
-        "references": (),
-        "max_images": 1,
+        "references": tuple(Reference(r.path, r.sha256, "reference") for r in shot.references),
+        "max_images": shot.max_images,
         "candidates": shot.candidates,
         "editable": shot.editable,
         "asset_dir": (PurePosixPath(batch.output) / asset.id).as_posix(),
+        "template_sha256": template_sha256,
     }
-    hashed = {name: _plain(fields[name]) for name in HASHED_FIELDS}
-    fields["request_hash"] = sha256_text(canonical_json(hashed))
+    fields["request_hash"] = request_hash(fields)
     return ImageRequest(**fields)

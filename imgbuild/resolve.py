@@ -9,18 +9,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgbuild.errors import InvalidInput, Problem
+from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
 from imgbuild.models import get_model
 
 if TYPE_CHECKING:
+    from imgbuild.edits import EditDecision
     from imgbuild.requests import ImageRequest
     from imgbuild.spec.model import Batch, Project
 
-__all__ = ["PROVIDER_ENV", "Resolution", "resolve"]
+__all__ = ["PROVIDER_ENV", "Resolution", "UnknownAsset", "resolve"]
 
 PROVIDER_ENV = "IMGBUILD_PROVIDER"
 
@@ -32,6 +33,7 @@ class Resolution:
     project: Project
     provider: str
     requests: Mapping[str, tuple[ImageRequest, ...]]  # batch id -> requests, in expansion order
+    decisions: Mapping[str, EditDecision] = field(default_factory=dict)  # asset id -> the edit rule's verdict
 
     @property
     def root(self) -> Path:
@@ -42,6 +44,23 @@ class Resolution:
 
     def all_requests(self) -> list[ImageRequest]:
         return [r for reqs in self.requests.values() for r in reqs]
+
+    def find(self, asset_id: str) -> ImageRequest:
+        """The request of `asset_id`; UnknownAsset (exit 2) naming close matches when there is none."""
+        import difflib
+
+        requests = {req.asset_id: req for req in self.all_requests()}
+        if asset_id in requests:
+            return requests[asset_id]
+        close = difflib.get_close_matches(asset_id, list(requests), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownAsset(f"no asset {asset_id!r} in this project{hint} (`imgbuild plan -v` lists every asset)")
+
+
+class UnknownAsset(FatalError):
+    """A command named an asset id that no manifest declares."""
+
+    exit_code = EXIT_INVALID
 
 
 def resolve(root: Path, *, provider: str | None = None, use_cache: bool = True) -> Resolution:
@@ -55,7 +74,7 @@ def resolve(root: Path, *, provider: str | None = None, use_cache: bool = True) 
     if use_cache:
         hit = cache.load(root, key)
         if isinstance(hit, Resolution):
-            return hit
+            return _with_approvals(hit)
     started_ns = time.time_ns()
     with cache.capture_warnings() as warnings:
         resolution = _resolve(root, provider)
@@ -65,7 +84,19 @@ def resolve(root: Path, *, provider: str | None = None, use_cache: bool = True) 
         evidence |= {str(root / ref.path) for b in project.batches for ref in b.source_basis}
         files, folders = cache.input_paths(root, project.config, evidence)
         cache.store(root, key, resolution, files=files, folders=folders, warnings=warnings, started_ns=started_ns)
-    return resolution
+    return _with_approvals(resolution)
+
+
+def _with_approvals(resolution: Resolution) -> Resolution:
+    """Apply the edit rule: approvals live in the records, not in the (cached) manifests."""
+    from imgbuild.edits import apply_edit_rule
+    from imgbuild.records.lock import lock_path, read_lock
+
+    entries = {b.id: read_lock(lock_path(b.path)).assets for b in resolution.project.batches}
+    requests, decisions = apply_edit_rule(resolution.root, resolution.requests, entries)
+    if not decisions:
+        return resolution
+    return replace(resolution, requests=requests, decisions=decisions)
 
 
 def _resolve(root: Path, provider: str | None) -> Resolution:
@@ -84,6 +115,7 @@ def _resolve(root: Path, provider: str | None) -> Resolution:
     renderer = PromptRenderer(templates, display(config.root, templates))
     requests: dict[str, list[ImageRequest]] = {b.id: [] for b in project.batches}
     failed_shots: set[tuple[str, int]] = set()
+    checked_shots: set[tuple[str, int]] = set()
     for asset in assets:
         shot_key = (asset.batch.id, asset.shot.index)
         if shot_key in failed_shots:
@@ -97,18 +129,35 @@ def _resolve(root: Path, provider: str | None) -> Resolution:
             continue
         if asset.batch.id not in served:
             continue
-        requests[asset.batch.id].append(
-            make_request(
-                asset,
-                prompt=prompt,
-                negative_prompt=negative,
-                persona_traits=persona.traits,
-                provider=chosen,
-            )
+        req = make_request(
+            asset,
+            prompt=prompt,
+            negative_prompt=negative,
+            persona_traits=persona.traits,
+            provider=chosen,
+            template_sha256=renderer.source_hash(asset),
         )
+        if shot_key not in checked_shots:  # the limits depend on the shot, not on its values
+            checked_shots.add(shot_key)
+            _check_limits(asset.batch, asset.shot.index, req, root, problems)
+        requests[asset.batch.id].append(req)
     if problems:
         raise InvalidInput(problems)
     return Resolution(project, chosen, {k: tuple(v) for k, v in requests.items()})
+
+
+def _check_limits(batch: Batch, shot: int, req: ImageRequest, root: Path, problems: list[Problem]) -> None:
+    from imgbuild.requests import limit_problems
+
+    sizes = {ref.path: os.path.getsize(root / ref.path) for ref in req.references}
+    for key, message in limit_problems(req, get_model(req.model).limits(req.provider), sizes):
+        if key == "output_format":
+            line, path = batch.line("output_format"), "output_format"
+        elif key:
+            line, path = batch.line("shots", shot, key), f"shots[{shot}].{key}"
+        else:
+            line, path = batch.line("shots", shot), f"shots[{shot}]"
+        problems.append(Problem(batch.file, line, path, message))
 
 
 def _check_provider(name: str, project: Project, problems: list[Problem]) -> bool:

@@ -26,9 +26,10 @@ from doit.cmd_base import TaskLoader2
 from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
-from imgbuild.errors import FatalError, InvalidInput
-from imgbuild.generate import Generator
+from imgbuild.errors import EXIT_REFUSED, FatalError, InvalidInput, ProviderRefused
+from imgbuild.generate import BuildStopped, Estimate, Generator
 from imgbuild.log import setup_logging
+from imgbuild.models import get_model
 from imgbuild.project import find_project_root
 from imgbuild.records.state import StateIndex, write_lock
 from imgbuild.requests import ImageRequest
@@ -53,7 +54,22 @@ def image_task_name(asset_id: str, candidate: int) -> str:
     return f"{asset_id}.c{candidate}"
 
 
-def doit_config(config: ProjectConfig) -> dict[str, Any]:
+def concurrency(config: ProjectConfig, provider: str) -> int:
+    """Calls in flight at once: the provider's own setting, else the project's."""
+    value = config.providers.get(provider, {}).get("concurrency", config.concurrency)
+    return int(value)
+
+
+def make_generator(resolution: Resolution) -> Generator:
+    """The build's generator, with the provider's settings and the project's budget."""
+    config = resolution.project.config
+    generator = Generator(resolution.root, resolution.provider, config.providers.get(resolution.provider, {}))
+    generator.budget = config.budget
+    ProgressReporter.generator = generator
+    return generator
+
+
+def doit_config(config: ProjectConfig, provider: str | None = None) -> dict[str, Any]:
     """doit settings for a project: database in .imgbuild/, threads, our progress reporter."""
     state = config.state_dir
     state.mkdir(parents=True, exist_ok=True)
@@ -62,7 +78,7 @@ def doit_config(config: ProjectConfig) -> dict[str, Any]:
         "dep_file": str(state / "doit.db"),
         "backend": "sqlite3",
         "par_type": "thread",
-        "num_process": config.concurrency,
+        "num_process": concurrency(config, provider) if provider else config.concurrency,
         "reporter": ProgressReporter,
         "verbosity": 2,
         # One failed asset must not stop an overnight batch: the others go on (doit --continue).
@@ -73,14 +89,20 @@ def doit_config(config: ProjectConfig) -> dict[str, Any]:
 def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[str, Any]]:
     """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them)."""
     index = StateIndex(resolution)
+    images = cost = 0.0
     for batch_id, requests in resolution.requests.items():
-        images = sum(r.candidates for r in requests)
-        yield {"basename": batch_id, "name": None, "doc": f"{resolution.batch(batch_id).purpose} ({images} images)"}
+        count = sum(r.candidates * r.max_images for r in requests)
+        yield {"basename": batch_id, "name": None, "doc": f"{resolution.batch(batch_id).purpose} ({count} images)"}
         names = []
         for req in requests:
+            price = get_model(req.model).price_per_image * req.max_images
             for k in range(1, req.candidates + 1):
                 name = image_task_name(req.asset_id, k)
                 names.append(f"{batch_id}:{name}")
+                done = index.candidate_done(req, k)
+                if not done:
+                    images += req.max_images
+                    cost += price
                 yield {
                     "basename": batch_id,
                     "name": name,
@@ -88,7 +110,7 @@ def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[st
                     "actions": [(_image_action, [generator, req, k])],
                     # Decided now, from our records: a plain bool also spares doit an inspect.signature()
                     # per task, which is a fifth of a no-op build at 10,000 images.
-                    "uptodate": [index.candidate_done(req, k)],
+                    "uptodate": [done],
                     "io": {"capture": False},
                     "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k},
                 }
@@ -102,12 +124,26 @@ def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[st
             "io": {"capture": False},
             "meta": {"imgbuild": "lock"},
         }
+    # Every stale image of the project, selected or not: the budget check errs on the safe side.
+    generator.estimate = Estimate(int(images), cost)
+
+
+class Refused(TaskFailed):
+    """The provider (or the budget) refused: the whole build stops."""
+
+
+class Skipped(TaskFailed):
+    """Not started because the build was stopped by a refusal."""
 
 
 def _image_action(generator: Generator, req: ImageRequest, candidate: int) -> TaskFailed | None:
     """Make one candidate; an expected failure becomes a clean doit failure, not a traceback."""
     try:
         generator.make_candidate(req, candidate)
+    except BuildStopped as exc:
+        return Skipped(str(exc))
+    except ProviderRefused as exc:
+        return Refused(str(exc))
     except FatalError as exc:
         return TaskFailed(str(exc))
     return None
@@ -133,14 +169,14 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    generator = Generator(resolution.root, resolution.provider)
+    generator = make_generator(resolution)
 
     def task_imgbuild() -> Iterator[dict[str, Any]]:
         """imgbuild: generate every stale image of every batch."""
         with quiet_garbage_collector():
             yield from task_dicts(resolution, generator)
 
-    return doit_config(resolution.project.config), task_imgbuild
+    return doit_config(resolution.project.config, resolution.provider), task_imgbuild
 
 
 @contextmanager
@@ -187,6 +223,7 @@ class ProgressReporter:
     """
 
     desc = "imgbuild progress"
+    generator: Generator | None = None  # the build's generator, for its refusal and call counts
 
     def __init__(self, outstream: IO[str], options: dict[str, Any]) -> None:
         # doit's default outstream is the sys.stdout of the moment doit was imported; follow the
@@ -200,6 +237,8 @@ class ProgressReporter:
         self.up_to_date = 0
         self.failures: list[str] = []
         self.notes: list[str] = []
+        self.refusal: str | None = None
+        self.skipped = 0
         self.started = time.monotonic()
 
     @property
@@ -235,7 +274,11 @@ class ProgressReporter:
 
     def add_failure(self, task: Any, fail: Any) -> None:
         with self.lock:
-            if self._is_image(task):
+            if isinstance(fail, Refused):
+                self.refusal = self.refusal or str(fail.message)
+            elif isinstance(fail, Skipped):
+                self.skipped += 1
+            elif self._is_image(task):
                 self.failures.append(f"{task.name}: {_failure_text(fail)}")
             elif task.meta and task.meta.get("imgbuild") == "lock":
                 self.notes.append(f"{task.name} not run: the lock file keeps its old entries until every image is made")
@@ -263,8 +306,24 @@ class ProgressReporter:
         seconds = time.monotonic() - self.started
         for failure in self.failures:
             self.out.write(f"FAILED {failure}\n")
-        for note in self.notes:
-            self.out.write(f"{note}\n")
+        if self.refusal is None:
+            for note in self.notes:
+                self.out.write(f"{note}\n")
+        generator = self.generator
+        if generator is not None and generator.possibly_billed:
+            self.out.write(
+                f"note: {generator.possibly_billed} create calls ended without an answer and were retried; "
+                "the provider may have billed them (see the runs' http.json)\n"
+            )
+        if self.refusal is not None:
+            self.out.write(
+                f"imgbuild: STOPPED: {self.refusal}\n"
+                f"imgbuild: {self.built} generated before the stop, {self.skipped} not started, "
+                f"{len(self.failures)} failed ({seconds:.1f} s)\n"
+            )
+            self.out.flush()
+            # doit's exit codes cannot say "refused": leave with ours (doit has saved its state).
+            raise SystemExit(EXIT_REFUSED)
         if self.built == 0 and not self.failures:
             self.out.write(f"imgbuild: all {self.up_to_date} images up to date, nothing to generate\n")
         else:

@@ -3,10 +3,12 @@ the project schema's provider enum is ``provider_names()``, never a second list.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from imgbuild.providers.base import Call, ContentRejected, Job, Output, Provider, ProviderError, Response
+from imgbuild.providers.base import Call, ContentRejected, Job, Output, Provider, ProviderError, Response, Upload
 
 __all__ = [
     "Call",
@@ -16,12 +18,13 @@ __all__ = [
     "Provider",
     "ProviderError",
     "Response",
+    "Upload",
     "create_provider",
     "provider_names",
     "register",
 ]
 
-ProviderFactory = Callable[[Path], Provider]
+ProviderFactory = Callable[[Path, Mapping[str, Any]], Provider]
 _REGISTRY: dict[str, ProviderFactory] = {}
 
 
@@ -35,17 +38,20 @@ def register(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
     return decorate
 
 
-def _load_builtin() -> None:
-    from imgbuild.providers import preview  # noqa: F401  (registers itself)
+# Built-in providers, imported when first used: a preview build needs no HTTP client.
+_BUILTIN = {name: f"imgbuild.providers.{name}" for name in ("ark", "fal", "preview", "replicate")}
 
 
 def provider_names() -> list[str]:
     """Every registered provider, sorted."""
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_BUILTIN))
 
 
-def create_provider(name: str, project_root: Path) -> Provider:
-    """A ready provider instance (KeyError for an unknown name; resolve() reports that earlier)."""
-    _load_builtin()
-    return _REGISTRY[name](project_root)
+def create_provider(name: str, project_root: Path, settings: Mapping[str, Any] | None = None) -> Provider:
+    """A ready provider instance (KeyError for an unknown name; resolve() reports that earlier).
+
+    `settings` is the provider's section of imgbuild.yaml. A hosted provider without its key
+    raises ProviderRefused here, before any call."""
+    if name not in _REGISTRY and name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name])  # registers itself
+    return _REGISTRY[name](project_root, settings or {})

@@ -10,18 +10,26 @@ A build step drives a provider through four calls:
 * ``resume(call, job)`` — continue a job recorded by an earlier, interrupted build (no new job);
 * ``download(call, output)`` — the bytes of one output, fetched at once (remote URLs expire).
 
+An edit first makes its reference images reachable: ``upload(call, reference, data)`` returns a
+URL the provider can read (a hosted file, or a data URL where the API takes those).
+
+Every HTTP exchange of a call is appended to ``call.log`` (secrets redacted); the build writes it
+to the run's http.json whatever the outcome.
+
 ``parse(call, raw)`` turns a saved raw response back into a Response: a build killed after the
 answer was saved but before its images were kept finishes from response.json without a new call.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from imgbuild.errors import FatalError
-from imgbuild.requests import ImageRequest
+from imgbuild.requests import ImageRequest, Reference
 
 __all__ = [
     "Call",
@@ -31,6 +39,8 @@ __all__ = [
     "Provider",
     "ProviderError",
     "Response",
+    "Upload",
+    "redact_body",
 ]
 
 
@@ -42,6 +52,7 @@ class Call:
     candidate: int
     run_id: str
     reference_urls: tuple[str, ...] = ()
+    log: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,15 @@ class Job:
         return {"provider": self.provider, "id": self.id, "urls": dict(self.urls)}
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A reference image made reachable by the provider: its URL and the raw exchange."""
+
+    url: str
+    raw: dict[str, Any]
+    expires: float | None = None  # UNIX time after which the URL may be gone; None: never / unknown
+
+
 class ProviderError(FatalError):
     """A call failed for this asset only (the build goes on with the other assets)."""
 
@@ -98,4 +118,19 @@ class Provider(Protocol):
 
     def download(self, call: Call, output: Output) -> bytes: ...
 
+    def upload(self, call: Call, reference: Reference, data: bytes) -> Upload: ...
+
     def close(self) -> None: ...
+
+
+def redact_body(value: Any) -> Any:
+    """A JSON body as it may be recorded: data URLs replaced by their type, size and hash."""
+    if isinstance(value, str) and value.startswith("data:") and ";base64," in value:
+        head, data = value.split(",", 1)
+        raw = base64.b64decode(data)
+        return f"{head},<{len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}>"
+    if isinstance(value, dict):
+        return {k: redact_body(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_body(v) for v in value]
+    return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from imgbuild.providers import register
-from imgbuild.providers.base import Call, Job, Output, Response
+from imgbuild.providers.base import Call, Job, Output, Response, Upload
+from imgbuild.requests import Reference
 
 __all__ = ["PreviewProvider", "render_placeholder"]
 
@@ -29,7 +30,7 @@ class PreviewProvider:
 
     name = "preview"
 
-    def __init__(self, project_root: Path) -> None:
+    def __init__(self, project_root: Path, settings: Mapping[str, Any] | None = None) -> None:
         self.project_root = project_root
 
     def request_body(self, call: Call) -> dict[str, Any]:
@@ -47,7 +48,9 @@ class PreviewProvider:
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:
         req = call.request
-        urls = [f"preview://{req.asset_id}/{req.request_hash[:12]}/{call.candidate + i}" for i in range(req.max_images)]
+        urls = [
+            f"preview://{req.asset_id}/{req.request_hash[:12]}/{call.candidate}/{i + 1}" for i in range(req.max_images)
+        ]
         raw = {
             "model": req.provider_model,
             "data": [{"url": url, "size": req.size} for url in urls],
@@ -62,19 +65,30 @@ class PreviewProvider:
     def resume(self, call: Call, job: Job) -> Response:
         return self.generate(call, lambda _job: None)
 
+    def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
+        digest = hashlib.sha256(data).hexdigest()
+        return Upload(url=f"preview://upload/{digest}", raw={"inline": False, "bytes": len(data), "sha256": digest})
+
     def download(self, call: Call, output: Output) -> bytes:
         req = call.request
         width, height = (int(n) for n in req.size.split("x"))
+        which = f"candidate {call.candidate} of {req.candidates}"
+        if req.max_images > 1:
+            which += f", image {output.index + 1} of {req.max_images}"
+        edit = ""
+        if req.references:
+            edit = "edit of " + ", ".join(f"{r.role} {r.sha256[:10]}" for r in req.references)
         return render_placeholder(
             width=width,
             height=height,
             fmt=req.output_format,
-            seed=f"{req.request_hash}:{call.candidate + output.index}",
+            seed=f"{req.request_hash}:{call.candidate}:{output.index}",
             lines=[
                 "PREVIEW",
                 req.asset_id,
-                f"candidate {call.candidate + output.index} of {req.candidates}  ·  {req.size}  ·  {req.model}",
+                f"{which}  ·  {req.size}  ·  {req.model}",
                 "variant test: " + req.variant_test if req.variant_test else "",
+                edit,
                 "",
                 *textwrap.wrap(req.prompt, width=48)[:8],
             ],

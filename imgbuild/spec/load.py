@@ -68,6 +68,7 @@ _DEFAULTS: dict[str, Any] = {
     "concurrency": 4,
     "budget": None,
     "max_assets_per_batch": 1000,
+    "providers": {},
 }
 
 
@@ -223,7 +224,7 @@ class _Loader:
             refs.append(SourceRef(item["path"], item.get("anchor"), item.get("note"), digest))
         return tuple(refs) if ok else None
 
-    def _file_hash(self, doc: Document, at: DocPath, relative: str) -> str | None:
+    def _file_hash(self, doc: Document, at: DocPath, relative: str, kind: str = "evidence file") -> str | None:
         target = _inside(self.root, relative)
         if target is None:
             self.problems.append(doc.problem(at, _escape_message(relative, self.root, self.root)))
@@ -232,10 +233,11 @@ class _Loader:
             try:
                 self._hashes[target] = hashlib.sha256(target.read_bytes()).hexdigest()
             except FileNotFoundError:
-                self.problems.append(doc.problem(at, f"evidence file {relative!r} does not exist"))
+                self.problems.append(doc.problem(at, f"{kind} {relative!r} does not exist"))
                 return None
             except IsADirectoryError:
-                self.problems.append(doc.problem(at, f"{relative!r} is a folder, expected an evidence file"))
+                article = "an" if kind[0] in "aeiou" else "a"
+                self.problems.append(doc.problem(at, f"{relative!r} is a folder, expected {article} {kind}"))
                 return None
         return self._hashes[target]
 
@@ -276,14 +278,7 @@ class _Loader:
         if output is not None and _inside(self.root, output) is None:
             self.problems.append(doc.problem(("output",), _escape_message(output, self.root, self.root)))
         model = get_model(data.get("model", DEFAULT_MODEL))
-        output_format = data.get("output_format", "png")
-        if output_format not in model.output_formats:
-            self.problems.append(
-                doc.problem(
-                    ("output_format",),
-                    f"{output_format!r} is not made by {model.key} (it makes: {', '.join(model.output_formats)})",
-                )
-            )
+        output_format = data.get("output_format", "png")  # checked against the provider in resolve()
         shots = tuple(
             self._shot(doc, i, raw)
             for i, raw in enumerate(data.get("shots", []))
@@ -350,6 +345,13 @@ class _Loader:
                 self.problems.append(doc.problem((*at, "template"), _escape_message(template, base, self.root)))
             elif not target.is_file():
                 self.problems.append(doc.problem((*at, "template"), f"template {template!r} not found in {folder}/"))
+        references = []
+        for i, item in enumerate(raw.get("references", ())):
+            if item is None:
+                continue  # invalid, already reported
+            digest = self._file_hash(doc, (*at, "references", i, "path"), item["path"], "reference image")
+            if digest is not None:
+                references.append(SourceRef(item["path"], None, item.get("note"), digest))
         return Shot(
             id=raw["id"],
             index=index,
@@ -361,6 +363,8 @@ class _Loader:
             editable=tuple(x for x in raw.get("editable", ()) if x is not None),
             fixed=MappingProxyType(dict(raw.get("fixed", {}))),
             vary=_vary(raw.get("vary", {})),
+            max_images=raw.get("max_images", 1),
+            references=tuple(references),
         )
 
     def _variant(self, doc: Document, index: int, raw: dict[str, Any], shots: tuple[Shot, ...]) -> VariantTest:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Batch", "Persona", "Project", "ProjectConfig", "Shot", "SourceRef", "VariantTest"]
 
@@ -26,6 +27,7 @@ class ProjectConfig:
     concurrency: int
     budget: float | None
     max_assets_per_batch: int
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def state_dir(self) -> Path:
@@ -73,6 +75,8 @@ class Shot:
     editable: tuple[str, ...]
     fixed: Attributes
     vary: VaryAttributes
+    max_images: int = 1  # > 1: one sequential call per candidate makes an identity set
+    references: tuple[SourceRef, ...] = ()  # reference images: the shot edits from them
 
 
 @dataclass(frozen=True)

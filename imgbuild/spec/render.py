@@ -7,6 +7,7 @@ not change any request.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import types
 from pathlib import Path
@@ -49,6 +50,25 @@ class PromptRenderer:
         )
         self._display_dir = display_dir
         self._inline: dict[tuple[str, str, str], jinja2.Template] = {}
+        self._source_hashes: dict[tuple[str, int], str] = {}
+
+    def source_hash(self, asset: Asset) -> str:
+        """sha256 of the shot's prompt source (template file or inline text) and negative prompt.
+
+        Tells an edited template from a changed attribute value (only the latter may be an edit
+        of an approved image). Files a template includes are not covered."""
+        key = (asset.batch.file, asset.shot.index)
+        if key not in self._source_hashes:
+            shot = asset.shot
+            if shot.template is not None:
+                loader = self._env.loader
+                assert loader is not None
+                source = loader.get_source(self._env, shot.template)[0]
+            else:
+                source = shot.prompt or ""
+            text = f"{source}\0{shot.negative or ''}"
+            self._source_hashes[key] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return self._source_hashes[key]
 
     def render(self, asset: Asset, persona: Persona) -> tuple[str, str | None]:
         """(prompt, negative prompt) of `asset`, normalized. Raises RenderError."""

@@ -1,0 +1,140 @@
+"""fal.ai: the queue API — submit, record the request id and its URLs, poll, fetch the result.
+
+The status and response URLs come back with the submit answer and are recorded as they are
+(fal builds them from the app, not the full model path). Reference images go to fal storage
+(initiate, then PUT to the signed URL). Facts: reference/providers.md §3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from imgbuild.models import get_model
+from imgbuild.providers import register
+from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
+from imgbuild.providers.http import HttpApi, base_url, image_mime, poll_delays, prompt_with_negative, retry_policy
+from imgbuild.requests import Reference
+
+__all__ = ["FalProvider"]
+
+KEY_ENV = "FAL_KEY"
+BASE_URL_ENV = "IMGBUILD_FAL_BASE_URL"
+STORAGE_URL_ENV = "IMGBUILD_FAL_STORAGE_URL"
+DEFAULT_BASE = "https://queue.fal.run"
+DEFAULT_STORAGE = "https://rest.alpha.fal.ai"
+_MAX_DOWNLOAD = 64 * 1024 * 1024
+POLL_LIMIT_SECONDS = 40 * 60
+
+
+@register("fal")
+class FalProvider:
+    """Seedream on fal through the queue API."""
+
+    name = "fal"
+
+    def __init__(
+        self,
+        project_root: Path,
+        settings: Mapping[str, Any],
+        api: HttpApi | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base = base_url(BASE_URL_ENV, settings.get("base_url"), DEFAULT_BASE)
+        self.storage = base_url(STORAGE_URL_ENV, settings.get("storage_url"), DEFAULT_STORAGE)
+        self.api = api or HttpApi(provider="fal", key_env=KEY_ENV, auth_scheme="Key", retry=retry_policy(settings))
+        self._sleep = sleep
+
+    def endpoint(self, call: Call) -> str:
+        """The model id with its sub-path: ``.../text-to-image`` or ``.../edit``."""
+        return f"{call.request.provider_model}/{'edit' if call.reference_urls else 'text-to-image'}"
+
+    def request_body(self, call: Call) -> dict[str, Any]:
+        req = call.request
+        width, height = (int(n) for n in req.size.split("x"))
+        body: dict[str, Any] = {
+            "prompt": prompt_with_negative(req.prompt, req.negative_prompt),
+            "image_size": {"width": width, "height": height},
+            "num_images": 1,  # separate generations; an identity set is max_images of one generation
+            "max_images": req.max_images,
+        }
+        if call.reference_urls:
+            body["image_urls"] = list(call.reference_urls)
+        if not get_model(req.model).sequential:
+            body["max_images"] = 1
+        return body
+
+    def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:
+        url = f"{self.base}/{self.endpoint(call)}"
+        submitted = self.api.call("POST", url, json_body=self.request_body(call), log=call.log, what="create").json()
+        job = Job(
+            "fal",
+            submitted["request_id"],
+            {k: submitted[f"{k}_url"] for k in ("status", "response", "cancel") if submitted.get(f"{k}_url")},
+        )
+        on_job(job)  # on disk before the first status call
+        return self.resume(call, job)
+
+    def resume(self, call: Call, job: Job) -> Response:
+        status_url = job.urls["status"]
+        started = time.monotonic()
+        delays = poll_delays()
+        while True:
+            state = self.api.call("GET", status_url, log=call.log, what="poll").json()
+            if state.get("status") == "COMPLETED":
+                break
+            if time.monotonic() - started > POLL_LIMIT_SECONDS:
+                self._cancel(call, job)
+                raise ProviderError(f"fal request {job.id} did not finish in {POLL_LIMIT_SECONDS // 60} min; canceled")
+            self._sleep(next(delays))
+        try:
+            result = self.api.call("GET", job.urls["response"], log=call.log, what="result").json()
+        except ContentRejected:
+            raise
+        except ProviderError as exc:
+            raise ProviderError(f"fal request {job.id} failed: {exc}") from exc
+        return self.parse(call, result)
+
+    def _cancel(self, call: Call, job: Job) -> None:
+        if "cancel" in job.urls:
+            with contextlib.suppress(ProviderError):  # best effort
+                self.api.call("PUT", job.urls["cancel"], log=call.log, what="cancel")
+
+    def parse(self, call: Call, raw: dict[str, Any]) -> Response:
+        images = raw.get("images") or []
+        outputs = tuple(Output(index=i, url=image["url"]) for i, image in enumerate(images))
+        usage: dict[str, Any] = {"generated_images": len(outputs)}
+        if "seed" in raw:
+            usage["seed"] = raw["seed"]
+        return Response(raw=raw, outputs=outputs, usage=usage)
+
+    def download(self, call: Call, output: Output) -> bytes:
+        assert output.url is not None
+        return self.api.download(output.url, log=call.log, max_bytes=_MAX_DOWNLOAD)
+
+    def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
+        mime = image_mime(data)
+        initiated = self.api.call(
+            "POST",
+            f"{self.storage}/storage/upload/initiate?storage_type=fal-cdn-v3",
+            json_body={"content_type": mime, "file_name": Path(reference.path).name},
+            log=call.log,
+            what="upload",
+        ).json()
+        # The upload URL is pre-signed: no key goes with the bytes.
+        self.api.call(
+            "PUT",
+            initiated["upload_url"],
+            content=data,
+            headers={"Content-Type": mime},
+            auth=False,
+            log=call.log,
+            what="upload",
+        )
+        return Upload(url=initiated["file_url"], raw={"initiate": initiated, "stored_bytes": len(data)})
+
+    def close(self) -> None:
+        self.api.close()

@@ -1,0 +1,423 @@
+"""The HTTP layer shared by the hosted providers: keys, retries, the first-call gate, records.
+
+What a paid batch needs from it:
+
+* **keys only from the environment**, sent as a header and never written anywhere: every exchange is
+  recorded with the key redacted, and data URLs shortened to their size and hash;
+* **retries that cannot pay twice by accident**: 429, 5xx and dropped connections are retried with
+  jittered exponential backoff that honours ``Retry-After``, bounded in count and total time;
+  stable failures are not retried — auth, a missing model and an unreachable host stop the whole
+  build (:class:`ProviderRefused`), a content-filter refusal fails only its asset;
+* **one call first**: until the provider has answered one call, the other threads wait, so a wrong
+  key costs one refused call, not one per thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import json
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from imgbuild.errors import ProviderRefused
+from imgbuild.providers.base import ContentRejected, ProviderError, redact_body
+
+__all__ = [
+    "Exchange",
+    "HttpApi",
+    "RetryPolicy",
+    "api_key",
+    "base_url",
+    "data_url",
+    "image_mime",
+    "poll_delays",
+    "prompt_with_negative",
+    "redact_body",
+    "retry_policy",
+]
+
+_MAX_RECORDED_TEXT = 64 * 1024
+_RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long a call is retried. Defaults suit overnight batches."""
+
+    attempts: int = 8  # tries in all, the first included
+    total_seconds: float = 900.0  # no new try starts after this long
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
+        backoff = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return max(backoff, min(retry_after, self.max_delay)) if retry_after is not None else backoff
+
+
+def retry_policy(settings: Mapping[str, Any]) -> RetryPolicy:
+    """The `retries:` section of a provider's settings in imgbuild.yaml, defaults filled in."""
+    given = settings.get("retries") or {}
+    return RetryPolicy(**{k: given[k] for k in ("attempts", "total_seconds", "base_delay", "max_delay") if k in given})
+
+
+def api_key(env_var: str, provider: str) -> str:
+    """The provider's key from the environment; refuse the build (exit 3) when it is not set."""
+    key = os.environ.get(env_var, "").strip()
+    if not key:
+        raise ProviderRefused(
+            f"{env_var} is not set: export the {provider} API key as {env_var} to build with provider "
+            f"{provider!r} (keys are read from the environment only, never from files)"
+        )
+    return key
+
+
+def base_url(env_var: str, configured: str | None, default: str) -> str:
+    """$env_var, else imgbuild.yaml's value, else the provider's public API — without a trailing '/'."""
+    return (os.environ.get(env_var) or configured or default).rstrip("/")
+
+
+@dataclass
+class Exchange:
+    """One HTTP attempt as recorded in a run's http.json (secrets redacted)."""
+
+    what: str  # create, poll, result, upload, download, ...
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: Any
+    started: float
+    seconds: float = 0.0
+    status: int | None = None
+    response_headers: dict[str, str] | None = None
+    response_body: Any = None
+    error: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "request": {
+                "method": self.method,
+                "url": self.url,
+                "headers": self.request_headers,
+                "body": self.request_body,
+            },
+            "response": None
+            if self.status is None
+            else {"status": self.status, "headers": self.response_headers, "body": self.response_body},
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+Log = list[dict[str, Any]]
+
+
+class HttpApi:
+    """A provider's HTTP client: auth header, retries, the first-call gate and exchange records."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        key_env: str,
+        auth_scheme: str,
+        client: httpx.Client | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ) -> None:
+        self.provider = provider
+        self.key_env = key_env
+        self._auth = f"{auth_scheme} {api_key(key_env, provider)}"
+        # Image generation takes minutes: a client that gives up early may pay again on a retry.
+        self.client = client or httpx.Client(
+            timeout=httpx.Timeout(connect=30.0, read=600.0, write=120.0, pool=None),
+            limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
+            follow_redirects=True,
+        )
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._gate = threading.Condition()
+        self._gate_state = "closed"  # closed → probing → open; until open, one call at a time
+        self._refusal: ProviderRefused | None = None  # the key was refused: no further call
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- the first-call gate -------------------------------------------------------------------
+    def _enter_gate(self) -> bool:
+        """Wait until the provider has accepted a call; True when this thread makes the probe call."""
+        with self._gate:
+            while self._gate_state == "probing":
+                self._gate.wait()
+            if self._refusal is not None:
+                raise self._refusal
+            if self._gate_state == "closed":
+                self._gate_state = "probing"
+                return True
+            return False
+
+    def _leave_gate(self, probe: bool, response: httpx.Response | None) -> None:
+        if probe:
+            with self._gate:
+                if response is not None and response.status_code in (401, 403):
+                    self._gate_state = "closed"  # the refusal is raised to every waiting thread
+                else:
+                    self._gate_state = "open" if response is not None else "closed"
+                self._gate.notify_all()
+
+    # -- calls -----------------------------------------------------------------------------
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        log: Log,
+        json_body: Any = None,
+        content: bytes | None = None,
+        files: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        what: str = "call",
+    ) -> httpx.Response:
+        """Send a request, retrying transient failures; return a 2xx response or raise.
+
+        Raises ProviderRefused (stop the build), ContentRejected or ProviderError (this asset)."""
+        sent_headers = {"Authorization": self._auth} if auth else {}
+        sent_headers.update(headers or {})
+        recorded_headers = {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in sent_headers.items()}
+        recorded_body = redact_body(json_body) if json_body is not None else _describe_upload(content, files)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            shown = url if auth else _without_query(url)  # a pre-signed query string is a credential
+            exchange = Exchange(what, method, shown, recorded_headers, recorded_body, time.monotonic())
+            probe = self._enter_gate() if auth else False
+            answered = False
+            response: httpx.Response | None = None
+            try:
+                response = self.client.request(
+                    method, url, json=json_body, content=content, files=files, data=data, headers=sent_headers
+                )
+                answered = True
+            except httpx.HTTPError as exc:
+                exchange.error = f"{type(exc).__name__}: {exc}"
+                failure: Exception = exc
+            finally:
+                exchange.seconds = time.monotonic() - exchange.started
+                if answered and response is not None and response.status_code in (401, 403):
+                    with self._gate:
+                        self._refusal = self._auth_refusal(response)
+                self._leave_gate(probe, response)
+            if answered:
+                exchange.status = response.status_code
+                exchange.response_headers = _kept_headers(response.headers)
+                exchange.response_body = _recordable(response)
+            log.append(exchange.record())
+            if response is not None and response.is_success:
+                return response
+            retry_after = None
+            if response is not None:
+                if response.status_code not in _RETRY_STATUSES:
+                    raise self._stable_failure(response, url, what)
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                failure = ProviderError(f"{what}: HTTP {response.status_code} {_error_text(response)}")
+            elif _unresolvable(failure):
+                raise ProviderRefused(
+                    f"{self.provider}: cannot resolve the host of {_origin(url)} ({failure}); "
+                    "check the base URL and the network"
+                ) from failure
+            elapsed = time.monotonic() - started
+            if attempt >= self.retry.attempts or elapsed >= self.retry.total_seconds:
+                if not answered and isinstance(failure, httpx.ConnectError):
+                    raise ProviderRefused(
+                        f"{self.provider}: cannot connect to {_origin(url)} after {attempt} tries ({failure})"
+                    ) from failure
+                raise ProviderError(f"{what} failed after {attempt} tries: {failure}") from failure
+            with self._rng_lock:
+                pause = self.retry.delay(attempt, retry_after, self._rng)
+            self._sleep(min(pause, max(0.0, self.retry.total_seconds - elapsed)))
+
+    def _stable_failure(self, response: httpx.Response, url: str, what: str) -> Exception:
+        """The exception for an answer that retrying will not change."""
+        status, text = response.status_code, _error_text(response)
+        if status in (401, 403):
+            return self._auth_refusal(response)
+        if status == 404 and what == "create":
+            return ProviderRefused(
+                f"{self.provider}: model or endpoint not found at {_origin(url)} (HTTP 404: {text}); "
+                "check the model id in docs/models.md and the provider's base URL"
+            )
+        if _content_refusal(text):
+            return ContentRejected(f"{self.provider} refused the content: {text}")
+        return ProviderError(f"{what}: HTTP {status} {text}")
+
+    def _auth_refusal(self, response: httpx.Response) -> ProviderRefused:
+        return ProviderRefused(
+            f"{self.provider} refused the key in {self.key_env} (HTTP {response.status_code}: "
+            f"{_error_text(response)}); check {self.key_env} — the build stopped"
+        )
+
+    def download(self, url: str, *, log: Log, max_bytes: int) -> bytes:
+        """The bytes at `url` (no auth header: output URLs are pre-signed), retried when cut short."""
+        attempt = 0
+        while True:
+            attempt += 1
+            exchange = Exchange("download", "GET", _without_query(url), {}, None, time.monotonic())
+            try:
+                with self.client.stream("GET", url) as response:
+                    exchange.status = response.status_code
+                    if response.status_code >= 400:
+                        response.read()
+                        exchange.response_body = _recordable(response)
+                        if response.status_code not in _RETRY_STATUSES:
+                            log.append(exchange.record())
+                            raise ProviderError(f"download: HTTP {response.status_code} for {_without_query(url)}")
+                        raise httpx.HTTPStatusError("retryable", request=response.request, response=response)
+                    chunks, size = [], 0
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ProviderError(f"download of {_without_query(url)} is over {max_bytes} bytes")
+                        chunks.append(chunk)
+                    exchange.response_body = f"<{size} bytes>"
+                    exchange.seconds = time.monotonic() - exchange.started
+                    log.append(exchange.record())
+                    return b"".join(chunks)
+            except httpx.HTTPError as exc:
+                exchange.error = f"{type(exc).__name__}: {exc}"
+                exchange.seconds = time.monotonic() - exchange.started
+                log.append(exchange.record())
+                if attempt >= self.retry.attempts:
+                    raise ProviderError(
+                        f"download of {_without_query(url)} failed after {attempt} tries: {exc}"
+                    ) from exc
+            with self._rng_lock:
+                pause = self.retry.delay(attempt, None, self._rng)
+            self._sleep(pause)
+
+
+def _describe_upload(content: bytes | None, files: dict[str, Any] | None) -> Any:
+    if content is not None:
+        return f"<{len(content)} bytes, sha256 {hashlib.sha256(content).hexdigest()}>"
+    if files:
+        parts = {}
+        for name, value in files.items():
+            data = value[1] if isinstance(value, tuple) else value
+            parts[name] = f"<{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}>"
+        return {"multipart": parts}
+    return None
+
+
+def _kept_headers(headers: httpx.Headers) -> dict[str, str]:
+    keep = ("content-type", "retry-after", "x-request-id", "location", "x-fal-error-type", "x-fal-request-id")
+    return {k: v for k, v in headers.items() if k.lower() in keep}
+
+
+def _recordable(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        text = response.text
+        return text if len(text) <= _MAX_RECORDED_TEXT else text[:_MAX_RECORDED_TEXT] + "…"
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The provider's own error message, whatever the envelope."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300].strip() or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return " ".join(str(error.get(k)) for k in ("code", "message") if error.get(k))
+        if isinstance(error, str):
+            return error
+        detail = body.get("detail")
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            return "; ".join(f"{d.get('type', '')}: {d.get('msg', '')}" for d in detail)
+        if detail is not None:
+            return str(detail)
+    return json.dumps(body)[:300]
+
+
+_CONTENT_WORDS = re.compile(r"sensitive|content[_ ]policy|flagged|nsfw|safety", re.IGNORECASE)
+
+
+def _content_refusal(text: str) -> bool:
+    return bool(_CONTENT_WORDS.search(text))
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time()) if when is not None else None
+
+
+def _unresolvable(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, httpx.ConnectError) and (
+        "name or service not known" in text
+        or "nodename nor servname" in text
+        or "temporary failure in name resolution" in text
+        or "no address associated" in text
+        or "name resolution" in text
+    )
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode()}"
+
+
+def _without_query(url: str) -> str:
+    """A URL safe to record: pre-signed query strings carry credentials."""
+    return url.split("?", 1)[0]
+
+
+def poll_delays(first: float = 0.2, growth: float = 1.5, longest: float = 5.0) -> Iterator[float]:
+    """Pauses between status polls: quick at first (most images take seconds), then slower."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(longest, delay * growth)
+
+
+def prompt_with_negative(prompt: str, negative: str | None) -> str:
+    """Seedream APIs take no negative prompt: it is appended as an instruction instead."""
+    return f"{prompt} Avoid: {negative}" if negative else prompt
+
+
+def data_url(data: bytes) -> str:
+    """A ``data:image/<fmt>;base64,...`` URL (lowercase format, as Ark requires)."""
+    return f"data:{image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def image_mime(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
