@@ -1,0 +1,1 @@
+"""Loopback fakes of the hosted image APIs, for provider tests and benchmarks."""
