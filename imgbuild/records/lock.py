@@ -3,6 +3,12 @@
 The no-op path reads one lock file per batch instead of every asset.json. A lock entry is trusted
 only while it matches the current request (hash, prompt hash, candidates) and its image files exist;
 anything else falls back to the asset's own records.
+
+Each entry also carries the asset's review state for the render stage downstream: ``approval``
+(null, or the approved image with its request and a ``stale`` flag) and ``rejected`` (candidate ids
+of the current request whose newest review is a rejection); see :func:`imgbuild.review.lock_review_fields`.
+A build keeps an entry that still matches its request as it is, so `imgbuild approve` / `reject`
+write their decision into the entry themselves.
 """
 
 from __future__ import annotations

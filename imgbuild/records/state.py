@@ -19,12 +19,15 @@ from imgbuild.records.lock import LOCK_SCHEMA, LockFile, lock_path, read_lock
 from imgbuild.records.store import AssetStore
 from imgbuild.requests import HASHED_FIELDS, ImageRequest
 from imgbuild.resolve import Resolution
+from imgbuild.review import lock_review_fields
 
 __all__ = [
+    "ApprovalState",
     "AssetState",
     "Orphan",
     "StateIndex",
     "assess",
+    "assess_approvals",
     "find_orphans",
     "lock_entry_current",
     "write_lock",
@@ -127,6 +130,36 @@ class Orphan:
         return f"no manifest declares this asset any more{was} — restore its values or remove the folder"
 
 
+@dataclass(frozen=True)
+class ApprovalState:
+    """Where one asset stands in review, against its current request."""
+
+    request: ImageRequest
+    approval: dict[str, Any] | None  # as in the lock entry (see imgbuild.review.lock_review_fields)
+    rejected: tuple[str, ...]  # candidates of the current request whose newest review is a rejection
+
+    @property
+    def status(self) -> str:
+        """One of: approved (for the current request), stale (approved for another request),
+        rejected (no approval, a current candidate rejected), unreviewed."""
+        if self.approval is None:
+            return "rejected" if self.rejected else "unreviewed"
+        return "approved" if self.approval["request_hash"] == self.request.request_hash else "stale"
+
+
+def assess_approvals(resolution: Resolution, index: StateIndex | None = None) -> list[ApprovalState]:
+    """The review state of every asset, in manifest order: from the lock entry while it describes
+    the current request (approve / reject keep it up to date), else from asset.json."""
+    index = index or StateIndex(resolution)
+    out = []
+    for req in resolution.all_requests():
+        entry = index.trusted_entry(req)
+        if entry is None or "approval" not in entry or "rejected" not in entry:
+            entry = lock_review_fields(index.store.read_asset(req.asset_dir), req.request_hash, req.asset_dir)
+        out.append(ApprovalState(req, entry["approval"], tuple(entry["rejected"])))
+    return out
+
+
 def assess(resolution: Resolution, index: StateIndex | None = None) -> list[AssetState]:
     """The state of every asset of the project, in manifest order."""
     index = index or StateIndex(resolution)
@@ -217,6 +250,9 @@ def lock_entries(index: StateIndex, requests: Iterable[ImageRequest]) -> dict[st
     for req in requests:
         entry = index.unchanged_entry(req)
         if entry is not None:
+            if "approval" not in entry or "rejected" not in entry:  # written before reviews were recorded
+                review = lock_review_fields(index.store.read_asset(req.asset_dir), entry["request_hash"], req.asset_dir)
+                entry = {**entry, **review}
             out[req.asset_id] = entry
             continue
         record = index.store.read_asset(req.asset_dir) or {}
@@ -243,6 +279,8 @@ def lock_entries(index: StateIndex, requests: Iterable[ImageRequest]) -> dict[st
             "images": images,
             "remote_urls": [i["remote_url"] for i in images if i["remote_url"]],
             "created": max((done[k]["created"] for k in done), default=None),
+            # The review state, for the render stage: it takes approved, non-stale images only.
+            **lock_review_fields(record, req.request_hash, req.asset_dir),
         }
     return out
 

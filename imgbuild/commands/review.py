@@ -1,0 +1,348 @@
+"""`imgbuild approve` / `imgbuild reject`: record a review decision on one candidate.
+
+Everything is checked before anything is written; a refused decision changes nothing. The
+writes of one decision go in this order, so a crash between two of them leaves asset.json, the
+truth, complete and every other file either untouched or consistent with it:
+
+1. (approve) the approved copy, ``images/approved/<candidate file name>``;
+2. asset.json: the new review, and the approval set, replaced or cleared;
+3. index.json: an ``approved`` / ``rejected`` event;
+4. the asset's entry in the batch lock file (its ``approval`` and ``rejected`` fields).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from imgbuild.errors import EXIT_OK
+from imgbuild.records.atomic import atomic_write_json
+from imgbuild.records.lock import LOCK_SCHEMA, lock_path
+from imgbuild.records.store import AssetStore, new_run_id, utc_now
+from imgbuild.requests import ImageRequest
+from imgbuild.resolve import Resolution, resolve
+from imgbuild.review import (
+    APPROVE,
+    REJECT,
+    CandidateId,
+    CheckResult,
+    ReviewError,
+    check_decision,
+    checklist_record,
+    find_candidate,
+    lock_review_fields,
+    parse_candidate_id,
+    parse_checklist,
+)
+
+__all__ = ["REVIEWER_ENV", "review", "reviewer"]
+
+REVIEWER_ENV = "IMGBUILD_REVIEWER"
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The candidate a decision is about, read and checked, ready to be recorded."""
+
+    request: ImageRequest
+    record: dict[str, Any]
+    cid: CandidateId
+    entry: dict[str, Any]
+    data: bytes | None  # the image bytes (approve only), verified against the recorded sha256
+
+
+def review(
+    root: Path,
+    decision: str,
+    asset: str,
+    candidate: str,
+    *,
+    passed: Sequence[str],
+    failed: Sequence[str],
+    note: str | None,
+    by: str | None,
+    override: bool,
+) -> int:
+    """Approve or reject candidate `candidate` of asset `asset`, recording the checklist.
+
+    Raises ReviewError (exit 2, nothing written) when the ids or the checklist do not allow it."""
+    if decision not in (APPROVE, REJECT):
+        raise AssertionError(f"unknown decision {decision!r}")
+    note = note.strip() if note and note.strip() else None
+    cid = parse_candidate_id(candidate)
+    resolution = resolve(root)
+    req = _find_request(resolution, asset)
+    store = AssetStore(resolution.root)
+    with _no_build_running(resolution.root, decision), store.locked(req.asset_dir):
+        # What is reviewed first, then how: a wrong id is reported before an incomplete checklist.
+        target = _read_target(store, req, cid, verify=decision == APPROVE)
+        checklist = parse_checklist(passed, failed)
+        check_decision(decision, checklist, note=note, override=override)
+        who = reviewer(resolution.root, by)
+        if decision == APPROVE:
+            lines = _approve(resolution, store, target, checklist, note=note, by=who, override=override)
+        else:
+            lines = _reject(resolution, store, target, checklist, note=note, by=who)
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def reviewer(root: Path, by: str | None) -> str:
+    """Who decides: `by`, else $IMGBUILD_REVIEWER, else git's user.name in the project, else the login."""
+    for name in (by, os.environ.get(REVIEWER_ENV)):
+        if name and name.strip():
+            return name.strip()
+    try:
+        git = subprocess.run(
+            ["git", "config", "user.name"], cwd=root, capture_output=True, text=True, timeout=10, check=False
+        )
+        if git.returncode == 0 and git.stdout.strip():
+            return git.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass  # no git, or not configured: fall back to the login name
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+# -- finding and checking the target ------------------------------------------------------------
+
+
+def _find_request(resolution: Resolution, asset: str) -> ImageRequest:
+    requests = {req.asset_id: req for req in resolution.all_requests()}
+    if asset in requests:
+        return requests[asset]
+    close = difflib.get_close_matches(asset, list(requests), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ReviewError(f"no asset {asset!r} in this project{hint} (`imgbuild plan -v` lists every asset)")
+
+
+def _read_target(store: AssetStore, req: ImageRequest, cid: CandidateId, *, verify: bool) -> _Target:
+    record = store.read_asset(req.asset_dir)
+    if record is None or not record.get("candidates"):
+        raise ReviewError(f"asset {req.asset_id} has no candidates yet (run doit to build it)")
+    entry = find_candidate(record, req.asset_id, cid)
+    relative = f"{req.asset_dir}/{entry['file']}"
+    try:
+        data = store.path(relative).read_bytes()
+    except FileNotFoundError:
+        raise ReviewError(
+            f"candidate {cid} of asset {req.asset_id}: its image {relative} is missing (run doit to make it again)"
+        ) from None
+    if verify and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise ReviewError(
+            f"candidate {cid} of asset {req.asset_id}: {relative} has changed since it was generated"
+            " (its sha256 is not the one in asset.json); only the generated image can be approved"
+        )
+    return _Target(req, record, cid, entry, data if verify else None)
+
+
+@contextmanager
+def _no_build_running(root: Path, decision: str) -> Iterator[None]:
+    """Hold the project's build lock: a running build rewrites asset.json and the lock file, and
+    would drop a decision recorded in between."""
+    state = root / ".imgbuild"
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / "build.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ReviewError(
+                f"a build is running in this project ({holder}); {decision} when it has finished"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, imgbuild {decision}")
+        handle.flush()
+        yield
+
+
+# -- the two decisions --------------------------------------------------------------------------
+
+
+def _approve(
+    resolution: Resolution,
+    store: AssetStore,
+    target: _Target,
+    checklist: dict[str, CheckResult],
+    *,
+    note: str | None,
+    by: str,
+    override: bool,
+) -> list[str]:
+    req, record, entry, cid = target.request, target.record, target.entry, target.cid
+    assert target.data is not None
+    name = PurePosixPath(entry["file"]).name
+    approved = f"images/approved/{name}"
+    approved_path = f"{req.asset_dir}/{approved}"
+    existing = store.path(approved_path).read_bytes() if store.exists(approved_path) else None
+    if existing is not None and existing != target.data:
+        raise ReviewError(f"{approved_path} exists with other content; an approved image is never overwritten")
+    at = utc_now()
+    previous = record.get("approval")
+    record["approval"] = {
+        "candidate": cid.candidate,
+        "image": cid.image,
+        "run": entry["run"],
+        "source": entry["file"],
+        "file": approved,
+        "sha256": entry["sha256"],
+        "request_hash": entry["request_hash"],
+        "prompt_hash": entry.get("prompt_hash") or record.get("prompt_hash"),
+        "request": _request_of(store, req.asset_dir, record, entry),
+        "by": by,
+        "at": at,
+        "checklist": checklist_record(checklist),
+        "override": override,
+        "note": note,
+    }
+    _append_review(record, APPROVE, target, checklist, note=note, by=by, at=at, override=override)
+    if existing is None:
+        store.write_bytes(approved_path, target.data)
+    store.write_asset(req.asset_dir, record)
+    _history(store, target, "approved", by=by, override=override)
+    lock_line = _update_lock(resolution, store, req, record)
+
+    failed = [item for item, result in checklist.items() if not result.passed]
+    lines = [f"approved {req.asset_id} candidate {cid} (by {by})"]
+    lines.append("  checklist: " + ", ".join(_said(result) for result in checklist.values()))
+    if failed:
+        lines.append(f"  override: {', '.join(failed)} failed — {note}")
+    elif note:
+        lines.append(f"  note: {note}")
+    lines.append(f"  approved image: {approved_path}")
+    if previous and previous.get("source") != entry["file"]:
+        lines.append(f"  replaces the approval of candidate {_label(previous)} (kept in the asset's reviews)")
+    if entry["request_hash"] != req.request_hash:
+        lines.append(
+            "  note: the manifest has changed since this candidate was made; the approval shows as stale"
+            " until a candidate of the new request is approved (run doit to make them)"
+        )
+    lines.append(lock_line)
+    return lines
+
+
+def _reject(
+    resolution: Resolution,
+    store: AssetStore,
+    target: _Target,
+    checklist: dict[str, CheckResult],
+    *,
+    note: str | None,
+    by: str,
+) -> list[str]:
+    req, record, entry, cid = target.request, target.record, target.entry, target.cid
+    at = utc_now()
+    approval = record.get("approval")
+    was_approved = isinstance(approval, dict) and approval.get("source") == entry["file"]
+    if was_approved:
+        record["approval"] = None  # the old approval stays readable in reviews
+    _append_review(record, REJECT, target, checklist, note=note, by=by, at=at, override=False)
+    store.write_asset(req.asset_dir, record)
+    _history(store, target, "rejected", by=by, override=False)
+    lock_line = _update_lock(resolution, store, req, record)
+
+    lines = [f"rejected {req.asset_id} candidate {cid} (by {by})"]
+    if checklist:
+        lines.append("  checklist: " + ", ".join(_said(result) for result in checklist.values()))
+    if note:
+        lines.append(f"  note: {note}")
+    if was_approved:
+        lines.append(
+            f"  candidate {cid} was the approved image: {req.asset_id} has no approval now"
+            f" (its copy stays in images/approved/)"
+        )
+    lines.append(lock_line)
+    return lines
+
+
+def _said(result: CheckResult) -> str:
+    text = f"{result.item} {'pass' if result.passed else 'FAIL'}"
+    return f"{text} ({result.note})" if result.note else text
+
+
+def _label(approval: dict[str, Any]) -> str:
+    return str(CandidateId(approval["candidate"], approval.get("image")))
+
+
+def _request_of(store: AssetStore, asset_dir: str, record: dict[str, Any], entry: dict[str, Any]) -> Any:
+    """The normalized request the candidate was made for: its run's request.json, else asset.json's."""
+    sent = store.read_json(store.run_path(asset_dir, entry["run"], "request.json"))
+    if isinstance(sent, dict) and isinstance(sent.get("request"), dict):
+        return sent["request"]
+    return record.get("request") if record.get("request_hash") == entry["request_hash"] else None
+
+
+def _append_review(
+    record: dict[str, Any],
+    decision: str,
+    target: _Target,
+    checklist: dict[str, CheckResult],
+    *,
+    note: str | None,
+    by: str,
+    at: str,
+    override: bool,
+) -> None:
+    record.setdefault("reviews", []).append(
+        {
+            "decision": decision,
+            "candidate": target.cid.candidate,
+            "image": target.cid.image,
+            "run": target.entry["run"],
+            "request_hash": target.entry["request_hash"],
+            "by": by,
+            "at": at,
+            "checklist": checklist_record(checklist),
+            "override": override,
+            "note": note,
+        }
+    )
+
+
+def _history(store: AssetStore, target: _Target, event: str, *, by: str, override: bool) -> None:
+    store.append_history(
+        target.request.asset_dir,
+        target.request.asset_id,
+        {
+            "event": event,
+            "kind": "review",
+            "run": new_run_id(),  # a review is no run: a fresh id keeps every decision in the history
+            "candidate": target.cid.candidate,
+            "image": target.cid.image,
+            "candidate_run": target.entry["run"],
+            "request_hash": target.entry["request_hash"],
+            "by": by,
+            "override": override,
+        },
+    )
+
+
+def _update_lock(resolution: Resolution, store: AssetStore, req: ImageRequest, record: dict[str, Any]) -> str:
+    """Write the decision into the asset's lock entry. A build keeps an entry that still matches
+    the request as it is, so it would not pick the decision up by itself."""
+    path = lock_path(resolution.batch(req.batch).path)
+    shown = path.relative_to(resolution.root).as_posix()
+    try:
+        data = json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        data = None
+    entry = data.get("assets", {}).get(req.asset_id) if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("schema") != LOCK_SCHEMA or not isinstance(entry, dict):
+        return f"  {shown} has no entry for this asset yet; the next build writes it"
+    entry.update(lock_review_fields(record, entry.get("request_hash", ""), req.asset_dir))
+    atomic_write_json(path, data, temp_dir=store.temp_dir)
+    return f"  {shown} updated"
