@@ -39,8 +39,46 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check", help="CI: exit 1 if any asset is stale, missing or orphaned (no network, no local database)"
     )
+    p.add_argument("--approved", action="store_true", help="also fail when an asset has no current approved image")
 
-    p = sub.add_parser("status", help="per-batch summary of what is built")
+    p = sub.add_parser("status", help="per-batch summary of what is built and approved")
+
+    p = sub.add_parser("explain", help="why an asset is stale, and whether it would be edited or regenerated")
+    p.add_argument("asset", help="asset id (see `imgbuild plan -v`)")
+
+    p = sub.add_parser("poll", help="finish in-flight provider jobs of an interrupted build (no new paid calls)")
+    p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
+
+    for decision in ("approve", "reject"):
+        p = sub.add_parser(decision, help=f"{decision} a candidate, recording the review checklist")
+        p.add_argument("asset", help="asset id")
+        p.add_argument("candidate", help="candidate number (K, or K.I for image I of a sequential set)")
+        p.add_argument(
+            "--pass",
+            dest="passed",
+            action="append",
+            default=[],
+            metavar="ITEM[=NOTE]",
+            help="a checklist item that passes ('all' for every item)",
+        )
+        p.add_argument(
+            "--fail",
+            dest="failed",
+            action="append",
+            default=[],
+            metavar="ITEM[=NOTE]",
+            help="a checklist item that fails",
+        )
+        p.add_argument("--note", default=None, help="a note on the decision (required with --override)")
+        p.add_argument("--by", default=None, help="who decides (default: $IMGBUILD_REVIEWER, git user.name, $USER)")
+        if decision == "approve":
+            p.add_argument("--override", action="store_true", help="approve although a checklist item fails")
+
+    p = sub.add_parser("gallery", help="write a static HTML contact sheet per batch")
+    p.add_argument("batches", nargs="*", help="batch ids (default: all)")
+    p.add_argument("--rows", default=None, metavar="AXIS", help="vary attribute for the rows")
+    p.add_argument("--cols", default=None, metavar="AXIS", help="vary attribute for the columns")
+    p.add_argument("--out", default=None, metavar="DIR", help="where to write the pages (default: gallery/)")
     return parser
 
 
@@ -71,9 +109,35 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "check":
         from imgbuild.commands.check import check
 
-        return check(root)
+        return check(root, approved=args.approved)
     if args.command == "status":
         from imgbuild.commands.status import status
 
         return status(root)
+    if args.command == "explain":
+        from imgbuild.commands.explain import explain
+
+        return explain(root, args.asset)
+    if args.command == "poll":
+        from imgbuild.commands.poll import poll
+
+        return poll(root, provider=args.provider)
+    if args.command in ("approve", "reject"):
+        from imgbuild.commands.review import review
+
+        return review(
+            root,
+            args.command,
+            args.asset,
+            args.candidate,
+            passed=args.passed,
+            failed=args.failed,
+            note=args.note,
+            by=args.by,
+            override=getattr(args, "override", False),
+        )
+    if args.command == "gallery":
+        from imgbuild.commands.gallery import gallery
+
+        return gallery(root, args.batches, rows=args.rows, cols=args.cols, out=args.out)
     raise AssertionError(f"unhandled command {args.command!r}")
