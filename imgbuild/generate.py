@@ -256,14 +256,15 @@ class Generator:
         try:
             response = provider.generate(call, lambda job: self._record_job(call, job))
         except ProviderRefused as exc:
+            self._write_http_log(call)
             self._fail(call, str(exc))
             raise
         except ProviderError as exc:
+            self._write_http_log(call)
             self._fail(call, str(exc))
             raise BuildFailed(f"{req.asset_id} candidate {candidate}: {exc}") from exc
         finally:
             self._count_unanswered(call)
-            self._write_http_log(call)
         store.write_json(store.run_path(asset_dir, call.run_id, "response.json"), response.raw)
         self._finish(provider, call, response, started=started)
 
@@ -344,7 +345,7 @@ class Generator:
         image), the call stays pending: the next build retries from response.json, not from a
         new paid call."""
         try:
-            kept = self._keep(provider, call, response, started=started)
+            kept = self._keep_logged(provider, call, response, started=started)
         except ProviderRefused:
             raise
         except (BuildFailed, ProviderError, OSError) as exc:
@@ -365,6 +366,13 @@ class Generator:
         if not kept:
             errors = "; ".join(str(o.error) for o in response.outputs if o.error)
             raise BuildFailed(f"{call.request.asset_id} candidate {call.candidate}: no image in the answer ({errors})")
+
+    def _keep_logged(self, provider: Provider, call: Call, response: Response, *, started: float) -> int:
+        """_keep, then the call's HTTP exchanges (creation, polls, downloads) into http.json."""
+        try:
+            return self._keep(provider, call, response, started=started)
+        finally:
+            self._write_http_log(call)
 
     def _submit(self, provider: Provider, call: Call, record: dict[str, Any]) -> None:
         # The pending entry goes first: every run folder on disk is then known to asset.json,
@@ -472,10 +480,7 @@ class Generator:
             if store.exists(target):  # kept by an interrupted run: its remote URL may have expired
                 data = store.path(target).read_bytes()
             else:
-                try:
-                    data = provider.download(call, output) if output.data is None else output.data
-                finally:
-                    self._write_http_log(call)
+                data = provider.download(call, output) if output.data is None else output.data
             width, height = _verify_image(data, req.output_format)
             if not store.exists(target):
                 store.write_bytes(target, data)

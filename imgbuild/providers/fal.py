@@ -16,7 +16,7 @@ from typing import Any
 from imgbuild.models import get_model
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HttpApi, base_url, image_mime, poll_delays, prompt_with_negative, retry_policy
+from imgbuild.providers.http import HttpApi, PollClock, base_url, image_mime, prompt_with_negative, retry_policy
 from imgbuild.requests import Reference
 
 __all__ = ["FalProvider"]
@@ -47,6 +47,7 @@ class FalProvider:
         self.storage = base_url(STORAGE_URL_ENV, settings.get("storage_url"), DEFAULT_STORAGE)
         self.api = api or HttpApi(provider="fal", key_env=KEY_ENV, auth_scheme="Key", retry=retry_policy(settings))
         self._sleep = sleep
+        self.clock = PollClock()
 
     def endpoint(self, call: Call) -> str:
         """The model id with its sub-path: ``.../text-to-image`` or ``.../edit``."""
@@ -76,12 +77,16 @@ class FalProvider:
             {k: submitted[f"{k}_url"] for k in ("status", "response", "cancel") if submitted.get(f"{k}_url")},
         )
         on_job(job)  # on disk before the first status call
-        return self.resume(call, job)
+        return self._wait(call, job, fresh=True)
 
     def resume(self, call: Call, job: Job) -> Response:
+        return self._wait(call, job, fresh=False)
+
+    def _wait(self, call: Call, job: Job, *, fresh: bool) -> Response:
         status_url = job.urls["status"]
         started = time.monotonic()
-        delays = poll_delays()
+        delays = self.clock.delays()
+        self._sleep(next(delays))  # a job just submitted is not done yet
         while True:
             state = self.api.call("GET", status_url, log=call.log, what="poll").json()
             if state.get("status") == "COMPLETED":
@@ -90,6 +95,8 @@ class FalProvider:
                 self._cancel(call, job)
                 raise ProviderError(f"fal request {job.id} did not finish in {POLL_LIMIT_SECONDS // 60} min; canceled")
             self._sleep(next(delays))
+        if fresh:
+            self.clock.finished(time.monotonic() - started)
         try:
             result = self.api.call("GET", job.urls["response"], log=call.log, what="result").json()
         except ContentRejected:

@@ -9,7 +9,9 @@ What a paid batch needs from it:
   stable failures are not retried — auth, a missing model and an unreachable host stop the whole
   build (:class:`ProviderRefused`), a content-filter refusal fails only its asset;
 * **one call first**: until the provider has answered one call, the other threads wait, so a wrong
-  key costs one refused call, not one per thread.
+  key costs one refused call, not one per thread. A provider that is still silent a while after the
+  first request was sent has accepted the key (a refusal comes back at once; an image takes
+  seconds), so the others go ahead then: the wait is a few round trips, not a whole generation.
 """
 
 from __future__ import annotations
@@ -35,18 +37,22 @@ from imgbuild.providers.base import ContentRejected, ProviderError, redact_body
 __all__ = [
     "Exchange",
     "HttpApi",
+    "PollClock",
     "RetryPolicy",
     "api_key",
     "base_url",
     "data_url",
     "image_mime",
-    "poll_delays",
     "prompt_with_negative",
     "redact_body",
     "retry_policy",
 ]
 
 _MAX_RECORDED_TEXT = 64 * 1024
+# The first-call gate opens early once the first request has gone unanswered this long: the
+# larger of a floor and a number of round trips (a refused key is answered in about one).
+GATE_GRACE_MIN = 0.25
+GATE_GRACE_ROUND_TRIPS = 8
 _RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
 
@@ -153,6 +159,7 @@ class HttpApi:
         self._gate = threading.Condition()
         self._gate_state = "closed"  # closed → probing → open; until open, one call at a time
         self._refusal: ProviderRefused | None = None  # the key was refused: no further call
+        self._round_trip = 0.1  # seconds; measured on the first connection
 
     def close(self) -> None:
         self.client.close()
@@ -175,8 +182,32 @@ class HttpApi:
             with self._gate:
                 if response is not None and response.status_code in (401, 403):
                     self._gate_state = "closed"  # the refusal is raised to every waiting thread
-                else:
+                elif self._gate_state == "probing":
                     self._gate_state = "open" if response is not None else "closed"
+                self._gate.notify_all()
+
+    def _probe_tracer(self) -> Callable[[str, dict[str, Any]], None]:
+        """An httpx trace hook for the probe call: open the gate once the sent request has gone
+        unanswered for a few round trips (the connect time measures one)."""
+        connect_started = [0.0]
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            if event == "connection.connect_tcp.started":
+                connect_started[0] = time.monotonic()
+            elif event == "connection.connect_tcp.complete" and connect_started[0]:
+                self._round_trip = time.monotonic() - connect_started[0]
+            elif event == "http11.send_request_body.complete" or event == "http2.send_request_body.complete":
+                grace = max(GATE_GRACE_MIN, GATE_GRACE_ROUND_TRIPS * self._round_trip)
+                timer = threading.Timer(grace, self._open_gate_early)
+                timer.daemon = True
+                timer.start()
+
+        return trace
+
+    def _open_gate_early(self) -> None:
+        with self._gate:
+            if self._gate_state == "probing" and self._refusal is None:
+                self._gate_state = "open"
                 self._gate.notify_all()
 
     # -- calls -----------------------------------------------------------------------------
@@ -208,23 +239,28 @@ class HttpApi:
             shown = url if auth else _without_query(url)  # a pre-signed query string is a credential
             exchange = Exchange(what, method, shown, recorded_headers, recorded_body, time.monotonic())
             probe = self._enter_gate() if auth else False
-            answered = False
             response: httpx.Response | None = None
             try:
                 response = self.client.request(
-                    method, url, json=json_body, content=content, files=files, data=data, headers=sent_headers
+                    method,
+                    url,
+                    json=json_body,
+                    content=content,
+                    files=files,
+                    data=data,
+                    headers=sent_headers,
+                    extensions={"trace": self._probe_tracer()} if probe else None,
                 )
-                answered = True
             except httpx.HTTPError as exc:
                 exchange.error = f"{type(exc).__name__}: {exc}"
                 failure: Exception = exc
             finally:
                 exchange.seconds = time.monotonic() - exchange.started
-                if answered and response is not None and response.status_code in (401, 403):
+                if response is not None and response.status_code in (401, 403):
                     with self._gate:
                         self._refusal = self._auth_refusal(response)
                 self._leave_gate(probe, response)
-            if answered:
+            if response is not None:
                 exchange.status = response.status_code
                 exchange.response_headers = _kept_headers(response.headers)
                 exchange.response_body = _recordable(response)
@@ -244,7 +280,7 @@ class HttpApi:
                 ) from failure
             elapsed = time.monotonic() - started
             if attempt >= self.retry.attempts or elapsed >= self.retry.total_seconds:
-                if not answered and isinstance(failure, httpx.ConnectError):
+                if response is None and isinstance(failure, httpx.ConnectError):
                     raise ProviderRefused(
                         f"{self.provider}: cannot connect to {_origin(url)} after {attempt} tries ({failure})"
                     ) from failure
@@ -395,12 +431,48 @@ def _without_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def poll_delays(first: float = 0.2, growth: float = 1.5, longest: float = 5.0) -> Iterator[float]:
-    """Pauses between status polls: quick at first (most images take seconds), then slower."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(longest, delay * growth)
+class PollClock:
+    """When to poll a job: learnt from the jobs of this build that already finished.
+
+    Until a job has finished, poll every `first` seconds for a while, then back off. Once the
+    usual duration is known, sleep through most of it, poll briskly around it, then back off:
+    a job is seen done soon after it is, without polling a provider many times per job."""
+
+    def __init__(self, first: float = 0.25, longest: float = 5.0) -> None:
+        self.first = first
+        self.longest = longest
+        self._durations: list[float] = []
+        self._lock = threading.Lock()
+
+    def finished(self, seconds: float) -> None:
+        with self._lock:
+            self._durations.append(seconds)
+            del self._durations[:-50]  # the recent past says most about the provider's pace now
+
+    def typical(self) -> float | None:
+        with self._lock:
+            if not self._durations:
+                return None
+            ordered = sorted(self._durations)
+            return ordered[len(ordered) // 2]
+
+    def delays(self) -> Iterator[float]:
+        """Pauses between the polls of one job (the first poll comes after the first pause)."""
+        typical = self.typical()
+        elapsed = 0.0
+        if typical is not None and typical > 2 * self.first:
+            elapsed = 0.9 * typical
+            yield elapsed
+            step = max(0.03, 0.03 * typical)
+            while elapsed < 1.5 * typical:
+                elapsed += step
+                yield step
+        delay = self.first
+        while True:
+            if elapsed > 2.0:  # past the brisk phase: back off to `longest`
+                delay = min(self.longest, delay * 1.5)
+            elapsed += delay
+            yield delay
 
 
 def prompt_with_negative(prompt: str, negative: str | None) -> str:

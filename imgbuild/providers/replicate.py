@@ -18,7 +18,7 @@ from typing import Any
 from imgbuild.models import get_model
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HttpApi, base_url, image_mime, poll_delays, prompt_with_negative, retry_policy
+from imgbuild.providers.http import HttpApi, PollClock, base_url, image_mime, prompt_with_negative, retry_policy
 from imgbuild.requests import Reference
 
 __all__ = ["ReplicateProvider"]
@@ -49,6 +49,7 @@ class ReplicateProvider:
             provider="replicate", key_env=KEY_ENV, auth_scheme="Bearer", retry=retry_policy(settings)
         )
         self._sleep = sleep
+        self.clock = PollClock()
 
     def request_body(self, call: Call) -> dict[str, Any]:
         req = call.request
@@ -79,7 +80,8 @@ class ReplicateProvider:
     def _wait(self, call: Call, job: Job, prediction: dict[str, Any] | None) -> Response:
         get_url = job.urls.get("get") or f"{self.base}/predictions/{job.id}"
         started = time.monotonic()
-        delays = poll_delays()
+        delays = self.clock.delays()
+        fresh = prediction is not None  # created by this build: its duration teaches the clock
         while prediction is None or prediction.get("status") not in _TERMINAL:
             if time.monotonic() - started > POLL_LIMIT_SECONDS:
                 self.cancel(call, job)
@@ -87,6 +89,8 @@ class ReplicateProvider:
             if prediction is not None:
                 self._sleep(next(delays))
             prediction = self.api.call("GET", get_url, log=call.log, what="poll").json()
+        if fresh:
+            self.clock.finished(time.monotonic() - started)
         return self.parse(call, prediction)
 
     def cancel(self, call: Call, job: Job) -> None:

@@ -7,6 +7,7 @@ by the next run — a kill at any moment leaves no truncated and no orphaned fil
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -32,12 +33,22 @@ def atomic_write_json(path: Path, data: Any, *, temp_dir: Path | None = None) ->
 
 def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None) -> None:
     """Write `data` to `path` so that `path` holds either its old content or all of `data`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     folder = temp_dir if temp_dir is not None else path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _write(path, data, folder)
+    except FileNotFoundError:  # a folder this process made was removed meanwhile: make it again
+        _made_folders.discard(path.parent)
+        _made_folders.discard(folder)
+        _write(path, data, folder)
+
+
+def _write(path: Path, data: bytes, folder: Path) -> None:
+    _make_folder(path.parent)
+    _make_folder(folder)
     with _counter_lock:
         n = next(_counter)
     temp = folder / f".{os.getpid()}-{n}.{path.name}.tmp"
+    renamed = False
     try:
         with open(temp, "wb") as f:
             f.write(data)
@@ -45,6 +56,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None)
             os.fsync(f.fileno())
         try:
             os.replace(temp, path)
+            renamed = True
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
@@ -53,8 +65,18 @@ def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None)
             return
         _fsync_dir(path.parent)
     finally:
-        if temp.exists():
-            temp.unlink()
+        if not renamed:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+
+_made_folders: set[Path] = set()  # folders this process created or found: no mkdir per write
+
+
+def _make_folder(folder: Path) -> None:
+    if folder not in _made_folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        _made_folders.add(folder)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from fakes.servers import FakeProviders
-from helpers import PERSONA, TEMPLATE, run_cli, snapshot, write_project
+from helpers import PERSONA, run_cli, snapshot, write_project
 from PIL import Image
 
 KEY_ENV = {"ark": "ARK_API_KEY", "replicate": "REPLICATE_API_TOKEN", "fal": "FAL_KEY"}
@@ -158,7 +158,12 @@ def expected_bodies(provider: str, reference: str) -> dict[str, dict[str, object
         return {
             "text": {"input": {**base, "sequential_image_generation": "disabled", "max_images": 1}},
             "edit": {
-                "input": {**base, "sequential_image_generation": "disabled", "max_images": 1, "image_input": [reference]}
+                "input": {
+                    **base,
+                    "sequential_image_generation": "disabled",
+                    "max_images": 1,
+                    "image_input": [reference],
+                }
             },
             "set": {"input": {**base, "sequential_image_generation": "auto", "max_images": 3}},
             "edit-set": {

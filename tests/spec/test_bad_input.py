@@ -256,7 +256,10 @@ def test_batch_over_its_own_raised_cap(tmp_path, capsys):
 
 def test_unknown_provider_in_config(tmp_path, capsys):
     write_project(tmp_path, config="provider: nope\n")
-    assert rejected(tmp_path, capsys) == ["imgbuild.yaml:1 provider: 'nope' is not one of 'ark', 'fal', 'preview', 'replicate'", summary(1)]
+    assert rejected(tmp_path, capsys) == [
+        "imgbuild.yaml:1 provider: 'nope' is not one of 'ark', 'fal', 'preview', 'replicate'",
+        summary(1),
+    ]
 
 
 # -- unknown keys warn ------------------------------------------------------------------------
