@@ -24,7 +24,9 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -34,7 +36,7 @@ from imgbuild.providers import Call, Job, Provider, ProviderError, Response, Upl
 from imgbuild.providers.base import redact_body
 from imgbuild.records.atomic import atomic_write_json, remove_stale_temp_files
 from imgbuild.records.store import ASSET_SCHEMA, AssetStore, new_run_id, utc_now
-from imgbuild.requests import ImageRequest
+from imgbuild.requests import ImageRequest, Reference
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -85,6 +87,15 @@ class UploadCache:
         self.path = path
         self.temp_dir = temp_dir
         self._lock = threading.Lock()
+        self._uploading: dict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    @contextmanager
+    def uploading(self, provider: str, sha256: str) -> Iterator[None]:
+        """One upload of an image at a time: candidates made at once share it."""
+        with self._lock:
+            lock = self._uploading[f"{provider}:{sha256}"]
+        with lock:
+            yield
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -132,13 +143,24 @@ def new_asset_record(req: ImageRequest) -> dict[str, Any]:
 
 def current_candidates(
     record: dict[str, Any], request_hash: str, root: Path, asset_dir: str
-) -> dict[int, dict[str, Any]]:
-    """Candidate index → newest candidate made for `request_hash` whose file still exists."""
-    found: dict[int, dict[str, Any]] = {}
+) -> dict[int, list[dict[str, Any]]]:
+    """Candidate index → the images of its newest run for `request_hash`, when all their files exist.
+
+    A candidate is one call: one image, or all the images of an identity set."""
+    runs: dict[int, tuple[str, list[dict[str, Any]]]] = {}
     for cand in record.get("candidates", []):
-        if cand.get("request_hash") == request_hash and os.path.exists(os.path.join(root, asset_dir, cand["file"])):
-            found[cand["candidate"]] = cand
-    return found
+        if cand.get("request_hash") != request_hash:
+            continue
+        newest = runs.get(cand["candidate"])
+        if newest is None or newest[0] != cand["run"]:
+            runs[cand["candidate"]] = (cand["run"], [cand])  # later entries are newer
+        else:
+            newest[1].append(cand)
+    return {
+        k: images
+        for k, (_, images) in runs.items()
+        if all(os.path.exists(os.path.join(root, asset_dir, image["file"])) for image in images)
+    }
 
 
 class Generator:
@@ -273,52 +295,54 @@ class Generator:
         """A provider-readable URL per reference image: reused while valid, else uploaded and recorded."""
         urls = []
         for ref in req.references:
-            cached = self.uploads.get(self.provider_name, ref.sha256)
-            if cached is not None:
-                urls.append(cached)
-                continue
-            data = (self.root / ref.path).read_bytes()
-            if hashlib.sha256(data).hexdigest() != ref.sha256:
-                raise BuildFailed(f"{req.asset_id}: reference image {ref.path} changed since the plan; run again")
-            upload_id = new_run_id()
-            call = Call(req, 0, upload_id)
-            base = f"{req.asset_dir}/upload/{upload_id}"
-            self.store.write_json(
-                f"{base}/request.json",
-                {
-                    "upload_id": upload_id,
-                    "provider": self.provider_name,
-                    "reference": ref.record(),
-                    "bytes": len(data),
-                    "submitted": utc_now(),
-                },
-            )
-            started = time.monotonic()
-            try:
-                upload = provider.upload(call, ref, data)
-            finally:
-                self._write_json_list(f"{base}/http.json", call.log)
-            self.store.write_json(f"{base}/response.json", upload.raw)
-            shown = upload.url if not upload.url.startswith("data:") else "(inline data URL)"
-            self.store.write_json(
-                f"{base}/manifest.json",
-                {
-                    "upload_id": upload_id,
-                    "reference": ref.record(),
-                    "url": shown,
-                    "expires": upload.expires,
-                    "timings": {"seconds": round(time.monotonic() - started, 3)},
-                    "completed": utc_now(),
-                },
-            )
+            with self.uploads.uploading(self.provider_name, ref.sha256):
+                url = self.uploads.get(self.provider_name, ref.sha256) or self._upload(provider, req, ref)
+            urls.append(url)
+        return tuple(urls)
+
+    def _upload(self, provider: Provider, req: ImageRequest, ref: Reference) -> str:
+        data = (self.root / ref.path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise BuildFailed(f"{req.asset_id}: reference image {ref.path} changed since the plan; run again")
+        upload_id = new_run_id()
+        call = Call(req, 0, upload_id)
+        base = f"{req.asset_dir}/upload/{upload_id}"
+        self.store.write_json(
+            f"{base}/request.json",
+            {
+                "upload_id": upload_id,
+                "provider": self.provider_name,
+                "reference": ref.record(),
+                "bytes": len(data),
+                "submitted": utc_now(),
+            },
+        )
+        started = time.monotonic()
+        try:
+            upload = provider.upload(call, ref, data)
+        finally:
+            self._write_json_list(f"{base}/http.json", call.log)
+        self.store.write_json(f"{base}/response.json", upload.raw)
+        shown = upload.url if not upload.url.startswith("data:") else "(inline data URL)"
+        self.store.write_json(
+            f"{base}/manifest.json",
+            {
+                "upload_id": upload_id,
+                "reference": ref.record(),
+                "url": shown,
+                "expires": upload.expires,
+                "timings": {"seconds": round(time.monotonic() - started, 3)},
+                "completed": utc_now(),
+            },
+        )
+        with self.store.locked(req.asset_dir):
             self.store.append_history(
                 req.asset_dir,
                 req.asset_id,
                 {"event": "uploaded", "kind": "upload", "run": upload_id, "reference": ref.record(), "url": shown},
             )
-            self.uploads.put(self.provider_name, ref.sha256, upload)
-            urls.append(upload.url)
-        return tuple(urls)
+        self.uploads.put(self.provider_name, ref.sha256, upload)
+        return upload.url
 
     # -- records of HTTP exchanges --------------------------------------------------------------
     def _write_http_log(self, call: Call) -> None:

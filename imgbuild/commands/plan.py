@@ -33,7 +33,15 @@ def plan(root: Path, *, verbose: bool = False) -> int:
                 counts[1] += len(s.todo) * s.request.max_images
                 cost += len(s.todo) * s.request.max_images * get_model(s.request.model).price_per_image
         kinds = Counter(s.status for s in batch_states if s.stale)
-        why = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        decided = Counter(
+            resolution.decisions[s.request.asset_id].kind
+            for s in batch_states
+            if s.stale and s.request.asset_id in resolution.decisions
+        )
+        kinds.update(
+            {"to edit from approved": decided["edit"], "to regenerate despite approval": decided["regenerate"]}
+        )
+        why = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()) if n)
         variants = sum(1 for s in batch_states if s.request.variant_test)
         made = f"{images} images in {_count(calls, 'call')}" if images != calls else f"{calls}"
         print(

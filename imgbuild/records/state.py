@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgbuild.edits import EditDecision
 from imgbuild.generate import current_candidates
 from imgbuild.records.atomic import atomic_write_json
 from imgbuild.records.lock import LOCK_SCHEMA, LockFile, lock_path, read_lock
@@ -79,12 +80,12 @@ class StateIndex:
         """True when candidate `candidate` of `req` exists (doit's `uptodate` for an image task)."""
         entry = self.trusted_entry(req)
         if entry is not None:
-            for image in entry["images"]:
-                if image["candidate"] == candidate:
-                    exists = os.path.exists(os.path.join(self.root_str, image["file"]))  # str: pathlib is slow here
-                    if not exists:
-                        self._missing.add(req.asset_id)
-                    return exists
+            files = [image["file"] for image in entry["images"] if image["candidate"] == candidate]
+            if files:
+                exists = all(os.path.exists(os.path.join(self.root_str, f)) for f in files)  # str: pathlib is slow
+                if not exists:
+                    self._missing.add(req.asset_id)
+                return exists
         record = self.store.read_asset(req.asset_dir)
         return record is not None and candidate in current_candidates(
             record, req.request_hash, self.root, req.asset_dir
@@ -100,7 +101,7 @@ def lock_entry_current(entry: dict[str, Any], req: ImageRequest) -> bool:
         and entry.get("source_basis") == [s.record() for s in req.source_basis]
         and entry.get("variant_test") == req.variant_test
         and entry.get("asset_dir") == req.asset_dir
-        and sorted(i["candidate"] for i in entry.get("images", [])) == list(range(1, req.candidates + 1))
+        and sorted({i["candidate"] for i in entry.get("images", [])}) == list(range(1, req.candidates + 1))
     )
 
 
@@ -163,7 +164,17 @@ def assess_approvals(resolution: Resolution, index: StateIndex | None = None) ->
 def assess(resolution: Resolution, index: StateIndex | None = None) -> list[AssetState]:
     """The state of every asset of the project, in manifest order."""
     index = index or StateIndex(resolution)
-    return [_assess_one(index, req) for req in resolution.all_requests()]
+    states = [_assess_one(index, req) for req in resolution.all_requests()]
+    if not resolution.decisions:
+        return states
+    return [_with_decision(state, resolution.decisions.get(state.request.asset_id)) for state in states]
+
+
+def _with_decision(state: AssetState, decision: EditDecision | None) -> AssetState:
+    """A stale approved asset also says whether it will be edited from its approval or regenerated."""
+    if not state.stale or decision is None or decision.kind == "approved":
+        return state
+    return AssetState(state.request, state.status, state.todo, (*state.reasons, decision.describe()))
 
 
 def _assess_one(index: StateIndex, req: ImageRequest) -> AssetState:
@@ -202,8 +213,10 @@ def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for group in ("fixed", "vary"):
         changes += _diff_map(f"{group}", old.get("attributes", {}).get(group, {}), new["attributes"][group])
     changes += _diff_map("persona.traits", (old.get("persona") or {}).get("traits", {}), new["persona"]["traits"])
+    # An edit's model, mode and references follow from the edit rule, which says so itself.
+    follow = ("model", "mode", "references") if new.get("edit") or old.get("edit") else ()
     for name in ("template", *HASHED_FIELDS):
-        if name == "prompt" or old.get(name) == new.get(name):
+        if name == "prompt" or name in follow or old.get(name) == new.get(name):
             continue
         changes.append(f"{name}: {_short(old.get(name))} → {_short(new.get(name))}")
     if old.get("prompt") != new.get("prompt"):
@@ -261,12 +274,14 @@ def lock_entries(index: StateIndex, requests: Iterable[ImageRequest]) -> dict[st
         images = [
             {
                 "candidate": k,
-                "file": f"{req.asset_dir}/{done[k]['file']}",
-                "sha256": done[k]["sha256"],
-                "remote_url": done[k].get("remote_url"),
+                **({"image": image["image"]} if "image" in image else {}),
+                "file": f"{req.asset_dir}/{image['file']}",
+                "sha256": image["sha256"],
+                "remote_url": image.get("remote_url"),
             }
             for k in sorted(done)
             if k <= req.candidates
+            for image in done[k]
         ]
         out[req.asset_id] = {
             "id": req.asset_id,
@@ -278,7 +293,7 @@ def lock_entries(index: StateIndex, requests: Iterable[ImageRequest]) -> dict[st
             "variant_test": req.variant_test,
             "images": images,
             "remote_urls": [i["remote_url"] for i in images if i["remote_url"]],
-            "created": max((done[k]["created"] for k in done), default=None),
+            "created": max((image["created"] for k in done for image in done[k]), default=None),
             # The review state, for the render stage: it takes approved, non-stale images only.
             **lock_review_fields(record, req.request_hash, req.asset_dir),
         }
