@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from imgbuild.errors import FatalError, ProviderRefused
+from imgbuild.models import get_model
 from imgbuild.providers import Call, Job, Provider, ProviderError, Response, Upload, create_provider
 from imgbuild.providers.base import redact_body
 from imgbuild.records.atomic import atomic_write_json, remove_stale_temp_files
@@ -42,14 +43,17 @@ __all__ = [
     "MAX_IMAGE_BYTES",
     "BudgetExceeded",
     "BuildFailed",
+    "BuildLocked",
     "BuildStopped",
     "Estimate",
     "Generator",
+    "acquire_build_lock",
     "current_candidates",
     "new_asset_record",
 ]
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
+KEEP_TRIES = 5  # builds that retry keeping a saved answer's images before giving it up
 _EXTENSIONS = {"png": "png", "jpeg": "jpg"}
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG"}
 
@@ -60,6 +64,10 @@ class BuildFailed(FatalError):
 
 class BuildLocked(FatalError):
     """Another build holds this project's build lock."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"another build is running in this project ({holder}); wait for it to finish")
+        self.holder = holder
 
 
 class BuildStopped(FatalError):
@@ -189,9 +197,7 @@ class Generator:
             if self.refused is not None:
                 raise BuildStopped(f"not run: {self.refused}")
             try:
-                if self._build_lock is None:
-                    self._build_lock = _acquire_build_lock(self.root / ".imgbuild")
-                    remove_stale_temp_files(self.store.temp_dir)
+                self._hold_build_lock()
                 if self._provider is None:
                     self._check_budget()
                     self._provider = create_provider(self.provider_name, self.root, self.settings)
@@ -200,6 +206,17 @@ class Generator:
                 raise
             return self._provider
 
+    def hold_build_lock(self) -> None:
+        """Take the project's build lock for the rest of this build (writing a lock file needs it
+        too: approve / reject must not change records under the writer)."""
+        with self._setup_lock:
+            self._hold_build_lock()
+
+    def _hold_build_lock(self) -> None:
+        if self._build_lock is None:
+            self._build_lock = acquire_build_lock(self.root / ".imgbuild")
+            remove_stale_temp_files(self.store.temp_dir)
+
     def _check_budget(self) -> None:
         if self.budget is None or self.estimate is None or self.provider_name == "preview":
             return
@@ -207,7 +224,7 @@ class Generator:
             raise BudgetExceeded(
                 f"this build would make {self.estimate.images} images for about ${self.estimate.cost:.2f} "
                 f"at list prices, over the budget of ${self.budget:.2f} in imgbuild.yaml; "
-                "raise `budget:` or build fewer batches (imgbuild build <batch>)"
+                "raise `budget:` (the estimate counts every stale image of the project, whatever is selected)"
             )
 
     def refuse(self, exc: ProviderRefused) -> None:
@@ -277,16 +294,14 @@ class Generator:
         started = time.monotonic()
         try:
             response = provider.generate(call, lambda job: self._record_job(call, job))
-        except ProviderRefused as exc:
-            self._write_http_log(call)
-            self._fail(call, str(exc))
-            raise
-        except ProviderError as exc:
-            self._write_http_log(call)
-            self._fail(call, str(exc))
-            raise BuildFailed(f"{req.asset_id} candidate {candidate}: {exc}") from exc
-        finally:
+        except (ProviderError, ProviderRefused) as exc:
             self._count_unanswered(call)
+            self._write_http_log(call)
+            self._fail(call, str(exc))
+            if isinstance(exc, ProviderRefused):
+                raise
+            raise BuildFailed(f"{req.asset_id} candidate {candidate}: {exc}") from exc
+        self._count_unanswered(call)
         store.write_json(store.run_path(asset_dir, call.run_id, "response.json"), response.raw)
         self._finish(provider, call, response, started=started)
 
@@ -304,6 +319,15 @@ class Generator:
         data = (self.root / ref.path).read_bytes()
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             raise BuildFailed(f"{req.asset_id}: reference image {ref.path} changed since the plan; run again")
+        limit = get_model(req.model).max_input_bytes
+        transcoded = None
+        if len(data) > limit:
+            # A large approved PNG (a 3K image can pass 10 MB) goes as a high-quality JPEG instead.
+            original = len(data)
+            data = _as_jpeg(data)
+            if len(data) > limit:
+                raise BuildFailed(f"{req.asset_id}: reference image {ref.path} is over {limit} bytes even as JPEG")
+            transcoded = {"from_bytes": original, "to_bytes": len(data), "format": "jpeg", "quality": 92}
         upload_id = new_run_id()
         call = Call(req, 0, upload_id)
         base = f"{req.asset_dir}/upload/{upload_id}"
@@ -314,6 +338,7 @@ class Generator:
                 "provider": self.provider_name,
                 "reference": ref.record(),
                 "bytes": len(data),
+                "transcoded": transcoded,
                 "submitted": utc_now(),
             },
         )
@@ -359,7 +384,15 @@ class Generator:
         entries.clear()
 
     def _count_unanswered(self, call: Call) -> None:
-        lost = sum(1 for e in call.log if e.get("what") == "create" and e.get("response") is None)
+        # A create that was sent but got no answer may have been made (and billed) all the same;
+        # one that never connected was not sent at all.
+        lost = sum(
+            1
+            for e in call.log
+            if e.get("what") == "create"
+            and e.get("response") is None
+            and not str(e.get("error", "")).startswith(("ConnectError", "ConnectTimeout"))
+        )
         if lost:
             with self._setup_lock:
                 self.possibly_billed += lost
@@ -374,6 +407,10 @@ class Generator:
             raise
         except (BuildFailed, ProviderError, OSError) as exc:
             req = call.request
+            if self._keep_failures(call) >= KEEP_TRIES:
+                # The saved answer itself is bad (an image that never verifies): stop retrying it.
+                self._fail(call, f"{exc} (gave up on the saved answer after {KEEP_TRIES} tries)")
+                raise BuildFailed(f"{req.asset_id} candidate {call.candidate}: {exc}") from exc
             self.store.append_history(
                 req.asset_dir,
                 req.asset_id,
@@ -390,6 +427,18 @@ class Generator:
         if not kept:
             errors = "; ".join(str(o.error) for o in response.outputs if o.error)
             raise BuildFailed(f"{call.request.asset_id} candidate {call.candidate}: no image in the answer ({errors})")
+
+    def _keep_failures(self, call: Call) -> int:
+        """Count one more failure to keep the images of `call`'s saved answer; the total so far."""
+        req = call.request
+        with self.store.locked(req.asset_dir):
+            record = self.store.read_asset(req.asset_dir) or new_asset_record(req)
+            count = 0
+            for pending in record["pending"]:
+                if pending["run"] == call.run_id:
+                    pending["keep_failures"] = count = pending.get("keep_failures", 0) + 1
+            self.store.write_asset(req.asset_dir, record)
+        return count
 
     def _keep_logged(self, provider: Provider, call: Call, response: Response, *, started: float) -> int:
         """_keep, then the call's HTTP exchanges (creation, polls, downloads) into http.json."""
@@ -495,7 +544,7 @@ class Generator:
         errors: list[dict[str, Any]] = []
         for output in response.outputs:
             if output.error is not None:
-                errors.append({"index": output.index, "error": output.error})
+                errors.append({"image": output.index + 1, "error": output.error})
                 continue
             sets = req.max_images > 1  # an identity set: one candidate, several images
             name = f"{call.run_id}-{output.index + 1}" if sets else call.run_id
@@ -540,7 +589,7 @@ class Generator:
                 req.asset_dir,
                 req.asset_id,
                 {
-                    "event": "completed" if not errors else "partial",
+                    "event": "failed" if not files else "partial" if errors else "completed",
                     "kind": "image",
                     "run": call.run_id,
                     "candidate": call.candidate,
@@ -598,6 +647,15 @@ def _pending_for(record: dict[str, Any], request_hash: str, candidate: int) -> d
     return None
 
 
+def _as_jpeg(data: bytes) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
 def _verify_image(data: bytes, expected: str) -> tuple[int, int]:
     """Decode `data` fully to be sure it is a whole image of the expected type."""
     from PIL import Image, UnidentifiedImageError  # only a build that makes images needs Pillow
@@ -616,18 +674,22 @@ def _verify_image(data: bytes, expected: str) -> tuple[int, int]:
     return size
 
 
-def _acquire_build_lock(state_dir: Path) -> IO[str]:
+def acquire_build_lock(state_dir: Path, holder: str = "build") -> IO[str]:
+    """Hold the project's build lock (released when the handle is closed); BuildLocked when held.
+
+    Builds hold it for their whole run; approve / reject for their few writes, so that no build
+    rewrites asset.json or a lock file under them."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(state_dir / "build.lock", "a+")  # noqa: SIM115 (held for the whole build)
+    handle = open(state_dir / "build.lock", "a+")  # noqa: SIM115 (held by the caller)
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
-        holder = handle.read().strip() or "another process"
+        current = handle.read().strip() or "another process"
         handle.close()
-        raise BuildLocked(f"another build is running in this project ({holder}); wait for it to finish") from None
+        raise BuildLocked(current) from None
     handle.seek(0)
     handle.truncate()
-    handle.write(f"pid {os.getpid()}")
+    handle.write(f"pid {os.getpid()}" + ("" if holder == "build" else f", imgbuild {holder}"))
     handle.flush()
     return handle

@@ -82,6 +82,7 @@ def resolve(root: Path, *, provider: str | None = None, use_cache: bool = True) 
         project = resolution.project
         evidence = {str(root / ref.path) for p in project.personas.values() for ref in p.evidence}
         evidence |= {str(root / ref.path) for b in project.batches for ref in b.source_basis}
+        evidence |= {str(root / ref.path) for b in project.batches for s in b.shots for ref in s.references}
         files, folders = cache.input_paths(root, project.config, evidence)
         cache.store(root, key, resolution, files=files, folders=folders, warnings=warnings, started_ns=started_ns)
     return _with_approvals(resolution)

@@ -118,7 +118,7 @@ def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[st
             "basename": batch_id,
             "name": LOCK_TASK,
             "doc": f"write {batch_id}.lock.json",
-            "actions": [(_write_lock_action, [index, resolution, batch_id])],
+            "actions": [(_write_lock_action, [generator, index, resolution, batch_id])],
             "uptodate": [(_lock_current, [index, batch_id])],
             "task_dep": names,
             "io": {"capture": False},
@@ -149,8 +149,15 @@ def _image_action(generator: Generator, req: ImageRequest, candidate: int) -> Ta
     return None
 
 
-def _write_lock_action(index: StateIndex, resolution: Resolution, batch_id: str) -> None:
+def _write_lock_action(
+    generator: Generator, index: StateIndex, resolution: Resolution, batch_id: str
+) -> TaskFailed | None:
+    try:
+        generator.hold_build_lock()
+    except FatalError as exc:
+        return TaskFailed(str(exc))
     write_lock(index, resolution, batch_id)
+    return None
 
 
 def _lock_current(index: StateIndex, batch_id: str) -> bool:
@@ -259,6 +266,8 @@ class ProgressReporter:
         pass
 
     def execute_task(self, task: Any) -> None:
+        if self.generator is not None and self.generator.refused is not None:
+            return  # the build is stopping: this candidate will not be started
         if self._is_image(task):
             with self.lock:
                 self.started_count += 1

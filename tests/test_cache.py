@@ -105,3 +105,19 @@ def test_a_broken_cache_file_is_ignored(tmp_path: Path) -> None:
     (tmp_path / ".imgbuild/cache/resolution.pickle").write_bytes(b"not a pickle")
     assert cached(tmp_path) is None
     assert resolve(tmp_path) == good
+
+
+def test_a_changed_reference_image_misses(tmp_path: Path) -> None:
+    batch = BATCH.replace("    candidates: 2\n", "    candidates: 2\n    references:\n      - path: refs/face.png\n")
+    write_project(tmp_path, batches={"covers": batch})
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "face.png").write_bytes(b"\x89PNG first")
+    age(tmp_path)
+    first = resolve(tmp_path)
+    assert cached(tmp_path) is not None
+    (tmp_path / "refs" / "face.png").write_bytes(b"\x89PNG second version")
+    age(tmp_path)
+    assert cached(tmp_path) is None
+    again = resolve(tmp_path)
+    assert again.requests["covers"][0].references[0].sha256 != first.requests["covers"][0].references[0].sha256
+    assert again.requests["covers"][0].request_hash != first.requests["covers"][0].request_hash

@@ -12,8 +12,6 @@ truth, complete and every other file either untouched or consistent with it:
 
 from __future__ import annotations
 
-import difflib
-import fcntl
 import getpass
 import hashlib
 import json
@@ -26,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from imgbuild.errors import EXIT_OK
+from imgbuild.generate import BuildLocked, acquire_build_lock
 from imgbuild.records.atomic import atomic_write_json
 from imgbuild.records.lock import LOCK_SCHEMA, lock_path
 from imgbuild.records.store import AssetStore, new_run_id, utc_now
@@ -81,7 +80,7 @@ def review(
     note = note.strip() if note and note.strip() else None
     cid = parse_candidate_id(candidate)
     resolution = resolve(root)
-    req = _find_request(resolution, asset)
+    req = resolution.find(asset)
     store = AssetStore(resolution.root)
     with _no_build_running(resolution.root, decision), store.locked(req.asset_dir):
         # What is reviewed first, then how: a wrong id is reported before an incomplete checklist.
@@ -119,15 +118,6 @@ def reviewer(root: Path, by: str | None) -> str:
 # -- finding and checking the target ------------------------------------------------------------
 
 
-def _find_request(resolution: Resolution, asset: str) -> ImageRequest:
-    requests = {req.asset_id: req for req in resolution.all_requests()}
-    if asset in requests:
-        return requests[asset]
-    close = difflib.get_close_matches(asset, list(requests), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ReviewError(f"no asset {asset!r} in this project{hint} (`imgbuild plan -v` lists every asset)")
-
-
 def _read_target(store: AssetStore, req: ImageRequest, cid: CandidateId, *, verify: bool) -> _Target:
     record = store.read_asset(req.asset_dir)
     if record is None or not record.get("candidates"):
@@ -152,21 +142,13 @@ def _read_target(store: AssetStore, req: ImageRequest, cid: CandidateId, *, veri
 def _no_build_running(root: Path, decision: str) -> Iterator[None]:
     """Hold the project's build lock: a running build rewrites asset.json and the lock file, and
     would drop a decision recorded in between."""
-    state = root / ".imgbuild"
-    state.mkdir(parents=True, exist_ok=True)
-    with open(state / "build.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise ReviewError(
-                f"a build is running in this project ({holder}); {decision} when it has finished"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}, imgbuild {decision}")
-        handle.flush()
+    try:
+        handle = acquire_build_lock(root / ".imgbuild", decision)
+    except BuildLocked as exc:
+        raise ReviewError(
+            f"a build is running in this project ({exc.holder}); {decision} when it has finished"
+        ) from None
+    with handle:
         yield
 
 

@@ -65,6 +65,9 @@ class ArkProvider:
             body["sequential_image_generation"] = "disabled"
         if model.family == "seedream-5.0-lite":  # 4.x always answers JPEG and takes no output_format
             body["output_format"] = req.output_format
+        mode = req.quality_settings.get("optimize_prompt", "standard")
+        if mode != "standard":  # "fast" prompt optimisation exists on 4.0 only; standard is the default
+            body["optimize_prompt_options"] = {"mode": mode}
         return body
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:

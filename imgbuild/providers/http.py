@@ -228,6 +228,39 @@ class HttpApi:
         """Send a request, retrying transient failures; return a 2xx response or raise.
 
         Raises ProviderRefused (stop the build), ContentRejected or ProviderError (this asset)."""
+        try:
+            return self._call(
+                method,
+                url,
+                log=log,
+                json_body=json_body,
+                content=content,
+                files=files,
+                data=data,
+                headers=headers,
+                auth=auth,
+                what=what,
+            )
+        except ProviderRefused as exc:
+            with self._gate:  # every other call of this build stops at the gate instead of retrying
+                self._refusal = self._refusal or exc
+                self._gate.notify_all()
+            raise
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        log: Log,
+        json_body: Any = None,
+        content: bytes | None = None,
+        files: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        what: str = "call",
+    ) -> httpx.Response:
         sent_headers = {"Authorization": self._auth} if auth else {}
         sent_headers.update(headers or {})
         recorded_headers = {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in sent_headers.items()}

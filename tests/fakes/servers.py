@@ -368,6 +368,7 @@ class FakeProviders:
         self.downloads: Counter[str] = Counter()  # image GETs per path (cut ones included)
         self.uploads: list[Upload] = []
         self._random = random.Random(seed)
+        self._cut_credit = 0.5
         self._lock = threading.Lock()
         self._files: dict[str, _File] = {}  # served under /files/…, keyed by path
         self._replicate_files: dict[str, dict[str, Any]] = {}
@@ -488,8 +489,13 @@ class FakeProviders:
         with self._lock:
             if kind in _API_KINDS and self.fault_rate > 0 and self._random.random() < self.fault_rate:
                 return self._random.choice(self.faults)
-            if kind == "download" and self.cut_rate > 0 and self._random.random() < self.cut_rate:
-                return "cut"
+            if kind == "download" and self.cut_rate > 0:
+                # Spread evenly, not drawn: exactly `cut_rate` of the downloads are cut (1 in 20 at 5%),
+                # so a test of a few dozen downloads always meets some.
+                self._cut_credit += self.cut_rate
+                if self._cut_credit >= 1.0:
+                    self._cut_credit -= 1.0
+                    return "cut"
         return None
 
     def _route(self, req: _Incoming) -> tuple[str | None, str, Action, bool]:
