@@ -471,3 +471,19 @@ def test_an_unreachable_host_stops_the_build(
     histories = [json.loads(p.read_text())["history"] for p in (root / "assets").glob("*/index.json")]
     assert len(histories) <= 4  # the calls that were under way when the host was found down
     assert "note:" not in out  # a connection never made cannot have been billed
+
+
+def test_a_partial_answer_keeps_its_images_and_records_the_errors(
+    fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = MODES_BATCH.replace("template: cover.j2\n    max_images: 3", 'prompt: "Mia PARTIAL set"\n    max_images: 3')
+    root = hosted_project(tmp_path / "p", fake, "ark", monkeypatch, batch=batch)
+    assert run_cli(root, "build", "covers:covers.set.*") == 0
+    record = json.loads((root / "assets" / "covers.set" / "asset.json").read_text())
+    assert [(c["candidate"], c["image"]) for c in record["candidates"]] == [(1, 1), (1, 2)]
+    (run,) = (root / "assets" / "covers.set" / "runs" / "image").iterdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [e["image"] for e in manifest["errors"]] == [3]
+    assert manifest["errors"][0]["error"].startswith("OutputImageSensitiveContentDetected")
+    history = json.loads((root / "assets" / "covers.set" / "index.json").read_text())["history"]
+    assert history[-1]["event"] == "partial"
