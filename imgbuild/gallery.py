@@ -320,7 +320,8 @@ class BatchPage:
     def summary(self) -> str:
         return (
             f"{self.assets} assets, {self.candidates} candidates ({self.approved} approved, "
-            f"{self.stale} stale approvals, {self.rejected} rejected, {self.unreviewed} unreviewed)"
+            f"{self.stale} stale approval{'' if self.stale == 1 else 's'}, {self.rejected} rejected, "
+            f"{self.unreviewed} unreviewed)"
         )
 
 

@@ -369,7 +369,7 @@ def test_rows_and_cols_choose_the_grid(
     )
     out = capsys.readouterr().out
     page = tmp_path / "g" / "covers.html"
-    assert out.startswith(f"{page}: 6 assets, 12 candidates (1 approved, 1 stale approvals, 1 rejected, 10 unreviewed)")
+    assert out.startswith(f"{page}: 6 assets, 12 candidates (1 approved, 1 stale approval, 1 rejected, 10 unreviewed)")
     dom = parse_html(page.read_text(encoding="utf-8"))
     grid = dom.one("table", cls="grid")
     assert [th.attrs["data-value"] for th in grid.all("th", cls="row-head")] == [
