@@ -14,6 +14,7 @@ write their decision into the entry themselves.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,28 @@ def lock_path(manifest: Path) -> Path:
     return manifest.with_name(f"{manifest.stem}.lock.json")
 
 
+_read: dict[Path, tuple[tuple[int, int, int], LockFile]] = {}
+
+
 def read_lock(path: Path) -> LockFile:
-    """The lock file at `path`; an unreadable or foreign file counts as no lock (it is rewritten)."""
+    """The lock file at `path`; an unreadable or foreign file counts as no lock (it is rewritten).
+
+    A file read before and unchanged since (same inode, size and mtime: lock files are replaced
+    by rename) is not parsed again: the edit rule and the up-to-date checks read the same one."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return LockFile(path)
+    key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    known = _read.get(path)
+    if known is not None and known[0] == key:
+        return known[1]
+    lock = _parse(path)
+    _read[path] = (key, lock)
+    return lock
+
+
+def _parse(path: Path) -> LockFile:
     try:
         with open(path, "rb") as f:
             data = json.load(f)

@@ -80,12 +80,15 @@ class StateIndex:
         """True when candidate `candidate` of `req` exists (doit's `uptodate` for an image task)."""
         entry = self.trusted_entry(req)
         if entry is not None:
-            files = [image["file"] for image in entry["images"] if image["candidate"] == candidate]
-            if files:
-                exists = all(os.path.exists(os.path.join(self.root_str, f)) for f in files)  # str: pathlib is slow
-                if not exists:
-                    self._missing.add(req.asset_id)
-                return exists
+            found = None  # plain loop, str paths: this runs once per image task on every no-op build
+            for image in entry["images"]:
+                if image["candidate"] == candidate:
+                    found = os.path.exists(os.path.join(self.root_str, image["file"]))
+                    if not found:
+                        self._missing.add(req.asset_id)
+                        return False
+            if found is not None:
+                return found
         record = self.store.read_asset(req.asset_dir)
         return record is not None and candidate in current_candidates(
             record, req.request_hash, self.root, req.asset_dir
