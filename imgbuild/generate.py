@@ -34,7 +34,7 @@ from typing import IO, Any
 from imgbuild.errors import FatalError, ProviderRefused
 from imgbuild.models import get_model
 from imgbuild.providers import Call, Job, Provider, ProviderError, Response, Upload, create_provider
-from imgbuild.providers.base import redact_body
+from imgbuild.providers.base import MAX_IMAGE_BYTES, redact_body
 from imgbuild.records.atomic import atomic_write_json, remove_stale_temp_files
 from imgbuild.records.store import ASSET_SCHEMA, AssetStore, new_run_id, utc_now
 from imgbuild.requests import ImageRequest, Reference
@@ -52,7 +52,6 @@ __all__ = [
     "new_asset_record",
 ]
 
-MAX_IMAGE_BYTES = 64 * 1024 * 1024
 KEEP_TRIES = 5  # builds that retry keeping a saved answer's images before giving it up
 _EXTENSIONS = {"png": "png", "jpeg": "jpg"}
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG"}

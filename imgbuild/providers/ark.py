@@ -16,7 +16,7 @@ from typing import Any
 from imgbuild.models import get_model
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HttpApi, base_url, data_url, prompt_with_negative, retry_policy
+from imgbuild.providers.http import HostedProvider, HttpApi, base_url, data_url, prompt_with_negative
 from imgbuild.requests import Reference
 
 __all__ = ["REGIONS", "ArkProvider"]
@@ -28,19 +28,20 @@ REGIONS = {
     "eu-west": "https://ark.eu-west.bytepluses.com/api/v3",
     "cn-beijing": "https://ark.cn-beijing.volces.com/api/v3",  # Volcengine: model ids carry "doubao-"
 }
-_MAX_DOWNLOAD = 64 * 1024 * 1024
 
 
 @register("ark")
-class ArkProvider:
+class ArkProvider(HostedProvider):
     """Synchronous Seedream calls through Ark."""
 
     name = "ark"
+    key_env = KEY_ENV
+    auth_scheme = "Bearer"
 
     def __init__(self, project_root: Path, settings: Mapping[str, Any], api: HttpApi | None = None) -> None:
         self.region = settings.get("region", "ap-southeast")
         self.base = base_url(BASE_URL_ENV, settings.get("base_url"), REGIONS[self.region])
-        self.api = api or HttpApi(provider="ark", key_env=KEY_ENV, auth_scheme="Bearer", retry=retry_policy(settings))
+        super().__init__(settings, api)
 
     def model_id(self, call: Call) -> str:
         model = call.request.provider_model
@@ -97,16 +98,9 @@ class ArkProvider:
                 outputs.append(Output(index=i, url=item["url"]))
         return Response(raw=raw, outputs=tuple(outputs), usage=dict(raw.get("usage") or {}))
 
-    def download(self, call: Call, output: Output) -> bytes:
-        assert output.url is not None
-        return self.api.download(output.url, log=call.log, max_bytes=_MAX_DOWNLOAD)
-
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # Ark reads data URLs (≤ 10 MB, checked before the build): nothing to send ahead.
         return Upload(
             url=data_url(data),
             raw={"inline": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
         )
-
-    def close(self) -> None:
-        self.api.close()

@@ -32,6 +32,7 @@ from imgbuild.errors import FatalError
 from imgbuild.requests import ImageRequest, Reference
 
 __all__ = [
+    "MAX_IMAGE_BYTES",
     "Call",
     "ContentRejected",
     "Job",
@@ -42,6 +43,9 @@ __all__ = [
     "Upload",
     "redact_body",
 ]
+
+
+MAX_IMAGE_BYTES = 64 * 1024 * 1024  # the most an output image may weigh (downloads stop there)
 
 
 @dataclass(frozen=True)

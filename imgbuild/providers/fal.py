@@ -16,7 +16,14 @@ from typing import Any
 from imgbuild.models import get_model
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HttpApi, PollClock, base_url, image_mime, prompt_with_negative, retry_policy
+from imgbuild.providers.http import (
+    HostedProvider,
+    HttpApi,
+    PollClock,
+    base_url,
+    image_mime,
+    prompt_with_negative,
+)
 from imgbuild.requests import Reference
 
 __all__ = ["FalProvider"]
@@ -26,15 +33,16 @@ BASE_URL_ENV = "IMGBUILD_FAL_BASE_URL"
 STORAGE_URL_ENV = "IMGBUILD_FAL_STORAGE_URL"
 DEFAULT_BASE = "https://queue.fal.run"
 DEFAULT_STORAGE = "https://rest.alpha.fal.ai"
-_MAX_DOWNLOAD = 64 * 1024 * 1024
 POLL_LIMIT_SECONDS = 40 * 60
 
 
 @register("fal")
-class FalProvider:
+class FalProvider(HostedProvider):
     """Seedream on fal through the queue API."""
 
     name = "fal"
+    key_env = KEY_ENV
+    auth_scheme = "Key"
 
     def __init__(
         self,
@@ -45,7 +53,7 @@ class FalProvider:
     ) -> None:
         self.base = base_url(BASE_URL_ENV, settings.get("base_url"), DEFAULT_BASE)
         self.storage = base_url(STORAGE_URL_ENV, settings.get("storage_url"), DEFAULT_STORAGE)
-        self.api = api or HttpApi(provider="fal", key_env=KEY_ENV, auth_scheme="Key", retry=retry_policy(settings))
+        super().__init__(settings, api)
         self._sleep = sleep
         self.clock = PollClock()
 
@@ -118,10 +126,6 @@ class FalProvider:
             usage["seed"] = raw["seed"]
         return Response(raw=raw, outputs=outputs, usage=usage)
 
-    def download(self, call: Call, output: Output) -> bytes:
-        assert output.url is not None
-        return self.api.download(output.url, log=call.log, max_bytes=_MAX_DOWNLOAD)
-
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         mime = image_mime(data)
         initiated = self.api.call(
@@ -142,6 +146,3 @@ class FalProvider:
             what="upload",
         )
         return Upload(url=initiated["file_url"], raw={"initiate": initiated, "stored_bytes": len(data)})
-
-    def close(self) -> None:
-        self.api.close()

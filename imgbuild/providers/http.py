@@ -32,10 +32,11 @@ from typing import Any
 import httpx
 
 from imgbuild.errors import ProviderRefused
-from imgbuild.providers.base import ContentRejected, ProviderError, redact_body
+from imgbuild.providers.base import MAX_IMAGE_BYTES, Call, ContentRejected, Output, ProviderError, redact_body
 
 __all__ = [
     "Exchange",
+    "HostedProvider",
     "HttpApi",
     "PollClock",
     "RetryPolicy",
@@ -228,39 +229,6 @@ class HttpApi:
         """Send a request, retrying transient failures; return a 2xx response or raise.
 
         Raises ProviderRefused (stop the build), ContentRejected or ProviderError (this asset)."""
-        try:
-            return self._call(
-                method,
-                url,
-                log=log,
-                json_body=json_body,
-                content=content,
-                files=files,
-                data=data,
-                headers=headers,
-                auth=auth,
-                what=what,
-            )
-        except ProviderRefused as exc:
-            with self._gate:  # every other call of this build stops at the gate instead of retrying
-                self._refusal = self._refusal or exc
-                self._gate.notify_all()
-            raise
-
-    def _call(
-        self,
-        method: str,
-        url: str,
-        *,
-        log: Log,
-        json_body: Any = None,
-        content: bytes | None = None,
-        files: dict[str, Any] | None = None,
-        data: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: bool = True,
-        what: str = "call",
-    ) -> httpx.Response:
         sent_headers = {"Authorization": self._auth} if auth else {}
         sent_headers.update(headers or {})
         recorded_headers = {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in sent_headers.items()}
@@ -290,8 +258,7 @@ class HttpApi:
             finally:
                 exchange.seconds = time.monotonic() - exchange.started
                 if response is not None and response.status_code in (401, 403):
-                    with self._gate:
-                        self._refusal = self._auth_refusal(response)
+                    self._refuse(self._auth_refusal(response))
                 self._leave_gate(probe, response)
             if response is not None:
                 exchange.status = response.status_code
@@ -303,24 +270,36 @@ class HttpApi:
             retry_after = None
             if response is not None:
                 if response.status_code not in _RETRY_STATUSES:
-                    raise self._stable_failure(response, url, what)
+                    stable = self._stable_failure(response, url, what)
+                    raise self._refuse(stable) if isinstance(stable, ProviderRefused) else stable
                 retry_after = _retry_after(response.headers.get("retry-after"))
                 failure = ProviderError(f"{what}: HTTP {response.status_code} {_error_text(response)}")
             elif _unresolvable(failure):
-                raise ProviderRefused(
-                    f"{self.provider}: cannot resolve the host of {_origin(url)} ({failure}); "
-                    "check the base URL and the network"
+                raise self._refuse(
+                    ProviderRefused(
+                        f"{self.provider}: cannot resolve the host of {_origin(url)} ({failure}); "
+                        "check the base URL and the network"
+                    )
                 ) from failure
             elapsed = time.monotonic() - started
             if attempt >= self.retry.attempts or elapsed >= self.retry.total_seconds:
                 if response is None and isinstance(failure, httpx.ConnectError):
-                    raise ProviderRefused(
-                        f"{self.provider}: cannot connect to {_origin(url)} after {attempt} tries ({failure})"
+                    raise self._refuse(
+                        ProviderRefused(
+                            f"{self.provider}: cannot connect to {_origin(url)} after {attempt} tries ({failure})"
+                        )
                     ) from failure
                 raise ProviderError(f"{what} failed after {attempt} tries: {failure}") from failure
             with self._rng_lock:
                 pause = self.retry.delay(attempt, retry_after, self._rng)
             self._sleep(min(pause, max(0.0, self.retry.total_seconds - elapsed)))
+
+    def _refuse(self, refusal: ProviderRefused) -> ProviderRefused:
+        """Remember a refusal: every other call of this build stops at the gate instead of trying."""
+        with self._gate:
+            self._refusal = self._refusal or refusal
+            self._gate.notify_all()
+        return refusal
 
     def _stable_failure(self, response: httpx.Response, url: str, what: str) -> Exception:
         """The exception for an answer that retrying will not change."""
@@ -462,6 +441,26 @@ def _origin(url: str) -> str:
 def _without_query(url: str) -> str:
     """A URL safe to record: pre-signed query strings carry credentials."""
     return url.split("?", 1)[0]
+
+
+class HostedProvider:
+    """What the hosted providers share: their HTTP client, downloading outputs, closing."""
+
+    name: str
+    key_env: str  # the environment variable holding the key
+    auth_scheme: str  # "Bearer" or "Key"
+
+    def __init__(self, settings: Mapping[str, Any], api: HttpApi | None) -> None:
+        self.api = api or HttpApi(
+            provider=self.name, key_env=self.key_env, auth_scheme=self.auth_scheme, retry=retry_policy(settings)
+        )
+
+    def download(self, call: Call, output: Output) -> bytes:
+        assert output.url is not None
+        return self.api.download(output.url, log=call.log, max_bytes=MAX_IMAGE_BYTES)
+
+    def close(self) -> None:
+        self.api.close()
 
 
 class PollClock:

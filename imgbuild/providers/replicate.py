@@ -18,7 +18,14 @@ from typing import Any
 from imgbuild.models import get_model
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HttpApi, PollClock, base_url, image_mime, prompt_with_negative, retry_policy
+from imgbuild.providers.http import (
+    HostedProvider,
+    HttpApi,
+    PollClock,
+    base_url,
+    image_mime,
+    prompt_with_negative,
+)
 from imgbuild.requests import Reference
 
 __all__ = ["ReplicateProvider"]
@@ -27,15 +34,16 @@ KEY_ENV = "REPLICATE_API_TOKEN"
 BASE_URL_ENV = "IMGBUILD_REPLICATE_BASE_URL"
 DEFAULT_BASE = "https://api.replicate.com/v1"
 _TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
-_MAX_DOWNLOAD = 64 * 1024 * 1024
 POLL_LIMIT_SECONDS = 40 * 60  # Replicate stops a prediction after 30 min of running
 
 
 @register("replicate")
-class ReplicateProvider:
+class ReplicateProvider(HostedProvider):
     """Seedream on Replicate through its official-model predictions API."""
 
     name = "replicate"
+    key_env = KEY_ENV
+    auth_scheme = "Bearer"
 
     def __init__(
         self,
@@ -45,9 +53,7 @@ class ReplicateProvider:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base = base_url(BASE_URL_ENV, settings.get("base_url"), DEFAULT_BASE)
-        self.api = api or HttpApi(
-            provider="replicate", key_env=KEY_ENV, auth_scheme="Bearer", retry=retry_policy(settings)
-        )
+        super().__init__(settings, api)
         self._sleep = sleep
         self.clock = PollClock()
 
@@ -114,10 +120,6 @@ class ReplicateProvider:
         }
         return Response(raw=raw, outputs=tuple(Output(index=i, url=u) for i, u in enumerate(urls)), usage=usage)
 
-    def download(self, call: Call, output: Output) -> bytes:
-        assert output.url is not None
-        return self.api.download(output.url, log=call.log, max_bytes=_MAX_DOWNLOAD)
-
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         mime = image_mime(data)
         name = Path(reference.path).name
@@ -135,9 +137,6 @@ class ReplicateProvider:
             raw=answer,
             expires=datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() if expires else None,
         )
-
-    def close(self) -> None:
-        self.api.close()
 
 
 _URL_KEYS = ("get", "cancel")
