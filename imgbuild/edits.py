@@ -27,6 +27,7 @@ from typing import Any
 
 from imgbuild.models import endpoint_key, get_model, mode_for
 from imgbuild.requests import ImageRequest, Reference, request_hash, sha256_text
+from imgbuild.review import CandidateId
 
 __all__ = ["EditDecision", "apply_edit_rule", "approval_of", "decide"]
 
@@ -73,7 +74,7 @@ def approval_of(root: Path, req: ImageRequest, lock_entry: Mapping[str, Any] | N
 
 def decide(base: ImageRequest, approval: Mapping[str, Any]) -> tuple[ImageRequest, EditDecision]:
     """The request to build for `base` given the asset's `approval`, and why."""
-    label = str(approval["candidate"]) + (f".{approval['image']}" if approval.get("image") else "")
+    label = str(CandidateId(approval["candidate"], approval.get("image")))
     if approval.get("request_hash") == base.request_hash:
         return base, EditDecision("approved", (), label)
     old = approval.get("request") or {}

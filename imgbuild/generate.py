@@ -50,6 +50,7 @@ __all__ = [
     "acquire_build_lock",
     "current_candidates",
     "new_asset_record",
+    "resumable_candidates",
 ]
 
 KEEP_TRIES = 5  # builds that retry keeping a saved answer's images before giving it up
@@ -252,13 +253,7 @@ class Generator:
         """Finish the interrupted calls of `req` that need no new call: a recorded job or a saved
         answer (`imgbuild poll`). Returns how many were finished."""
         with self.store.locked(req.asset_dir):
-            record = self.store.read_asset(req.asset_dir) or {}
-        resumable = [
-            p["candidate"]
-            for p in record.get("pending", [])
-            if p["request_hash"] == req.request_hash
-            and (p.get("job") or self.store.exists(self.store.run_path(req.asset_dir, p["run"], "response.json")))
-        ]
+            resumable = resumable_candidates(self.store, req)
         for candidate in resumable:
             self.make_candidate(req, candidate)
         return len(resumable)
@@ -637,6 +632,18 @@ class Generator:
                     "reason": reason,
                 },
             )
+
+
+def resumable_candidates(store: AssetStore, req: ImageRequest) -> list[int]:
+    """The candidates of `req` whose interrupted call can be finished without a new call: the
+    provider's job is recorded, or its answer is saved."""
+    record = store.read_asset(req.asset_dir) or {}
+    return [
+        p["candidate"]
+        for p in record.get("pending", [])
+        if p["request_hash"] == req.request_hash
+        and (p.get("job") or store.exists(store.run_path(req.asset_dir, p["run"], "response.json")))
+    ]
 
 
 def _pending_for(record: dict[str, Any], request_hash: str, candidate: int) -> dict[str, Any] | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from imgbuild.errors import EXIT_OK
-from imgbuild.records.state import assess
-from imgbuild.records.store import AssetStore
+from imgbuild.records.state import StateIndex, assess, assess_approvals
 from imgbuild.resolve import resolve
+from imgbuild.review import CandidateId
 
 __all__ = ["explain"]
 
@@ -16,7 +16,9 @@ def explain(root: Path, asset_id: str) -> int:
     """Print what the records and the manifests say about one asset. 0 on a known asset."""
     resolution = resolve(root)
     req = resolution.find(asset_id)
-    state = next(s for s in assess(resolution) if s.request.asset_id == req.asset_id)
+    index = StateIndex(resolution)
+    (state,) = assess(resolution, index, [req])
+    (review,) = assess_approvals(resolution, index, [req])
     batch = resolution.batch(req.batch)
     print(f"asset: {req.asset_id}")
     print(
@@ -33,15 +35,12 @@ def explain(root: Path, asset_id: str) -> int:
             print(f"    {reason}")
     else:
         print(f"  status: current ({req.candidates} candidate{'s' if req.candidates != 1 else ''} made)")
-    record = AssetStore(resolution.root).read_asset(req.asset_dir) or {}
-    approval = record.get("approval")
+    approval = review.approval
     decision = resolution.decisions.get(req.asset_id)
     if approval:
-        stale = "" if approval.get("request_hash") == req.request_hash else " — stale: made for an older request"
-        print(
-            f"  approval: candidate {decision.approved_candidate if decision else approval.get('candidate')}"
-            f" by {approval.get('by')} at {approval.get('at')}{stale}"
-        )
+        stale = " — stale: made for an older request" if review.status == "stale" else ""
+        label = CandidateId(approval["candidate"], approval.get("image"))
+        print(f"  approval: candidate {label} by {approval.get('by')} at {approval.get('at')}{stale}")
     else:
         print("  approval: none")
     if decision is not None and decision.kind != "approved":

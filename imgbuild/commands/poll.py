@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imgbuild.errors import EXIT_FAILED, EXIT_OK, FatalError, ProviderRefused
+from imgbuild.generate import resumable_candidates
 from imgbuild.records.store import AssetStore
 from imgbuild.resolve import resolve
 from imgbuild.tasks import make_generator
@@ -21,12 +22,7 @@ def poll(root: Path, *, provider: str | None = None) -> int:
     """Resume every recorded job of the current requests. 0 when all finished, 1 when any failed."""
     resolution = resolve(root, provider=provider)
     store = AssetStore(resolution.root)
-    waiting = []
-    for req in resolution.all_requests():
-        record = store.read_asset(req.asset_dir)
-        pending = [p for p in (record or {}).get("pending", []) if p.get("request_hash") == req.request_hash]
-        if any(p.get("job") or store.exists(store.run_path(req.asset_dir, p["run"], "response.json")) for p in pending):
-            waiting.append(req)
+    waiting = [req for req in resolution.all_requests() if resumable_candidates(store, req)]
     if not waiting:
         print("imgbuild poll: nothing in flight")
         return EXIT_OK

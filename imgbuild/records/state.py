@@ -151,12 +151,14 @@ class ApprovalState:
         return "approved" if self.approval["request_hash"] == self.request.request_hash else "stale"
 
 
-def assess_approvals(resolution: Resolution, index: StateIndex | None = None) -> list[ApprovalState]:
-    """The review state of every asset, in manifest order: from the lock entry while it describes
-    the current request (approve / reject keep it up to date), else from asset.json."""
+def assess_approvals(
+    resolution: Resolution, index: StateIndex | None = None, requests: Iterable[ImageRequest] | None = None
+) -> list[ApprovalState]:
+    """The review state of every asset (or of `requests`), in manifest order: from the lock entry
+    while it describes the current request (approve / reject keep it up to date), else from asset.json."""
     index = index or StateIndex(resolution)
     out = []
-    for req in resolution.all_requests():
+    for req in resolution.all_requests() if requests is None else requests:
         entry = index.trusted_entry(req)
         if entry is None or "approval" not in entry or "rejected" not in entry:
             entry = lock_review_fields(index.store.read_asset(req.asset_dir), req.request_hash, req.asset_dir)
@@ -164,10 +166,12 @@ def assess_approvals(resolution: Resolution, index: StateIndex | None = None) ->
     return out
 
 
-def assess(resolution: Resolution, index: StateIndex | None = None) -> list[AssetState]:
-    """The state of every asset of the project, in manifest order."""
+def assess(
+    resolution: Resolution, index: StateIndex | None = None, requests: Iterable[ImageRequest] | None = None
+) -> list[AssetState]:
+    """The state of every asset of the project (or of `requests`), in manifest order."""
     index = index or StateIndex(resolution)
-    states = [_assess_one(index, req) for req in resolution.all_requests()]
+    states = [_assess_one(index, req) for req in (resolution.all_requests() if requests is None else requests)]
     if not resolution.decisions:
         return states
     return [_with_decision(state, resolution.decisions.get(state.request.asset_id)) for state in states]
