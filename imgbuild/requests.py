@@ -109,10 +109,6 @@ class ImageRequest:
         """The part of the record that the request hash covers."""
         return {name: _plain(getattr(self, name)) for name in HASHED_FIELDS}
 
-    @property
-    def images_per_call(self) -> int:
-        return self.max_images
-
     def record(self) -> dict[str, Any]:
         """The normalized record as JSON data (written to asset.json and every run's request.json)."""
         return {

@@ -69,7 +69,7 @@ def make_generator(resolution: Resolution) -> Generator:
     return generator
 
 
-def doit_config(config: ProjectConfig, provider: str | None = None) -> dict[str, Any]:
+def doit_config(config: ProjectConfig, provider: str) -> dict[str, Any]:
     """doit settings for a project: database in .imgbuild/, threads, our progress reporter."""
     state = config.state_dir
     state.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def doit_config(config: ProjectConfig, provider: str | None = None) -> dict[str,
         "dep_file": str(state / "doit.db"),
         "backend": "sqlite3",
         "par_type": "thread",
-        "num_process": concurrency(config, provider) if provider else config.concurrency,
+        "num_process": concurrency(config, provider),
         "reporter": ProgressReporter,
         "verbosity": 2,
         # One failed asset must not stop an overnight batch: the others go on (doit --continue).
@@ -89,20 +89,19 @@ def doit_config(config: ProjectConfig, provider: str | None = None) -> dict[str,
 def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[str, Any]]:
     """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them)."""
     index = StateIndex(resolution)
-    images = cost = 0.0
+    images, cost = 0, 0.0
     for batch_id, requests in resolution.requests.items():
         count = sum(r.candidates * r.max_images for r in requests)
         yield {"basename": batch_id, "name": None, "doc": f"{resolution.batch(batch_id).purpose} ({count} images)"}
         names = []
         for req in requests:
-            price = get_model(req.model).price_per_image * req.max_images
             for k in range(1, req.candidates + 1):
                 name = image_task_name(req.asset_id, k)
                 names.append(f"{batch_id}:{name}")
                 done = index.candidate_done(req, k)
-                if not done:
+                if not done:  # priced only when stale: nothing extra on a no-op build
                     images += req.max_images
-                    cost += price
+                    cost += get_model(req.model).price_per_image * req.max_images
                 yield {
                     "basename": batch_id,
                     "name": name,
@@ -125,7 +124,7 @@ def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[st
             "meta": {"imgbuild": "lock"},
         }
     # Every stale image of the project, selected or not: the budget check errs on the safe side.
-    generator.estimate = Estimate(int(images), cost)
+    generator.estimate = Estimate(images, cost)
 
 
 class Refused(TaskFailed):

@@ -180,10 +180,8 @@ class HttpApi:
 
     def _leave_gate(self, probe: bool, response: httpx.Response | None) -> None:
         if probe:
-            with self._gate:
-                if response is not None and response.status_code in (401, 403):
-                    self._gate_state = "closed"  # the refusal is raised to every waiting thread
-                elif self._gate_state == "probing":
+            with self._gate:  # a refused key is recorded before this: the waiting threads raise it
+                if self._gate_state == "probing":
                     self._gate_state = "open" if response is not None else "closed"
                 self._gate.notify_all()
 
