@@ -18,16 +18,14 @@ The decision is recomputed on every load from the approval and the manifests; it
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imgbuild.models import endpoint_key, get_model, mode_for
+from imgbuild.records import AssetStore, BrokenRecord, LockApproval, LockEntry
 from imgbuild.requests import ImageRequest, Reference, request_hash, sha256_text
-from imgbuild.review import CandidateId
 
 __all__ = ["EditDecision", "apply_edit_rule", "approval_of", "decide"]
 
@@ -50,34 +48,29 @@ class EditDecision:
         return f"{verb} approved candidate {self.approved_candidate}: {'; '.join(self.reasons)}"
 
 
-def approval_of(root: Path, req: ImageRequest, lock_entry: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The asset's approval, with a project-relative ``path`` to the approved file.
+def approval_of(store: AssetStore, req: ImageRequest, lock_entry: LockEntry | None) -> LockApproval | None:
+    """The asset's approval (its ``file`` project-relative).
 
     The batch lock file answers for most assets; an asset without a lock entry is looked up in
-    its own asset.json (an approval given before the lock file was first written)."""
+    its own asset.json (an approval given before the lock file was first written). An unreadable
+    asset.json counts as no approval here: the commands that read it say what is wrong."""
     if lock_entry is not None:
-        approval = lock_entry.get("approval")
-        if not approval:
-            return None
-        return {**approval, "path": approval["file"]}
-    asset_json = os.path.join(root, req.asset_dir, "asset.json")
+        return lock_entry.approval
     try:
-        with open(asset_json, "rb") as f:
-            record = json.load(f)
-    except (FileNotFoundError, ValueError):
+        record = store.read_asset(req.asset_dir)
+    except BrokenRecord:
         return None
-    approval = record.get("approval") if isinstance(record, dict) else None
-    if not approval:
+    if record is None or record.approval is None:
         return None
-    return {**approval, "path": f"{req.asset_dir}/{approval['file']}"}
+    return LockApproval.of(record.approval, req.asset_dir, req.request_hash)
 
 
-def decide(base: ImageRequest, approval: Mapping[str, Any]) -> tuple[ImageRequest, EditDecision]:
+def decide(base: ImageRequest, approval: LockApproval) -> tuple[ImageRequest, EditDecision]:
     """The request to build for `base` given the asset's `approval`, and why."""
-    label = str(CandidateId(approval["candidate"], approval.get("image")))
-    if approval.get("request_hash") == base.request_hash:
+    label = approval.label
+    if approval.request_hash == base.request_hash:
         return base, EditDecision("approved", (), label)
-    old = approval.get("request") or {}
+    old = approval.request or {}
     if not old:
         return base, EditDecision("regenerate", ("the approval does not record its request",), label)
     blocking, changed = _differences(old, base)
@@ -86,7 +79,7 @@ def decide(base: ImageRequest, approval: Mapping[str, Any]) -> tuple[ImageReques
     if not changed:
         if old.get("edit") and old.get("prompt"):
             again = _as_recorded_edit(base, old)
-            if again.request_hash == approval.get("request_hash"):
+            if again.request_hash == approval.request_hash:
                 return again, EditDecision("approved", (), label)
         return base, EditDecision("regenerate", ("the prompt changed (template or include edited)",), label)
     edit = _edit_request(base, approval, changed, label)
@@ -131,12 +124,12 @@ def _differences(old: Mapping[str, Any], base: ImageRequest) -> tuple[list[str],
 
 
 def _edit_request(
-    base: ImageRequest, approval: Mapping[str, Any], changed: Mapping[str, tuple[Any, Any]], label: str
+    base: ImageRequest, approval: LockApproval, changed: Mapping[str, tuple[Any, Any]], label: str
 ) -> ImageRequest:
     """`base` as an edit of the approved image."""
     model = get_model(base.model)
     key = endpoint_key(model.family, mode_for(edit=True, sequential=model.sequential))
-    approved = Reference(approval["path"], approval["sha256"], "approved")
+    approved = Reference(approval.file, approval.sha256, "approved")
     wanted = "; ".join(f"{name} now {new}" if new is not None else f"no {name}" for name, (_, new) in changed.items())
     prompt = (
         "Edit the first reference image: keep the same person, face, hair, pose, framing and photographic "
@@ -144,8 +137,8 @@ def _edit_request(
     )
     edit = {
         "from_candidate": label,
-        "approved_request_hash": approval.get("request_hash"),
-        "approved_sha256": approval["sha256"],
+        "approved_request_hash": approval.request_hash,
+        "approved_sha256": approval.sha256,
         "changed": {name: [old, new] for name, (old, new) in changed.items()},
     }
     return _rehashed(
@@ -173,11 +166,12 @@ def _rehashed(base: ImageRequest, **changes: Any) -> ImageRequest:
 
 
 def apply_edit_rule(
-    root: Path, requests: Mapping[str, tuple[ImageRequest, ...]], lock_entries: Mapping[str, Mapping[str, Any]]
+    root: Path, requests: Mapping[str, tuple[ImageRequest, ...]], lock_entries: Mapping[str, Mapping[str, LockEntry]]
 ) -> tuple[dict[str, tuple[ImageRequest, ...]], dict[str, EditDecision]]:
     """Every batch's requests with the edit rule applied, and the decision for each approved asset.
 
     `lock_entries` maps batch id → that batch's lock file entries (asset id → entry)."""
+    store = AssetStore(root)
     out: dict[str, tuple[ImageRequest, ...]] = {}
     decisions: dict[str, EditDecision] = {}
     for batch_id, reqs in requests.items():
@@ -185,7 +179,7 @@ def apply_edit_rule(
         changed = False
         new = []
         for req in reqs:
-            approval = approval_of(root, req, entries.get(req.asset_id))
+            approval = approval_of(store, req, entries.get(req.asset_id))
             if approval is None:
                 new.append(req)
                 continue

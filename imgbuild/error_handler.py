@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from imgbuild import __version__
-from imgbuild.errors import EXIT_BUG, EXIT_INTERRUPTED, FatalError, InvalidInput
+from imgbuild.errors import EXIT_BUG, EXIT_INTERRUPTED, EXPECTED, InvalidInput
 
-__all__ = ["ExitCode", "error_handler"]
+__all__ = ["ExitCode", "error_handler", "write_crash_log"]
 
 
 class ExitCode:
@@ -35,24 +35,25 @@ def error_handler(log_dir: Path) -> Iterator[ExitCode]:
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         code.value = exc.exit_code
-    except FatalError as exc:
+    except EXPECTED as exc:
         print(f"imgbuild: error: {exc}", file=sys.stderr)
-        code.value = exc.exit_code
+        code.value = int(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         print("imgbuild: interrupted", file=sys.stderr)
         code.value = EXIT_INTERRUPTED
     except Exception as exc:
-        log = _write_crash_log(log_dir, exc)
+        log = write_crash_log(log_dir, "".join(traceback.format_exception(exc)))
         print(f"imgbuild: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print(f"imgbuild: this is a bug; the details are in {log}", file=sys.stderr)
         code.value = EXIT_BUG
 
 
-def _write_crash_log(log_dir: Path, exc: Exception) -> Path:
+def write_crash_log(log_dir: Path, details: str) -> Path:
+    """Write a bug's traceback (`details`) to ``crash.log`` in `log_dir`; where it went."""
     text = (
         f"### imgbuild {__version__} crash\n\n"
         f"- python: {sys.version.split()[0]} ({platform.platform()})\n"
-        f"- argv: {sys.argv!r}\n\n```\n{''.join(traceback.format_exception(exc))}```\n"
+        f"- argv: {sys.argv!r}\n\n```\n{details}\n```\n"
     )
     try:
         log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,18 +1,36 @@
-"""The exceptions that carry an expected failure to the user, each with its exit code.
+"""The one exception tree: what stops the build, what fails one asset, what is bad input.
 
-Exit codes (the contract with CI and scripts):
-    0  ok
-    1  stale or failed work (`check` found something, a build step failed)
-    2  invalid input (manifests, personas, templates, config, command-line arguments)
-    3  a provider refused (authentication, quota) — later issues
-    70 a bug in imgbuild (the traceback is in .imgbuild/logs/crash.log)
-    130 interrupted
+Every expected failure is one of these; the error handler (and, under plain doit, the progress
+reporter) prints its message without a traceback and ends with its ``exit_code``. Anything else is
+a bug: exit 70, the traceback in ``.imgbuild/logs/crash.log``. Classified by type, never by text::
+
+    Exception
+    ├── FatalError                 1  an expected failure (the base)
+    │   ├── InvalidInput           2  the project's input files: every problem at once, file:line
+    │   ├── UsageError             2  the command line names what does not exist (asset, batch,
+    │   │                             candidate, checklist item), or no project is here
+    │   ├── BuildStop              3  stops the whole build at once; nothing made is lost
+    │   │   ├── AnotherBuildRunning 1  another build holds the build lock (one line, no call)
+    │   │   └── ProviderRefused    3  no key, a refused key, unreachable host, unknown model,
+    │   │       └── BudgetExceeded    the budget
+    │   ├── AssetFailed            1  fails one asset, the build goes on (its records say why):
+    │   │   └── ProviderError         a content filter, a bad answer, a failed download
+    │   └── NotStarted             1  a candidate skipped because the build was stopping
+    └── records.RecordError        1  (imgbuild.records: it imports nothing from here)
+        ├── BrokenRecord           2  a record that cannot be read: path and what to do
+        │   └── UnknownRecordVersion  written by a newer imgbuild
+        └── BuildLocked            1  another build holds the project's build lock
+
+Exit codes (the contract with CI and scripts): 0 ok, 1 stale or failed work, 2 invalid input,
+3 refused, 70 a bug, 130 interrupted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from imgbuild.records.errors import BrokenRecord, BuildLocked, RecordError
 
 __all__ = [
     "EXIT_BUG",
@@ -21,10 +39,20 @@ __all__ = [
     "EXIT_INVALID",
     "EXIT_OK",
     "EXIT_REFUSED",
+    "EXPECTED",
+    "AnotherBuildRunning",
+    "AssetFailed",
+    "BrokenRecord",
+    "BudgetExceeded",
+    "BuildLocked",
+    "BuildStop",
     "FatalError",
     "InvalidInput",
+    "NotStarted",
     "Problem",
     "ProviderRefused",
+    "RecordError",
+    "UsageError",
     "format_path",
 ]
 
@@ -84,7 +112,39 @@ def _problem_order(problem: Problem) -> tuple[str, int, str, str]:
     return (problem.file, problem.line or 0, problem.path, problem.message)
 
 
-class ProviderRefused(FatalError):
-    """A provider refused to work for us (bad key, no quota): the whole build stops."""
+class UsageError(FatalError):
+    """The command line names something that does not exist; nothing was written."""
+
+    exit_code = EXIT_INVALID
+
+
+class BuildStop(FatalError):
+    """Stops the whole build: the candidates not yet started are skipped, not attempted."""
 
     exit_code = EXIT_REFUSED
+
+
+class AnotherBuildRunning(BuildStop):
+    """Another build holds the project's build lock: this one stops before its first call."""
+
+    exit_code = EXIT_FAILED
+
+
+class ProviderRefused(BuildStop):
+    """A provider refused to work for us (no key, bad key, no quota, unreachable): the build stops."""
+
+
+class BudgetExceeded(ProviderRefused):
+    """The images this build would make cost more than the project's budget."""
+
+
+class AssetFailed(FatalError):
+    """One candidate could not be made; the build goes on with the others. Its records say why."""
+
+
+class NotStarted(FatalError):
+    """A candidate not started because the build was stopping (a refusal or an interrupt)."""
+
+
+# What a command or a doit action turns into a message and an exit code, never a traceback.
+EXPECTED: tuple[type[Exception], ...] = (FatalError, RecordError)

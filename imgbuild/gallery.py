@@ -15,17 +15,19 @@ from __future__ import annotations
 import html
 import os
 import posixpath
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from imgbuild.errors import EXIT_INVALID, FatalError
-from imgbuild.records.store import AssetStore
+from imgbuild.records import Approval, AssetStore, Candidate
+from imgbuild.records import Review as RecordedReview
 from imgbuild.requests import ImageRequest
 from imgbuild.review import CHECKLIST
 from imgbuild.spec.model import Batch, Shot
+from imgbuild.state import APPROVED, REJECTED, STALE, SUPERSEDED, UNREVIEWED, candidate_reviews
 
 __all__ = [
     "CHECKLIST_ITEMS",
@@ -42,8 +44,7 @@ __all__ = [
 # sorted keys, so the page takes its order from the review module; unknown items come after.
 CHECKLIST_ITEMS = tuple(CHECKLIST)
 
-# Candidate states, each shown as a badge with this class and text.
-APPROVED, STALE, REJECTED, UNREVIEWED, SUPERSEDED = "approved", "stale", "rejected", "unreviewed", "superseded"
+# Candidate states (imgbuild.state), each shown as a badge with this class and text.
 _BADGE_TEXT = {
     APPROVED: "approved",
     STALE: "stale approval",
@@ -184,44 +185,28 @@ class AssetView:
 
 
 def read_asset(store: AssetStore, req: ImageRequest) -> AssetView:
-    """The card of `req`, from its asset.json (an asset not built yet has no candidates)."""
-    record = store.read_asset(req.asset_dir) or {}
-    raw = record.get("approval")
-    approval: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    # A decision is about one image of one run (run + candidate + image, as imgbuild.review
-    # matches them), so it never sticks to a candidate made again under the same number.
-    approved_key = _key(approval) if approval else None
-    newest: dict[tuple[Any, Any, Any], Review] = {}
-    for data in record.get("reviews") or []:
-        if isinstance(data, dict):  # newest last: a later decision about an image replaces an earlier one
-            newest[_key(data)] = _review(data, str(data.get("decision")))
+    """The card of `req`, from its asset.json (an asset not built yet has no candidates); the
+    review states come from imgbuild.state, the one place that decides them."""
+    record = store.read_asset(req.asset_dir)
+    if record is None:
+        return AssetView(req, False, (), (), None, None, None, len(store.pending(req.asset_dir)))
     current: list[CandidateView] = []
     earlier: list[CandidateView] = []
-    for cand in record.get("candidates") or []:
-        key = _key(cand)
-        if key == approved_key:
-            state = APPROVED if approval.get("request_hash") == req.request_hash else STALE
-        else:
-            decision = newest[key].decision if key in newest else ""
-            # An image approved once whose approval went to another image since: "approved before".
-            state = {"reject": REJECTED, "approve": SUPERSEDED}.get(decision, UNREVIEWED)
-        view = _candidate(store, req, cand, state, newest.get(key))
+    for item in candidate_reviews(record, req.request_hash):
+        view = _candidate(store, req, item.candidate, item.state, _review(item.review) if item.review else None)
         (current if view.request_hash == req.request_hash else earlier).append(view)
     current.sort(key=lambda c: (c.candidate, c.image or 0, c.run))
     earlier.sort(key=_newest_request_first(earlier))
-    label = None
-    if approval:
-        image = approval.get("image")
-        label = f"{approval.get('candidate')}" + (f".{image}" if image is not None else "")
+    approval = record.approval
     return AssetView(
         request=req,
-        recorded=bool(record),
+        recorded=True,
         current=tuple(current),
         earlier=tuple(earlier),
         approval=_review(approval, "approve") if approval else None,
-        approval_label=label,
-        approval_file=_join(req.asset_dir, str(approval["file"])) if approval.get("file") else None,
-        pending=len(record.get("pending") or []),
+        approval_label=approval.label if approval else None,
+        approval_file=_join(req.asset_dir, approval.file) if approval else None,
+        pending=len(store.pending(req.asset_dir)),
     )
 
 
@@ -236,51 +221,39 @@ def _newest_request_first(views: Sequence[CandidateView]) -> Callable[[Candidate
     return lambda c: (rank[c.request_hash], c.candidate, c.image or 0)
 
 
-def _key(entry: Mapping[str, Any]) -> tuple[Any, Any, Any]:
-    return (entry.get("run"), entry.get("candidate"), entry.get("image"))
-
-
 def _candidate(
-    store: AssetStore, req: ImageRequest, cand: Mapping[str, Any], state: str, review: Review | None
+    store: AssetStore, req: ImageRequest, cand: Candidate, state: str, review: Review | None
 ) -> CandidateView:
-    file = _join(req.asset_dir, str(cand.get("file", "")))
-    width, height = cand.get("width"), cand.get("height")
-    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+    file = _join(req.asset_dir, cand.file)
+    width, height = cand.width, cand.height
+    if width <= 0 or height <= 0:
         width, height = _size_of(req.size)
-    image = cand.get("image")
     return CandidateView(
-        candidate=int(cand.get("candidate", 0)),
-        image=image if isinstance(image, int) else None,
-        run=str(cand.get("run", "")),
+        candidate=cand.candidate,
+        image=cand.image,
+        run=cand.run,
         file=file,
         exists=store.exists(file),
         width=width,
         height=height,
-        request_hash=str(cand.get("request_hash", "")),
+        request_hash=cand.request_hash,
         state=state,
         review=review,
     )
 
 
-def _review(data: Mapping[str, Any], decision: str) -> Review:
-    raw = data.get("checklist")
-    checklist = raw if isinstance(raw, dict) else {}
-    order = [*[n for n in CHECKLIST_ITEMS if n in checklist], *sorted(n for n in checklist if n not in CHECKLIST_ITEMS)]
-    items = []
-    for name in order:
-        entry = checklist[name]
-        if isinstance(entry, dict):
-            items.append(CheckItem(name, str(entry.get("result")), _text_or_none(entry.get("note"))))
-        else:  # a bare result, e.g. "pass"
-            items.append(CheckItem(name, str(entry), None))
+def _review(data: RecordedReview | Approval, decision: str | None = None) -> Review:
+    names = [i.item for i in data.checklist]
+    order = [*[n for n in CHECKLIST_ITEMS if n in names], *sorted(n for n in names if n not in CHECKLIST_ITEMS)]
+    by_name = {i.item: i for i in data.checklist}
     return Review(
-        decision=decision,
-        by=_text_or_none(data.get("by")),
-        at=_text_or_none(data.get("at")),
-        checklist=tuple(items),
-        override=bool(data.get("override")),
-        note=_text_or_none(data.get("note")),
-        request_hash=_text_or_none(data.get("request_hash")),
+        decision=decision or (data.decision if isinstance(data, RecordedReview) else "approve"),
+        by=data.by,
+        at=data.at,
+        checklist=tuple(CheckItem(n, by_name[n].result, by_name[n].note) for n in order),
+        override=data.override,
+        note=data.note,
+        request_hash=data.request_hash,
     )
 
 
@@ -514,7 +487,7 @@ def _card(view: AssetView, on_axes: Iterable[str], links: _Links) -> str:
 
 
 def _figure(
-    cand: CandidateView, links: _Links, asset_dir: str, records: Sequence[str] = ("request", "response", "manifest")
+    cand: CandidateView, links: _Links, asset_dir: str, records: Sequence[str] = ("request", "manifest")
 ) -> str:
     src = links.href(cand.file)
     run = _join(asset_dir, f"runs/image/{cand.run}")

@@ -40,11 +40,22 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="CI: exit 1 if any asset is stale, missing or orphaned (no network, no local database)"
     )
     p.add_argument("--approved", action="store_true", help="also fail when an asset has no current approved image")
+    p.add_argument("--strict", action="store_true", help="also fail when evidence changed since the images were made")
+
+    p = sub.add_parser("ls", help="list assets with their state (current, changed, interrupted, approved...)")
+    p.add_argument("selection", nargs="*", help="batch ids or asset globs (e.g. covers 'covers:*park*'); default: all")
+    p.add_argument("--state", default=None, help="only assets in this state (current, changed, interrupted, broken, "
+                   "orphaned, approved, stale, rejected, unreviewed)")  # fmt: skip
+    p.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("prune", help="remove orphaned asset folders and lock files of deleted batches (dry run)")
+    p.add_argument("--yes", action="store_true", help="really remove them")
+    p.add_argument("--approved", action="store_true", help="also remove orphans that hold approved images")
 
     p = sub.add_parser("status", help="per-batch summary of what is built and approved")
 
     p = sub.add_parser("explain", help="why an asset is stale, and whether it would be edited or regenerated")
-    p.add_argument("asset", help="asset id (see `imgbuild plan -v`)")
+    p.add_argument("asset", help="asset id (see `imgbuild ls`)")
 
     p = sub.add_parser("poll", help="finish in-flight provider jobs of an interrupted build (no new paid calls)")
     p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
@@ -109,7 +120,15 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "check":
         from imgbuild.commands.check import check
 
-        return check(root, approved=args.approved)
+        return check(root, approved=args.approved, strict=args.strict)
+    if args.command == "ls":
+        from imgbuild.commands.ls import ls
+
+        return ls(root, args.selection, state=args.state, as_json=args.as_json)
+    if args.command == "prune":
+        from imgbuild.commands.prune import prune
+
+        return prune(root, yes=args.yes, approved=args.approved)
     if args.command == "status":
         from imgbuild.commands.status import status
 

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from imgbuild.models import Limits, endpoint_key, get_model, mode_for
+from imgbuild.records.model import EvidenceRef, RequestFacts
 from imgbuild.spec.expand import Asset
 from imgbuild.spec.model import SourceRef
 
@@ -104,6 +105,30 @@ class ImageRequest:
     request_hash: str
     template_sha256: str = ""  # the template's source: tells a template edit from an attribute change
     edit: Mapping[str, Any] | None = None  # set when the edit rule made this an edit of the approved image
+    persona_evidence: tuple[SourceRef, ...] = ()  # the persona lock's evidence files
+
+    def evidence(self) -> tuple[EvidenceRef, ...]:
+        """Every evidence file this request rests on: the batch's source basis, then the persona's."""
+        seen: dict[tuple[str, str | None], EvidenceRef] = {}
+        for ref in (*self.source_basis, *self.persona_evidence):
+            seen.setdefault((ref.path, ref.anchor), EvidenceRef(ref.path, ref.anchor, ref.sha256))
+        return tuple(seen.values())
+
+    def facts(self) -> RequestFacts:
+        """What the records keep of this request."""
+        return RequestFacts(
+            asset_id=self.asset_id,
+            asset_dir=self.asset_dir,
+            batch=self.batch,
+            shot=self.shot,
+            purpose=self.purpose,
+            persona=self.persona,
+            variant_test=self.variant_test,
+            request_hash=self.request_hash,
+            prompt_hash=self.prompt_hash,
+            request=self.record(),
+            evidence=self.evidence(),
+        )
 
     def hashed(self) -> dict[str, Any]:
         """The part of the record that the request hash covers."""
@@ -117,7 +142,11 @@ class ImageRequest:
             "shot": self.shot,
             "need": self.need,
             "purpose": self.purpose,
-            "persona": {"id": self.persona, "traits": dict(self.persona_traits)},
+            "persona": {
+                "id": self.persona,
+                "traits": dict(self.persona_traits),
+                "evidence": [s.record() for s in self.persona_evidence],
+            },
             "source_basis": [s.record() for s in self.source_basis],
             "attributes": {"fixed": dict(self.fixed), "vary": dict(self.vary)},
             "variant_test": self.variant_test,
@@ -208,6 +237,7 @@ def make_request(
     persona_traits: Mapping[str, str],
     provider: str,
     template_sha256: str = "",
+    persona_evidence: tuple[SourceRef, ...] = (),
 ) -> ImageRequest:
     """The normalized request for `asset` with its rendered prompt, hashed.
 
@@ -250,6 +280,7 @@ def make_request(
         "editable": shot.editable,
         "asset_dir": (PurePosixPath(batch.output) / asset.id).as_posix(),
         "template_sha256": template_sha256,
+        "persona_evidence": persona_evidence,
     }
     fields["request_hash"] = request_hash(fields)
     return ImageRequest(**fields)

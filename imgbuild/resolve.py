@@ -54,7 +54,7 @@ class Resolution:
             return requests[asset_id]
         close = difflib.get_close_matches(asset_id, list(requests), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownAsset(f"no asset {asset_id!r} in this project{hint} (`imgbuild plan -v` lists every asset)")
+        raise UnknownAsset(f"no asset {asset_id!r} in this project{hint} (`imgbuild ls` lists every asset)")
 
 
 class UnknownAsset(FatalError):
@@ -93,7 +93,10 @@ def _with_approvals(resolution: Resolution) -> Resolution:
     from imgbuild.edits import apply_edit_rule
     from imgbuild.records.lock import lock_path, read_lock
 
-    entries = {b.id: read_lock(lock_path(b.path)).assets for b in resolution.project.batches}
+    entries = {}
+    for batch in resolution.project.batches:
+        lock = read_lock(lock_path(batch.path))
+        entries[batch.id] = lock.entries if lock is not None else {}
     requests, decisions = apply_edit_rule(resolution.root, resolution.requests, entries)
     if not decisions:
         return resolution
@@ -137,6 +140,7 @@ def _resolve(root: Path, provider: str | None) -> Resolution:
             persona_traits=persona.traits,
             provider=chosen,
             template_sha256=renderer.source_hash(asset),
+            persona_evidence=persona.evidence,
         )
         if shot_key not in checked_shots:  # the limits depend on the shot, not on its values
             checked_shots.add(shot_key)

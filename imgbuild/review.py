@@ -1,9 +1,8 @@
 """Review decisions: the checklist, candidate ids, and what an approval or a rejection records.
 
-This module is the contract other stages read: the gallery shows :data:`CHECKLIST`, the edit rule
-starts from asset.json's ``"approval"``, and the render stage takes approved images from the lock
-file's ``"approval"`` (built by :func:`lock_review_fields`). It only turns arguments and records
-into records; the command that reads and writes them is :mod:`imgbuild.commands.review`.
+The gallery shows :data:`CHECKLIST`; what a decision means for an asset's state (approved, stale,
+rejected, superseded) is decided in :mod:`imgbuild.state`. This module only turns arguments and
+records into records; the command that has them written is :mod:`imgbuild.commands.review`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imgbuild.errors import EXIT_INVALID, FatalError
+from imgbuild.errors import UsageError
+from imgbuild.records import AssetRecord, Candidate, CheckItem
 
 __all__ = [
     "ALL_ITEMS",
@@ -27,12 +27,10 @@ __all__ = [
     "ReviewError",
     "candidates_for",
     "check_decision",
-    "checklist_record",
+    "checklist_items",
     "find_candidate",
-    "lock_review_fields",
     "parse_candidate_id",
     "parse_checklist",
-    "rejected_candidates",
 ]
 
 # The review checklist: item id → what a reviewer confirms when the item passes. Ids are the
@@ -53,11 +51,9 @@ DECISIONS = (APPROVE, REJECT)
 _CANDIDATE_ID = re.compile(r"([1-9][0-9]*)(?:\.([1-9][0-9]*))?")
 
 
-class ReviewError(FatalError):
+class ReviewError(UsageError):
     """An approve / reject that cannot be done as asked (wrong id, incomplete checklist...).
     Nothing has been written when it is raised."""
-
-    exit_code = EXIT_INVALID
 
 
 @dataclass(frozen=True)
@@ -155,28 +151,28 @@ def check_decision(decision: str, checklist: Mapping[str, CheckResult], *, note:
         raise ReviewError("--override is for approving despite a failed checklist item, and every item passed")
 
 
-def checklist_record(checklist: Mapping[str, CheckResult]) -> dict[str, dict[str, Any]]:
-    """The checklist as written to asset.json: ``{item: {"result": "pass"|"fail", "note": ...}}``."""
-    return {item: result.record() for item, result in checklist.items()}
+def checklist_items(checklist: Mapping[str, CheckResult]) -> tuple[CheckItem, ...]:
+    """The checklist as the records keep it."""
+    return tuple(CheckItem(item, "pass" if r.passed else "fail", r.note) for item, r in checklist.items())
 
 
-def candidates_for(record: Mapping[str, Any], request_hash: str) -> dict[CandidateId, dict[str, Any]]:
-    """Candidate id → the newest candidate entry made for `request_hash` (files not checked).
+def candidates_for(record: AssetRecord, request_hash: str) -> dict[CandidateId, Candidate]:
+    """Candidate id → the newest candidate image made for `request_hash` (files not checked).
 
-    Entries of a sequential identity set carry ``"image"`` (1-based) and get ids ``K.I``."""
-    found: dict[CandidateId, dict[str, Any]] = {}
-    for entry in record.get("candidates", []):
-        if entry.get("request_hash") == request_hash:
-            found[CandidateId(entry["candidate"], entry.get("image"))] = entry  # newest last
+    Images of a sequential identity set carry ``image`` (1-based) and get ids ``K.I``."""
+    found: dict[CandidateId, Candidate] = {}
+    for entry in record.candidates:
+        if entry.request_hash == request_hash:
+            found[CandidateId(entry.candidate, entry.image)] = entry  # newest last
     return dict(sorted(found.items(), key=lambda kv: kv[0].sort_key()))
 
 
-def find_candidate(record: Mapping[str, Any], asset_id: str, wanted: CandidateId) -> dict[str, Any]:
-    """The candidate entry `wanted` names among those of the record's current request.
+def find_candidate(record: AssetRecord, asset_id: str, wanted: CandidateId) -> Candidate:
+    """The candidate `wanted` names among those of the record's current request.
     Raises ReviewError naming what exists when there is no such candidate."""
-    current = candidates_for(record, record.get("request_hash", ""))
+    current = candidates_for(record, record.request_hash)
     if not current:
-        older = len(record.get("candidates", []))
+        older = len(record.candidates)
         made = (
             f"; its {older} older candidate{'s were' if older != 1 else ' was'} made for earlier requests"
             if older
@@ -197,41 +193,3 @@ def find_candidate(record: Mapping[str, Any], asset_id: str, wanted: CandidateId
             f"candidate {wanted.candidate} of asset {asset_id} is a single image, not a set: give {wanted.candidate}"
         )
     raise ReviewError(f"asset {asset_id} has no candidate {wanted} for its current request (candidates: {listed})")
-
-
-def rejected_candidates(record: Mapping[str, Any], request_hash: str) -> list[str]:
-    """Ids (``"K"`` / ``"K.I"``) of the candidates made for `request_hash` whose newest review
-    is a rejection. Reviews are matched by run too, so a rejection never sticks to a remade candidate."""
-    newest: dict[tuple[Any, Any, Any], str] = {}
-    for review in record.get("reviews", []):
-        newest[(review.get("run"), review.get("candidate"), review.get("image"))] = review.get("decision", "")
-    return [
-        str(cid)
-        for cid, entry in candidates_for(record, request_hash).items()
-        if newest.get((entry.get("run"), cid.candidate, cid.image)) == REJECT
-    ]
-
-
-def lock_review_fields(record: Mapping[str, Any] | None, request_hash: str, asset_dir: str) -> dict[str, Any]:
-    """The review part of a batch lock entry: ``{"approval": ..., "rejected": [...]}``.
-
-    `request_hash` is the entry's (current) request; an approval given for another request is
-    kept but marked ``"stale"``, so the render stage can tell it from a current one."""
-    if not record:
-        return {"approval": None, "rejected": []}
-    approval = record.get("approval")
-    lock_approval = None
-    if approval:
-        lock_approval = {
-            "candidate": approval["candidate"],
-            "image": approval.get("image"),
-            "file": f"{asset_dir}/{approval['file']}",
-            "sha256": approval["sha256"],
-            "request_hash": approval["request_hash"],
-            "stale": approval["request_hash"] != request_hash,
-            "by": approval["by"],
-            "at": approval["at"],
-            "override": approval["override"],
-            "request": approval.get("request"),
-        }
-    return {"approval": lock_approval, "rejected": rejected_candidates(record, request_hash)}

@@ -13,29 +13,37 @@ database, which lives in ``.imgbuild/`` and only remembers what doit itself need
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from doit.cmd_base import TaskLoader2
 from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
-from imgbuild.errors import EXIT_REFUSED, FatalError, InvalidInput, ProviderRefused
-from imgbuild.generate import BuildStopped, Estimate, Generator
+from imgbuild.build import BuildSession, Estimate, make_candidate
+from imgbuild.error_handler import write_crash_log
+from imgbuild.errors import (
+    EXIT_BUG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXPECTED,
+    BuildStop,
+    InvalidInput,
+    NotStarted,
+)
 from imgbuild.log import setup_logging
-from imgbuild.models import get_model
 from imgbuild.project import find_project_root
-from imgbuild.records.state import StateIndex, write_lock
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.spec.model import ProjectConfig
 from imgbuild.spec.schema import install_editor_schemas
+from imgbuild.state import LockWriter, StateIndex, estimate
 
 __all__ = [
     "LOCK_TASK",
@@ -60,16 +68,15 @@ def concurrency(config: ProjectConfig, provider: str) -> int:
     return int(value)
 
 
-def make_generator(resolution: Resolution) -> Generator:
-    """The build's generator, with the provider's settings and the project's budget."""
+def make_session(resolution: Resolution) -> BuildSession:
+    """The build's session, with the provider's settings and the project's budget."""
     config = resolution.project.config
-    generator = Generator(resolution.root, resolution.provider, config.providers.get(resolution.provider, {}))
-    generator.budget = config.budget
-    ProgressReporter.generator = generator
-    return generator
+    session = BuildSession(resolution.root, resolution.provider, config.providers.get(resolution.provider, {}))
+    session.budget = config.budget
+    return session
 
 
-def doit_config(config: ProjectConfig, provider: str) -> dict[str, Any]:
+def doit_config(config: ProjectConfig, session: BuildSession) -> dict[str, Any]:
     """doit settings for a project: database in .imgbuild/, threads, our progress reporter."""
     state = config.state_dir
     state.mkdir(parents=True, exist_ok=True)
@@ -78,89 +85,103 @@ def doit_config(config: ProjectConfig, provider: str) -> dict[str, Any]:
         "dep_file": str(state / "doit.db"),
         "backend": "sqlite3",
         "par_type": "thread",
-        "num_process": concurrency(config, provider),
-        "reporter": ProgressReporter,
+        "num_process": concurrency(config, session.provider_name),
+        "reporter": ProgressReporter(session),
         "verbosity": 2,
         # One failed asset must not stop an overnight batch: the others go on (doit --continue).
         "continue": True,
     }
 
 
-def task_dicts(resolution: Resolution, generator: Generator) -> Iterator[dict[str, Any]]:
+def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[str, Any]]:
     """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them)."""
     index = StateIndex(resolution)
-    images, cost = 0, 0.0
+    locks = LockWriter(index)
+    stale = []
     for batch_id, requests in resolution.requests.items():
         count = sum(r.candidates * r.max_images for r in requests)
         yield {"basename": batch_id, "name": None, "doc": f"{resolution.batch(batch_id).purpose} ({count} images)"}
         names = []
         for req in requests:
+            todo = []
             for k in range(1, req.candidates + 1):
                 name = image_task_name(req.asset_id, k)
                 names.append(f"{batch_id}:{name}")
                 done = index.candidate_done(req, k)
-                if not done:  # priced only when stale: nothing extra on a no-op build
-                    images += req.max_images
-                    cost += get_model(req.model).price_per_image * req.max_images
+                if not done:
+                    todo.append(k)
                 yield {
                     "basename": batch_id,
                     "name": name,
                     "doc": f"{req.asset_id} candidate {k}/{req.candidates} ({req.model}, {req.size})",
-                    "actions": [(_image_action, [generator, req, k])],
+                    "actions": [(_image_action, [session, req, k])],
                     # Decided now, from our records: a plain bool also spares doit an inspect.signature()
                     # per task, which is a fifth of a no-op build at 10,000 images.
                     "uptodate": [done],
                     "io": {"capture": False},
-                    "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k},
+                    "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k, "images": req.max_images},
                 }
+            if todo:  # priced only when stale: nothing extra on a no-op build
+                stale.append((req, tuple(todo)))
         yield {
             "basename": batch_id,
             "name": LOCK_TASK,
             "doc": f"write {batch_id}.lock.json",
-            "actions": [(_write_lock_action, [generator, index, resolution, batch_id])],
-            "uptodate": [(_lock_current, [index, batch_id])],
+            "actions": [(_write_lock_action, [session, locks, batch_id])],
+            "uptodate": [(_lock_current, [locks, batch_id])],
             "task_dep": names,
             "io": {"capture": False},
             "meta": {"imgbuild": "lock"},
         }
     # Every stale image of the project, selected or not: the budget check errs on the safe side.
-    generator.estimate = Estimate(images, cost)
+    images, cost, _ = estimate(stale)
+    session.estimate = Estimate(images, cost)
 
 
 class Refused(TaskFailed):
-    """The provider (or the budget) refused: the whole build stops."""
+    """The build stops (a refusal, the budget, another build): no later candidate starts."""
+
+    def __init__(self, msg: str, cause: Exception) -> None:
+        super().__init__(msg)
+        self.exit_code = int(getattr(cause, "exit_code", EXIT_FAILED))
 
 
 class Skipped(TaskFailed):
     """Not started because the build was stopped by a refusal."""
 
 
-def _image_action(generator: Generator, req: ImageRequest, candidate: int) -> TaskFailed | None:
+def _image_action(session: BuildSession, req: ImageRequest, candidate: int) -> TaskFailed | None:
     """Make one candidate; an expected failure becomes a clean doit failure, not a traceback."""
     try:
-        generator.make_candidate(req, candidate)
-    except BuildStopped as exc:
+        make_candidate(session, req, candidate)
+    except NotStarted as exc:
         return Skipped(str(exc))
-    except ProviderRefused as exc:
-        return Refused(str(exc))
-    except FatalError as exc:
+    except BuildStop as exc:
+        return Refused(str(exc), exc)
+    except EXPECTED as exc:
         return TaskFailed(str(exc))
     return None
 
 
-def _write_lock_action(
-    generator: Generator, index: StateIndex, resolution: Resolution, batch_id: str
-) -> TaskFailed | None:
+def _write_lock_action(session: BuildSession, locks: LockWriter, batch_id: str) -> TaskFailed | None:
     try:
-        generator.hold_build_lock()
-    except FatalError as exc:
+        session.hold_build_lock()
+    except BuildStop as exc:
+        return Refused(str(exc), exc)
+    except EXPECTED as exc:
+        return Refused(str(exc), exc)
+    try:
+        locks.write(batch_id)
+    except EXPECTED as exc:
         return TaskFailed(str(exc))
-    write_lock(index, resolution, batch_id)
     return None
 
 
-def _lock_current(index: StateIndex, batch_id: str) -> bool:
-    return index.lock_update(batch_id) is None
+def _lock_current(locks: LockWriter, batch_id: str) -> bool:
+    try:
+        return locks.update(batch_id) is None
+    except EXPECTED:
+        return False  # the action says what is wrong
 
 
 def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[], Iterator[dict[str, Any]]]]:
@@ -169,20 +190,23 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     The project is resolved here, when doit imports dodo.py (its config sets doit's), so invalid
     input stops doit before anything runs, with exit code 2 and the list of problems."""
     setup_logging()
-    root = find_project_root(Path(folder))
     try:
+        root = find_project_root(Path(folder))
         resolution = resolve(root)
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    generator = make_generator(resolution)
+    except EXPECTED as exc:
+        print(f"imgbuild: error: {exc}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_FAILED)) from None
+    session = make_session(resolution)
 
     def task_imgbuild() -> Iterator[dict[str, Any]]:
         """imgbuild: generate every stale image of every batch."""
         with quiet_garbage_collector():
-            yield from task_dicts(resolution, generator)
+            yield from task_dicts(resolution, session)
 
-    return doit_config(resolution.project.config, resolution.provider), task_imgbuild
+    return doit_config(resolution.project.config, session), task_imgbuild
 
 
 @contextmanager
@@ -204,10 +228,10 @@ def quiet_garbage_collector() -> Iterator[None]:
 class ProjectLoader(TaskLoader2):
     """doit task loader for ``imgbuild build``: tasks from an already resolved project."""
 
-    def __init__(self, resolution: Resolution, generator: Generator, config: dict[str, Any]) -> None:
+    def __init__(self, resolution: Resolution, session: BuildSession, config: dict[str, Any]) -> None:
         super().__init__()
         self.resolution = resolution
-        self.generator = generator
+        self.session = session
         self._config = config
 
     def setup(self, opt_values: dict[str, Any]) -> None:
@@ -218,38 +242,34 @@ class ProjectLoader(TaskLoader2):
 
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
         with quiet_garbage_collector():
-            tasks: list[Any] = generate_tasks("imgbuild", task_dicts(self.resolution, self.generator))
+            tasks: list[Any] = generate_tasks("imgbuild", task_dicts(self.resolution, self.session))
         return tasks
 
 
 class ProgressReporter:
-    """doit reporter: ``[done/total] asset`` for work done, silence for up-to-date tasks, a summary.
+    """doit reporter: ``[done/total] asset #k`` as each image is made, a summary that adds up, and
+    the build's exit code, the same under plain doit and `imgbuild build`.
 
-    doit calls it from worker threads (``par_type: thread``), hence the lock.
+    doit calls it from worker threads (``par_type: thread``), hence the lock. The summary always
+    accounts for every selected image: generated + up to date + failed + not started = total.
     """
 
     desc = "imgbuild progress"
-    generator: Generator | None = None  # the build's generator, for its refusal and call counts
 
-    def __init__(self, outstream: IO[str], options: dict[str, Any]) -> None:
-        # doit's default outstream is the sys.stdout of the moment doit was imported; follow the
-        # current one instead, unless the user chose a file with `--output-file`.
-        name = getattr(outstream, "name", None)
-        self._file = outstream if isinstance(name, str) and os.path.isfile(name) else None
+    def __init__(self, session: BuildSession) -> None:
+        self.session = session
         self.lock = threading.Lock()
         self.total = 0
-        self.started_count = 0
         self.built = 0
         self.up_to_date = 0
         self.failures: list[str] = []
+        self.failed = 0  # images
+        self.bugs: list[str] = []
         self.notes: list[str] = []
-        self.refusal: str | None = None
-        self.skipped = 0
+        self.stop: Refused | None = None
         self.started = time.monotonic()
 
-    @property
-    def out(self) -> IO[str]:
-        return self._file if self._file is not None else sys.stdout
+    out = property(lambda self: sys.stdout)  # doit's outstream is the stdout of its import time
 
     @staticmethod
     def _is_image(task: Any) -> bool:
@@ -260,37 +280,44 @@ class ProgressReporter:
         chosen = set(selected_tasks or ())
         picked = [t for t in images if t.name in chosen or t.name.split(":", 1)[0] in chosen]
         self.total = len(picked) or len(images)
+        self.started = time.monotonic()
 
     def get_status(self, task: Any) -> None:
         pass
 
     def execute_task(self, task: Any) -> None:
-        if self.generator is not None and self.generator.refused is not None:
-            return  # the build is stopping: this candidate will not be started
-        if self._is_image(task):
-            with self.lock:
-                self.started_count += 1
-                width = len(str(self.total))
-                number = self.up_to_date + self.started_count
-                self.out.write(f"[{number:>{width}}/{self.total}] {task.meta['asset']} #{task.meta['candidate']}\n")
-                self.out.flush()
+        pass
+
+    def _line(self, task: Any, suffix: str = "") -> None:
+        # Under the lock: counts images as they finish, so the numbers only go up.
+        done = self.built + self.up_to_date + self.failed
+        width = len(str(self.total))
+        self.out.write(f"[{done:>{width}}/{self.total}] {task.meta['asset']} #{task.meta['candidate']}{suffix}\n")
+        self.out.flush()
 
     def add_success(self, task: Any) -> None:
         if self._is_image(task):
             with self.lock:
                 self.built += 1
+                self._line(task)
 
     def add_failure(self, task: Any, fail: Any) -> None:
         with self.lock:
             if isinstance(fail, Refused):
-                self.refusal = self.refusal or str(fail.message)
-            elif isinstance(fail, Skipped):
-                self.skipped += 1
+                self.stop = self.stop or fail
+            elif isinstance(fail, Skipped | UnmetDependency):
+                pass  # counted as not started
             elif self._is_image(task):
+                if not isinstance(fail, TaskFailed):  # an exception in our code: a bug
+                    self.bugs.append(str(fail.get_msg()))
                 self.failures.append(f"{task.name}: {_failure_text(fail)}")
+                self.failed += 1
+                self._line(task, " FAILED")
             elif task.meta and task.meta.get("imgbuild") == "lock":
+                if not isinstance(fail, TaskFailed):
+                    self.bugs.append(str(fail.get_msg()))
                 self.notes.append(f"{task.name} not run: the lock file keeps its old entries until every image is made")
-            elif not isinstance(fail, UnmetDependency):  # a group task whose images failed says nothing new
+            else:
                 self.failures.append(f"{task.name}: {_failure_text(fail)}")
 
     def skip_uptodate(self, task: Any) -> None:
@@ -311,38 +338,45 @@ class ProgressReporter:
         pass
 
     def complete_run(self) -> None:
+        """Print the summary and leave with the build's exit code (doit's own codes cannot say
+        "refused" or "interrupted", and would call one failed image 2). doit has saved its state."""
+        interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
         seconds = time.monotonic() - self.started
         for failure in self.failures:
             self.out.write(f"FAILED {failure}\n")
-        if self.refusal is None:
+        if self.stop is None and not interrupted:
             for note in self.notes:
                 self.out.write(f"{note}\n")
-        generator = self.generator
-        if generator is not None and generator.possibly_billed:
+        if self.session.possibly_billed:
             self.out.write(
-                f"note: {generator.possibly_billed} create calls ended without an answer and were retried; "
-                "the provider may have billed them (see the runs' http.json)\n"
+                f"note: {self.session.possibly_billed} create calls ended without an answer; "
+                "the provider may have billed them (see `imgbuild ls --state interrupted`)\n"
             )
-        if self.refusal is not None:
-            self.out.write(
-                f"imgbuild: STOPPED: {self.refusal}\n"
-                f"imgbuild: {self.built} generated before the stop, {self.skipped} not started, "
-                f"{len(self.failures)} failed ({seconds:.1f} s)\n"
-            )
-            self.out.flush()
-            # doit's exit codes cannot say "refused": leave with ours (doit has saved its state).
-            raise SystemExit(EXIT_REFUSED)
-        if self.built == 0 and not self.failures:
+        failed = self.failed
+        not_started = max(0, self.total - self.built - self.up_to_date - failed)
+        counts = f"{self.built} generated, {self.up_to_date} up to date, {failed} failed, {not_started} not started"
+        if interrupted:
+            self.out.write(f"imgbuild: INTERRUPTED: {counts} ({seconds:.1f} s); run doit again to finish\n")
+            code = EXIT_INTERRUPTED
+        elif self.stop is not None:
+            self.out.write(f"imgbuild: STOPPED: {self.stop.message}\nimgbuild: {counts} ({seconds:.1f} s)\n")
+            code = self.stop.exit_code
+        elif self.built == 0 and not self.failures:
             self.out.write(f"imgbuild: all {self.up_to_date} images up to date, nothing to generate\n")
+            code = EXIT_OK
         else:
-            self.out.write(
-                f"imgbuild: {self.built} generated, {self.up_to_date} up to date, "
-                f"{len(self.failures)} failed ({seconds:.1f} s)\n"
-            )
+            self.out.write(f"imgbuild: {counts} ({seconds:.1f} s)\n")
+            code = EXIT_FAILED if self.failures else EXIT_OK
+        if self.bugs:
+            log = write_crash_log(self.session.store.state_dir / "logs", "\n".join(self.bugs))
+            self.out.write(f"imgbuild: this is a bug; the details are in {log}\n")
+            code = EXIT_BUG
         self.out.flush()
+        raise SystemExit(code)
 
 
 def _failure_text(fail: Any) -> str:
     if isinstance(fail, TaskFailed):  # an expected failure, already phrased for people
         return str(fail.message)
-    return str(fail.get_msg()).strip()  # a bug: keep the whole traceback
+    lines = str(fail.get_msg()).strip().splitlines()
+    return lines[-1] if lines else "unexpected error"  # a bug: the whole traceback goes to the crash log

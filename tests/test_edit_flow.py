@@ -45,7 +45,7 @@ def test_approve_edit_then_regenerate(tmp_path: Path, capsys: pytest.CaptureFixt
     lines = output(capsys)
     assert lines[1] == (
         "covers: 4 assets (0 variant tests), 8 candidates; 8 to generate (4 changed, 1 to edit from approved);"
-        " image-seedream-v5-lite-text at draft"
+        " image-seedream-v5-lite-edit, image-seedream-v5-lite-text at draft"
     )
     assert (
         f"  {ASSET} #1,2: fixed.wardrobe: 'cream sweater' → 'navy blazer'; prompt changed; "

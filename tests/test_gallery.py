@@ -289,7 +289,7 @@ def test_page_in_headless_chromium(gallery_page: Path, tmp_path: Path) -> None:
         assert not urlsplit(link).scheme and not link.startswith("/"), link
         assert (gallery_page.parent / unquote(link)).resolve().is_file(), link
     record_links = {Path(a.attrs["href"]).name for a in card.all("a")}
-    assert {"asset.json", "request.json", "response.json", "manifest.json"} <= record_links
+    assert {"asset.json", "request.json", "manifest.json"} <= record_links
 
 
 def _card_of(node: Node) -> str:

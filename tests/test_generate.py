@@ -69,8 +69,9 @@ def test_cut_download_fails_the_asset_and_the_rerun_reuses_the_answer(
     asset = tmp_path / "assets/covers.hook.home-office.morning-light"
     record = read(asset / "asset.json")
     assert record["candidates"] == []
-    [pending] = record["pending"]
-    assert (asset / "runs/image" / pending["run"] / "response.json").is_file()
+    assert "pending" not in record  # calls in flight are internal state, under .imgbuild/calls/
+    [pending] = read(tmp_path / ".imgbuild/calls" / "assets/covers.hook.home-office.morning-light.json")["pending"]
+    assert (tmp_path / ".imgbuild/exchanges" / asset.relative_to(tmp_path) / pending["run"] / "response.json").is_file()
     events = [e["event"] for e in read(asset / "index.json")["history"]]
     assert events == ["submitted", "keep-failed"]
     assert not list(asset.glob("images/candidates/*"))  # nothing half-written was kept
@@ -80,5 +81,5 @@ def test_cut_download_fails_the_asset_and_the_rerun_reuses_the_answer(
     assert CALLS["generate"] == 4  # no new call: the failed asset was finished from its saved answer
     record = read(asset / "asset.json")
     assert [c["run"] for c in record["candidates"]] == [pending["run"]]
-    assert record["pending"] == []
+    assert not (tmp_path / ".imgbuild/calls" / "assets/covers.hook.home-office.morning-light.json").exists()
     assert [e["event"] for e in read(asset / "index.json")["history"]] == ["submitted", "keep-failed", "completed"]

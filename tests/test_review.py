@@ -246,11 +246,11 @@ REFUSED = [
     (
         ("approve", "covers.hook.cafe.lamp-ligth", "1", "--pass", "all"),
         "no asset 'covers.hook.cafe.lamp-ligth' in this project; did you mean covers.hook.cafe.lamp-light,"
-        " covers.hook.cafe.morning-light, covers.hook.home-office.lamp-light? (`imgbuild plan -v` lists every asset)",
+        " covers.hook.cafe.morning-light, covers.hook.home-office.lamp-light? (`imgbuild ls` lists every asset)",
     ),
     (
         ("reject", "nothing-like-it", "1", "--note", "x"),
-        "no asset 'nothing-like-it' in this project (`imgbuild plan -v` lists every asset)",
+        "no asset 'nothing-like-it' in this project (`imgbuild ls` lists every asset)",
     ),
     (
         ("approve", ASSET, "3", "--pass", "all"),
@@ -330,7 +330,7 @@ def test_the_asset_id_is_checked_before_the_checklist(project: Path, capsys: pyt
     assert run_cli(project, "approve", "covers.hook.cafe", "9") == 2
     assert capsys.readouterr().err == (
         "imgbuild: error: no asset 'covers.hook.cafe' in this project; did you mean covers.hook.cafe.lamp-light,"
-        " covers.hook.cafe.morning-light? (`imgbuild plan -v` lists every asset)\n"
+        " covers.hook.cafe.morning-light? (`imgbuild ls` lists every asset)\n"
     )
 
 
@@ -440,7 +440,7 @@ def test_sets_need_an_image_number(project: Path, capsys: pytest.CaptureFixture[
 
 def test_check_approved_and_status(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(project, "status") == 0
-    assert capsys.readouterr().out == "covers: 4/4 current, 0 approved, 4 unreviewed\n"
+    assert capsys.readouterr().out == "covers: 4/4 current, 0 approved, 4 unreviewed; image-seedream-v5-lite-text\n"
     assert run_cli(project, "check") == 0
     assert capsys.readouterr().out == "imgbuild check: all 4 assets match their manifests\n"
     assert run_cli(project, "check", "--approved") == 1
@@ -459,7 +459,7 @@ def test_check_approved_and_status(project: Path, capsys: pytest.CaptureFixture[
     assert run_cli(project, "reject", ASSET, "1", "--fail", "ad-drift") == 0
     capsys.readouterr()
     assert run_cli(project, "status") == 0
-    assert capsys.readouterr().out == "covers: 4/4 current, 3 approved, 1 rejected\n"
+    assert capsys.readouterr().out == "covers: 4/4 current, 3 approved, 1 rejected; image-seedream-v5-lite-text\n"
 
     # an approved image deleted from the tree is no approved image for the render stage
     other = ALL_ASSETS[0]
@@ -491,7 +491,7 @@ def test_builds_never_touch_approved_images_and_a_changed_manifest_makes_the_app
     write_project(project, batches={"covers": BATCH.replace('aspect_ratio: "1:1"', 'aspect_ratio: "16:9"')})
     capsys.readouterr()
     assert run_cli(project, "status") == 0
-    assert capsys.readouterr().out == "covers: 0/4 current (4 changed), 1 approved (1 stale), 3 unreviewed\n"
+    assert capsys.readouterr().out == "covers: 0/4 current (4 changed), 1 approved (1 stale), 3 unreviewed; image-seedream-v5-lite-text\n"
     assert run_cli(project, "check", "--approved") == 1
     lines = capsys.readouterr().out.splitlines()
     assert f"stale approval: {ASSET_DIR}: approved candidate 2 was made for an older request" in lines
@@ -511,7 +511,7 @@ def test_builds_never_touch_approved_images_and_a_changed_manifest_makes_the_app
     assert entry["approval"]["request_hash"] == record_before["request_hash"]
     assert entry["approval"]["request"]["aspect_ratio"] == "1:1"
     assert run_cli(project, "status") == 0
-    assert capsys.readouterr().out == "covers: 4/4 current, 1 approved (1 stale), 3 unreviewed\n"
+    assert capsys.readouterr().out == "covers: 4/4 current, 1 approved (1 stale), 3 unreviewed; image-seedream-v5-lite-text\n"
     assert run_cli(project, "check", "--approved") == 1
     assert f"stale approval: {ASSET_DIR}: approved candidate 2 was made for an older request" in (
         capsys.readouterr().out.splitlines()
@@ -522,7 +522,7 @@ def test_builds_never_touch_approved_images_and_a_changed_manifest_makes_the_app
     assert lock_entry(project)["approval"]["stale"] is False
     capsys.readouterr()
     assert run_cli(project, "status") == 0
-    assert capsys.readouterr().out == "covers: 4/4 current, 1 approved, 3 unreviewed\n"
+    assert capsys.readouterr().out == "covers: 4/4 current, 1 approved, 3 unreviewed; image-seedream-v5-lite-text\n"
 
 
 def test_approving_before_rebuilding_a_changed_manifest_says_the_approval_is_stale(

@@ -221,7 +221,7 @@ def test_check_reports_orphans_and_rebuild_fixes_stale(tmp_path: Path, capsys: p
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (
         "orphaned: assets/covers.hook.home-office.lamp-light: no manifest declares this asset any more"
-        " (was in batch covers) — restore its values or remove the folder"
+        " (was in batch covers) — restore its values, or `imgbuild prune` it"
     )
     assert len(out) == 3
 

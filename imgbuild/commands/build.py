@@ -9,7 +9,7 @@ from doit.doit_cmd import DoitMain
 
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from imgbuild.resolve import resolve
-from imgbuild.tasks import ProjectLoader, doit_config, make_generator
+from imgbuild.tasks import ProjectLoader, doit_config, make_session
 
 __all__ = ["build"]
 
@@ -19,17 +19,19 @@ class _Main(DoitMain):
 
 
 def build(root: Path, *, selection: Sequence[str] = (), jobs: int | None = None, provider: str | None = None) -> int:
-    """Generate every stale image (of the selected batches or tasks). 0 ok, 1 when any failed."""
+    """Generate every stale image (of the selected batches or tasks). The exit code is the one
+    plain doit ends with too (the progress reporter chooses it): 0 ok, 1 a failed image, 3 a
+    refusal, 70 a bug, 130 interrupted."""
     resolution = resolve(root, provider=provider)
-    generator = make_generator(resolution)
-    config = doit_config(resolution.project.config, resolution.provider)
+    session = make_session(resolution)
+    config = doit_config(resolution.project.config, session)
     if jobs is not None:
         config["num_process"] = jobs
     try:
-        result = _Main(ProjectLoader(resolution, generator, config), config_filenames=()).run(["run", *selection])
-    except SystemExit as stop:  # the reporter stops a refused build with our exit code
+        result = _Main(ProjectLoader(resolution, session, config), config_filenames=()).run(["run", *selection])
+    except SystemExit as stop:  # the reporter ends every run with the build's exit code
         return int(stop.code or 0)
     finally:
-        generator.close()
-    # doit: 0 ok, 1 a task failed, 2 a task raised (a bug), 3 bad command line (e.g. an unknown task)
+        session.close()
+    # Only when doit did not run the tasks: 3 is a bad command line (e.g. an unknown task).
     return {0: EXIT_OK, 3: EXIT_INVALID}.get(result, EXIT_FAILED)

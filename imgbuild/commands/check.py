@@ -1,7 +1,8 @@
 """`imgbuild check`: for CI. Does every asset match its manifest? No network, no local database.
 
 With ``--approved`` it also gates the render stage: every asset needs an approved image given
-for its current request.
+for its current request. With ``--strict`` evidence that changed since the images were made
+fails too.
 """
 
 from __future__ import annotations
@@ -9,64 +10,85 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from imgbuild.errors import EXIT_FAILED, EXIT_OK
-from imgbuild.records.state import ApprovalState, StateIndex, assess, assess_approvals, find_orphans
+from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from imgbuild.resolve import resolve
-from imgbuild.review import CandidateId
+from imgbuild.state import STALE, ReviewState, StateIndex, assess, assess_reviews, find_orphans
 
 __all__ = ["check"]
 
 
-def check(root: Path, *, approved: bool = False) -> int:
-    """Print one line per stale, missing or orphaned asset (and, with `approved`, per asset
-    without a current approved image); 0 when there is none, else 1."""
+def check(root: Path, *, approved: bool = False, strict: bool = False) -> int:
+    """Print one line per asset that needs attention; 0 when none, 1 when some, 2 when a record
+    cannot be read."""
     resolution = resolve(root)
     index = StateIndex(resolution)
     states = assess(resolution, index)
     orphans = find_orphans(resolution)
-    problems = 0
+    attention = broken = drifted = 0
     for state in states:
-        if not state.stale:
-            continue
-        problems += 1
-        print(f"{state.status}: {state.request.asset_dir}: {'; '.join(state.reasons)}")
+        where = state.request.asset_dir
+        if state.status == "broken":
+            broken += 1
+            print(f"broken: {'; '.join(state.reasons)}")
+        elif state.stale:
+            attention += 1
+            print(f"{state.status}: {where}: {'; '.join(state.reasons)}")
+        elif state.outdated:
+            attention += 1
+            print(
+                f"outdated: {where}: {'; '.join(state.outdated)} (the request is the same: no call is needed;"
+                " the next build updates the records)"
+            )
+        if state.evidence:
+            drifted += 1
+            print(f"evidence: {where}: {'; '.join(c.describe() for c in state.evidence)}")
     for orphan in orphans:
-        problems += 1
         print(f"orphaned: {orphan.asset_dir}: {orphan.reason()}")
     unapproved = 0
     if approved:
-        for line in _approval_problems(resolution.root, assess_approvals(resolution, index)):
+        for line in _approval_problems(resolution.root, assess_reviews(resolution, index)):
             unapproved += 1
             print(line)
-    if problems:
-        print(f"imgbuild check: {problems} of {len(states)} assets need attention (run `imgbuild plan`, then `doit`)")
+    total = len(states)
+    if attention or broken:
+        print(
+            f"imgbuild check: {attention + broken} of {total} assets need attention (run `imgbuild plan`, then `doit`)"
+        )
+    if orphans:
+        print(f"imgbuild check: {len(orphans)} orphaned asset folders (`imgbuild prune` lists what it would remove)")
+    if drifted:
+        fails = " (fails under --strict)" if not strict else ""
+        print(f"imgbuild check: {drifted} of {total} assets were made from evidence that has changed since{fails}")
     if unapproved:
         print(
-            f"imgbuild check: {unapproved} of {len(states)} assets have no current approved image"
+            f"imgbuild check: {unapproved} of {total} assets have no current approved image"
             " (run `imgbuild approve <asset> <candidate>`)"
         )
-    if problems or unapproved:
+    if broken:
+        return EXIT_INVALID
+    if attention or orphans or unapproved or (strict and drifted):
         return EXIT_FAILED
     also = " and have a current approved image" if approved else ""
-    print(f"imgbuild check: all {len(states)} assets match their manifests{also}")
+    print(f"imgbuild check: all {total} assets match their manifests{also}")
     return EXIT_OK
 
 
-def _approval_problems(root: Path, approvals: list[ApprovalState]) -> list[str]:
+def _approval_problems(root: Path, reviews: list[ReviewState]) -> list[str]:
     lines = []
-    for state in approvals:
+    for state in reviews:
         req, approval = state.request, state.approval
         if approval is None:
             lines.append(
                 f"unapproved: {req.asset_dir}: no approved image (run imgbuild approve {req.asset_id} <candidate>)"
             )
-        elif state.status == "stale":
-            label = CandidateId(approval["candidate"], approval.get("image"))
-            lines.append(f"stale approval: {req.asset_dir}: approved candidate {label} was made for an older request")
-        elif not os.path.exists(os.path.join(root, approval["file"])):
+        elif state.status == STALE:
+            lines.append(
+                f"stale approval: {req.asset_dir}: approved candidate {approval.label} was made for an older request"
+            )
+        elif not os.path.exists(os.path.join(root, approval.file)):
             # The render stage would find nothing: committed approved images must stay in the tree.
             lines.append(
-                f"unapproved: {req.asset_dir}: the approved image {approval['file']} is missing"
+                f"unapproved: {req.asset_dir}: the approved image {approval.file} is missing"
                 f" (restore it, or run imgbuild approve {req.asset_id} <candidate> again)"
             )
     return lines

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 from imgbuild.errors import EXIT_OK
 from imgbuild.models import get_model
-from imgbuild.records.state import assess
 from imgbuild.resolve import resolve
+from imgbuild.state import assess, estimate, find_orphans
 
 __all__ = ["plan"]
 
@@ -18,56 +18,59 @@ def plan(root: Path, *, verbose: bool = False) -> int:
     resolution = resolve(root)
     states = assess(resolution)
     paid = resolution.provider != "preview"
-    by_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # model -> [calls, images]
     print(f"provider: {resolution.provider}" + ("" if paid else " (offline placeholders, no cost)"))
     for batch in resolution.project.batches:
-        batch_states = [s for s in states if s.request.batch == batch.id]
-        calls = sum(len(s.todo) for s in batch_states)
-        images = sum(len(s.todo) * s.request.max_images for s in batch_states)
-        candidates = sum(s.request.candidates for s in batch_states)
-        cost = 0.0
-        for s in batch_states:
-            if s.todo:
-                counts = by_model[s.request.model]
-                counts[0] += len(s.todo)
-                counts[1] += len(s.todo) * s.request.max_images
-                cost += len(s.todo) * s.request.max_images * get_model(s.request.model).price_per_image
-        kinds = Counter(s.status for s in batch_states if s.stale)
+        mine = [s for s in states if s.request.batch == batch.id]
+        images, cost, by_model = estimate((s.request, s.todo) for s in mine)
+        calls = sum(len(s.todo) for s in mine)
+        candidates = sum(s.request.candidates for s in mine)
+        kinds = Counter(s.status for s in mine if s.stale)
         decided = Counter(
             resolution.decisions[s.request.asset_id].kind
-            for s in batch_states
+            for s in mine
             if s.stale and s.request.asset_id in resolution.decisions
         )
         kinds.update(
             {"to edit from approved": decided["edit"], "to regenerate despite approval": decided["regenerate"]}
         )
         why = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()) if n)
-        variants = sum(1 for s in batch_states if s.request.variant_test)
+        variants = sum(1 for s in mine if s.request.variant_test)
         made = f"{images} images in {_count(calls, 'call')}" if images != calls else f"{calls}"
+        models = sorted(by_model) or sorted({s.model for s in mine})
         print(
-            f"{batch.id}: {len(batch_states)} assets ({_count(variants, 'variant test')}), {candidates} candidates;"
+            f"{batch.id}: {len(mine)} assets ({_count(variants, 'variant test')}), {candidates} candidates;"
             f" {made} to generate"
             + (f" ({why})" if why else "")
-            + f"; {batch.model} at {batch.quality}"
+            + f"; {', '.join(models)} at {batch.quality}"
             + (f" ~${cost:.2f}" if paid else "")
         )
+        repeats = sum(s.repeats for s in mine)
+        if repeats:
+            print(
+                f"  {_count(repeats, 'paid call')} of interrupted builds may have been billed and would be made again"
+                " (no answer or job was recorded)"
+            )
         if verbose:
-            for state in batch_states:
-                if state.stale:
-                    print(f"  {state.request.asset_id} #{','.join(map(str, state.todo))}: {'; '.join(state.reasons)}")
-    total_images = sum(images for _, images in by_model.values())
-    total_cost = sum(images * get_model(model).price_per_image for model, (_, images) in by_model.items())
+            stale = [s for s in mine if s.stale]
+            for state in stale:
+                print(f"  {state.request.asset_id} #{','.join(map(str, state.todo))}: {'; '.join(state.reasons)}")
+            if not stale:
+                print(f"  checked {len(mine)} assets: every candidate is made for its current request")
+    images, total_cost, by_model = estimate((s.request, s.todo) for s in states)
     if paid and by_model:
-        for model, (_, images) in sorted(by_model.items()):
+        for model, (_, n) in sorted(by_model.items()):
             price = get_model(model).price_per_image
-            print(f"  {model}: {_count(images, 'paid image')} × ${price:.3f} = ${images * price:.2f}")
-    summary = f"total: {total_images} images to generate"
+            print(f"  {model}: {_count(n, 'paid image')} × ${price:.3f} = ${n * price:.2f}")
+    orphans = find_orphans(resolution)
+    for orphan in orphans:
+        print(f"orphaned: {orphan.asset_dir}: {orphan.reason()}")
+    summary = f"total: {images} images to generate"
     if paid:
         summary += f", estimated ${total_cost:.2f} at list prices"
         budget = resolution.project.config.budget
         if budget is not None:
             summary += f" (budget ${budget:.2f}" + (": a build would refuse)" if total_cost > budget else ")")
-    elif total_images:
+    elif images:
         summary += f" (free with preview; about ${total_cost:.2f} at list price on a hosted provider)"
     print(summary)
     return EXIT_OK

@@ -14,20 +14,27 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from imgbuild.errors import EXIT_OK
-from imgbuild.generate import BuildLocked, acquire_build_lock
-from imgbuild.records.atomic import atomic_write_json
-from imgbuild.records.lock import LOCK_SCHEMA, lock_path
-from imgbuild.records.store import AssetStore, new_run_id, utc_now
+from imgbuild.records import (
+    Approval,
+    AssetRecord,
+    AssetStore,
+    BuildLocked,
+    Candidate,
+    Review,
+    acquire_build_lock,
+    lock_path,
+    update_lock_entry,
+    utc_now,
+)
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.review import (
@@ -37,12 +44,12 @@ from imgbuild.review import (
     CheckResult,
     ReviewError,
     check_decision,
-    checklist_record,
+    checklist_items,
     find_candidate,
-    lock_review_fields,
     parse_candidate_id,
     parse_checklist,
 )
+from imgbuild.state import StateIndex, lock_entry
 
 __all__ = ["REVIEWER_ENV", "review", "reviewer"]
 
@@ -54,9 +61,9 @@ class _Target:
     """The candidate a decision is about, read and checked, ready to be recorded."""
 
     request: ImageRequest
-    record: dict[str, Any]
+    record: AssetRecord
     cid: CandidateId
-    entry: dict[str, Any]
+    entry: Candidate
     data: bytes | None  # the image bytes (approve only), verified against the recorded sha256
 
 
@@ -120,17 +127,17 @@ def reviewer(root: Path, by: str | None) -> str:
 
 def _read_target(store: AssetStore, req: ImageRequest, cid: CandidateId, *, verify: bool) -> _Target:
     record = store.read_asset(req.asset_dir)
-    if record is None or not record.get("candidates"):
+    if record is None or not record.candidates:
         raise ReviewError(f"asset {req.asset_id} has no candidates yet (run doit to build it)")
     entry = find_candidate(record, req.asset_id, cid)
-    relative = f"{req.asset_dir}/{entry['file']}"
+    relative = f"{req.asset_dir}/{entry.file}"
     try:
-        data = store.path(relative).read_bytes()
+        data = store.read_bytes(relative)
     except FileNotFoundError:
         raise ReviewError(
             f"candidate {cid} of asset {req.asset_id}: its image {relative} is missing (run doit to make it again)"
         ) from None
-    if verify and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+    if verify and hashlib.sha256(data).hexdigest() != entry.sha256:
         raise ReviewError(
             f"candidate {cid} of asset {req.asset_id}: {relative} has changed since it was generated"
             " (its sha256 is not the one in asset.json); only the generated image can be approved"
@@ -155,6 +162,24 @@ def _no_build_running(root: Path, decision: str) -> Iterator[None]:
 # -- the two decisions --------------------------------------------------------------------------
 
 
+def _review_record(
+    decision: str, target: _Target, checklist: dict[str, CheckResult], *, note: str | None, by: str, at: str,
+    override: bool,
+) -> Review:  # fmt: skip
+    return Review(
+        decision=decision,
+        candidate=target.cid.candidate,
+        image=target.cid.image,
+        run=target.entry.run,
+        request_hash=target.entry.request_hash,
+        by=by,
+        at=at,
+        checklist=checklist_items(checklist),
+        override=override,
+        note=note,
+    )
+
+
 def _approve(
     resolution: Resolution,
     store: AssetStore,
@@ -167,36 +192,38 @@ def _approve(
 ) -> list[str]:
     req, record, entry, cid = target.request, target.record, target.entry, target.cid
     assert target.data is not None
-    name = PurePosixPath(entry["file"]).name
+    name = PurePosixPath(entry.file).name
     approved = f"images/approved/{name}"
     approved_path = f"{req.asset_dir}/{approved}"
-    existing = store.path(approved_path).read_bytes() if store.exists(approved_path) else None
+    existing = store.read_bytes(approved_path) if store.exists(approved_path) else None
     if existing is not None and existing != target.data:
         raise ReviewError(f"{approved_path} exists with other content; an approved image is never overwritten")
     at = utc_now()
-    previous = record.get("approval")
-    record["approval"] = {
-        "candidate": cid.candidate,
-        "image": cid.image,
-        "run": entry["run"],
-        "source": entry["file"],
-        "file": approved,
-        "sha256": entry["sha256"],
-        "request_hash": entry["request_hash"],
-        "prompt_hash": entry.get("prompt_hash") or record.get("prompt_hash"),
-        "request": _request_of(store, req.asset_dir, record, entry),
-        "by": by,
-        "at": at,
-        "checklist": checklist_record(checklist),
-        "override": override,
-        "note": note,
-    }
-    _append_review(record, APPROVE, target, checklist, note=note, by=by, at=at, override=override)
-    if existing is None:
-        store.write_bytes(approved_path, target.data)
-    store.write_asset(req.asset_dir, record)
-    _history(store, target, "approved", by=by, override=override)
-    lock_line = _update_lock(resolution, store, req, record)
+    previous = record.approval
+    approval = Approval(
+        candidate=cid.candidate,
+        image=cid.image,
+        run=entry.run,
+        source=entry.file,
+        file=approved,
+        sha256=entry.sha256,
+        request_hash=entry.request_hash,
+        prompt_hash=entry.prompt_hash or record.prompt_hash,
+        request=_request_of(store, req.asset_dir, record, entry),
+        by=by,
+        at=at,
+        checklist=checklist_items(checklist),
+        override=override,
+        note=note,
+    )
+    review_entry = _review_record(APPROVE, target, checklist, note=note, by=by, at=at, override=override)
+    record = store.approve(
+        req.asset_dir,
+        replace(record, approval=approval),
+        review_entry,
+        approved_copy=(approved, target.data) if existing is None else None,
+    )
+    lock_line = _update_lock(resolution, store, req)
 
     failed = [item for item, result in checklist.items() if not result.passed]
     lines = [f"approved {req.asset_id} candidate {cid} (by {by})"]
@@ -206,9 +233,9 @@ def _approve(
     elif note:
         lines.append(f"  note: {note}")
     lines.append(f"  approved image: {approved_path}")
-    if previous and previous.get("source") != entry["file"]:
-        lines.append(f"  replaces the approval of candidate {_label(previous)} (kept in the asset's reviews)")
-    if entry["request_hash"] != req.request_hash:
+    if previous and previous.source != entry.file:
+        lines.append(f"  replaces the approval of candidate {previous.label} (kept in the asset's reviews)")
+    if entry.request_hash != req.request_hash:
         lines.append(
             "  note: the manifest has changed since this candidate was made; the approval shows as stale"
             " until a candidate of the new request is approved (run doit to make them)"
@@ -228,14 +255,12 @@ def _reject(
 ) -> list[str]:
     req, record, entry, cid = target.request, target.record, target.entry, target.cid
     at = utc_now()
-    approval = record.get("approval")
-    was_approved = isinstance(approval, dict) and approval.get("source") == entry["file"]
+    was_approved = record.approval is not None and record.approval.source == entry.file
     if was_approved:
-        record["approval"] = None  # the old approval stays readable in reviews
-    _append_review(record, REJECT, target, checklist, note=note, by=by, at=at, override=False)
-    store.write_asset(req.asset_dir, record)
-    _history(store, target, "rejected", by=by, override=False)
-    lock_line = _update_lock(resolution, store, req, record)
+        record = replace(record, approval=None)  # the old approval stays readable in reviews
+    review_entry = _review_record(REJECT, target, checklist, note=note, by=by, at=at, override=False)
+    store.reject(req.asset_dir, record, review_entry)
+    lock_line = _update_lock(resolution, store, req)
 
     lines = [f"rejected {req.asset_id} candidate {cid} (by {by})"]
     if checklist:
@@ -256,75 +281,20 @@ def _said(result: CheckResult) -> str:
     return f"{text} ({result.note})" if result.note else text
 
 
-def _label(approval: dict[str, Any]) -> str:
-    return str(CandidateId(approval["candidate"], approval.get("image")))
-
-
-def _request_of(store: AssetStore, asset_dir: str, record: dict[str, Any], entry: dict[str, Any]) -> Any:
+def _request_of(store: AssetStore, asset_dir: str, record: AssetRecord, entry: Candidate) -> Any:
     """The normalized request the candidate was made for: its run's request.json, else asset.json's."""
-    sent = store.read_json(store.run_path(asset_dir, entry["run"], "request.json"))
-    if isinstance(sent, dict) and isinstance(sent.get("request"), dict):
-        return sent["request"]
-    return record.get("request") if record.get("request_hash") == entry["request_hash"] else None
+    sent = store.run_request(asset_dir, entry.run)
+    if sent is not None:
+        return sent
+    return record.request if record.request_hash == entry.request_hash else None
 
 
-def _append_review(
-    record: dict[str, Any],
-    decision: str,
-    target: _Target,
-    checklist: dict[str, CheckResult],
-    *,
-    note: str | None,
-    by: str,
-    at: str,
-    override: bool,
-) -> None:
-    record.setdefault("reviews", []).append(
-        {
-            "decision": decision,
-            "candidate": target.cid.candidate,
-            "image": target.cid.image,
-            "run": target.entry["run"],
-            "request_hash": target.entry["request_hash"],
-            "by": by,
-            "at": at,
-            "checklist": checklist_record(checklist),
-            "override": override,
-            "note": note,
-        }
-    )
-
-
-def _history(store: AssetStore, target: _Target, event: str, *, by: str, override: bool) -> None:
-    store.append_history(
-        target.request.asset_dir,
-        target.request.asset_id,
-        {
-            "event": event,
-            "kind": "review",
-            "run": new_run_id(),  # a review is no run: a fresh id keeps every decision in the history
-            "candidate": target.cid.candidate,
-            "image": target.cid.image,
-            "candidate_run": target.entry["run"],
-            "request_hash": target.entry["request_hash"],
-            "by": by,
-            "override": override,
-        },
-    )
-
-
-def _update_lock(resolution: Resolution, store: AssetStore, req: ImageRequest, record: dict[str, Any]) -> str:
+def _update_lock(resolution: Resolution, store: AssetStore, req: ImageRequest) -> str:
     """Write the decision into the asset's lock entry. A build keeps an entry that still matches
     the request as it is, so it would not pick the decision up by itself."""
     path = lock_path(resolution.batch(req.batch).path)
     shown = path.relative_to(resolution.root).as_posix()
-    try:
-        data = json.loads(path.read_bytes())
-    except (FileNotFoundError, ValueError):
-        data = None
-    entry = data.get("assets", {}).get(req.asset_id) if isinstance(data, dict) else None
-    if not isinstance(data, dict) or data.get("schema") != LOCK_SCHEMA or not isinstance(entry, dict):
+    entry = lock_entry(StateIndex(resolution), req, fresh=True)
+    if not update_lock_entry(path, entry, store.temp_dir):
         return f"  {shown} has no entry for this asset yet; the next build writes it"
-    entry.update(lock_review_fields(record, entry.get("request_hash", ""), req.asset_dir))
-    atomic_write_json(path, data, temp_dir=store.temp_dir)
     return f"  {shown} updated"

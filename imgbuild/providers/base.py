@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from imgbuild.errors import FatalError
+from imgbuild.errors import AssetFailed
 from imgbuild.requests import ImageRequest, Reference
 
 __all__ = [
@@ -99,7 +99,7 @@ class Upload:
     expires: float | None = None  # UNIX time after which the URL may be gone; None: never / unknown
 
 
-class ProviderError(FatalError):
+class ProviderError(AssetFailed):
     """A call failed for this asset only (the build goes on with the other assets)."""
 
 

@@ -1,38 +1,22 @@
 """Batch lock files: ``<batches>/<batch>.lock.json``, the fast index of a batch's assets.
 
 The no-op path reads one lock file per batch instead of every asset.json. A lock entry is trusted
-only while it matches the current request (hash, prompt hash, candidates) and its image files exist;
-anything else falls back to the asset's own records.
-
-Each entry also carries the asset's review state for the render stage downstream: ``approval``
-(null, or the approved image with its request and a ``stale`` flag) and ``rejected`` (candidate ids
-of the current request whose newest review is a rejection); see :func:`imgbuild.review.lock_review_fields`.
-A build keeps an entry that still matches its request as it is, so `imgbuild approve` / `reject`
-write their decision into the entry themselves.
+only while it matches the current request and its image files exist; anything else falls back to
+the asset's own records. An entry states what was *made* (request, evidence, images), taken from
+the asset records, never from the manifest, and the asset's review state for the render stage.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-__all__ = ["LOCK_SCHEMA", "LockFile", "lock_path", "read_lock"]
+from imgbuild.records.atomic import atomic_write_json
+from imgbuild.records.errors import BrokenRecord
+from imgbuild.records.model import LOCK_SCHEMA, LockEntry, LockFile, schema_version
+from imgbuild.records.store import read_json_file
 
-LOCK_SCHEMA = "imgbuild.lock/1"
-
-
-@dataclass
-class LockFile:
-    """A parsed lock file (empty when the batch has none yet)."""
-
-    path: Path
-    assets: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def entry(self, asset_id: str) -> dict[str, Any] | None:
-        return self.assets.get(asset_id)
+__all__ = ["LOCK_SCHEMA", "lock_path", "read_lock", "update_lock_entry", "write_lock"]
 
 
 def lock_path(manifest: Path) -> Path:
@@ -40,33 +24,52 @@ def lock_path(manifest: Path) -> Path:
     return manifest.with_name(f"{manifest.stem}.lock.json")
 
 
-_read: dict[Path, tuple[tuple[int, int, int], LockFile]] = {}
+_read: dict[Path, tuple[tuple[int, int, int], LockFile | None]] = {}
 
 
-def read_lock(path: Path) -> LockFile:
-    """The lock file at `path`; an unreadable or foreign file counts as no lock (it is rewritten).
+def read_lock(path: Path, shown: str | None = None) -> LockFile | None:
+    """The lock file at `path`, None when there is none.
 
-    A file read before and unchanged since (same inode, size and mtime: lock files are replaced
-    by rename) is not parsed again: the edit rule and the up-to-date checks read the same one."""
+    A lock file is derived (a build rewrites it from the records), so one that cannot be read —
+    broken JSON, another schema, a wrong shape — is None too: it vouches for nothing and the next
+    build writes it anew. A file read before and unchanged since (same inode, size and mtime: lock
+    files are replaced by rename) is not parsed again."""
     try:
         stat = os.stat(path)
     except FileNotFoundError:
-        return LockFile(path)
+        return None
     key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
     known = _read.get(path)
     if known is not None and known[0] == key:
         return known[1]
-    lock = _parse(path)
+    lock = _parse(path, shown or path.name)
     _read[path] = (key, lock)
     return lock
 
 
-def _parse(path: Path) -> LockFile:
+def _parse(path: Path, shown: str) -> LockFile | None:
     try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except (FileNotFoundError, ValueError):
-        return LockFile(path)
-    if not isinstance(data, dict) or data.get("schema") != LOCK_SCHEMA or not isinstance(data.get("assets"), dict):
-        return LockFile(path)
-    return LockFile(path, data["assets"])
+        data = read_json_file(path, shown)
+    except BrokenRecord:
+        return None
+    if not isinstance(data, dict) or schema_version(data, "lock") != 1:
+        return None
+    try:
+        return LockFile.from_json(data)
+    except ValueError:
+        return None
+
+
+def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> None:
+    atomic_write_json(path, lock.to_json(), temp_dir=temp_dir)
+
+
+def update_lock_entry(path: Path, entry: LockEntry, temp_dir: Path) -> bool:
+    """Replace one asset's entry in an existing lock file. False when the file has no entry for
+    it (the next build writes it)."""
+    _read.pop(path, None)
+    lock = read_lock(path)
+    if lock is None or entry.id not in lock.entries:
+        return False
+    write_lock(path, LockFile(lock.batch, lock.manifest, {**lock.entries, entry.id: entry}), temp_dir)
+    return True

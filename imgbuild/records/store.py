@@ -1,8 +1,26 @@
-"""The asset store: ``<output>/<asset-id>/`` with asset.json, index.json, images/ and runs/.
+"""The asset store: the one owner of ``<output>/<asset-id>/`` and of the calls in flight.
 
-asset.json is the asset's current state (its request, its candidates, its approval); index.json
-is the append-only history of every run. Both are rewritten whole and atomically. A run's own
-files (request.json, response.json, manifest.json) are written once each, in that order.
+Committed, per asset (the handoff to review and render):
+    asset.json, index.json, images/, runs/image/<run>/{request,manifest}.json,
+    upload/<id>/{request,manifest}.json
+Internal, under ``.imgbuild/`` (execution state, never committed):
+    calls/<asset-dir>.json                    the calls in flight, with their provider jobs
+    exchanges/<asset-dir>/<run>/response.json the provider's raw answer
+    exchanges/<asset-dir>/<run>/http.json     every HTTP exchange (uploads: exchanges/<asset-dir>/upload/<id>/)
+
+Each paid call goes through the named operations in this order, so that a crash at any moment
+loses nothing that was paid for and a rerun resumes instead of paying again:
+
+1. :meth:`submit` — the pending call, the asset's current request, a ``submitted`` event, then
+   request.json, all before the call;
+2. :meth:`record_job` — the provider's job id, as soon as an asynchronous provider has one;
+3. :meth:`save_response` — the raw answer, as soon as it arrives;
+4. the images (:meth:`write_image`), verified by the caller;
+5. :meth:`complete` — manifest.json, the ``completed`` event, the candidates in asset.json (the
+   write that marks them as made), and last the pending call removed.
+
+:meth:`fail`, :meth:`keep_failed` and :meth:`interrupted` close a call the other ways;
+:meth:`approve` and :meth:`reject` record review decisions. Every write is atomic.
 """
 
 from __future__ import annotations
@@ -13,17 +31,33 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
+from imgbuild.records.errors import BrokenRecord, RecordShapeError, UnknownRecordVersion
+from imgbuild.records.model import (
+    AssetRecord,
+    Candidate,
+    EvidenceRef,
+    History,
+    HistoryEvent,
+    JobRef,
+    PendingCall,
+    PendingCalls,
+    RequestFacts,
+    Review,
+    schema_version,
+)
 
-__all__ = ["ASSET_SCHEMA", "AssetStore", "new_run_id", "utc_now"]
+__all__ = ["AssetStore", "KeptImage", "new_run_id", "read_json_file", "utc_now"]
 
-ASSET_SCHEMA = "imgbuild.asset/1"
+STATE_DIR = ".imgbuild"
+T = TypeVar("T")
 
 
 def utc_now() -> str:
@@ -38,58 +72,469 @@ def new_run_id() -> str:
     return f"{stamp}{int(now * 1000) % 1000:03d}-{secrets.token_hex(3)}"
 
 
+def read_json_file(path: Path, shown: str) -> Any | None:
+    """The JSON at `path`, None when there is no file; BrokenRecord (naming `shown`) when it is
+    not JSON — merge-conflict markers included."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise BrokenRecord(shown, "is a folder, not a record file", "remove it") from None
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        conflict = data.startswith(b"<<<<<<<") or b"\n<<<<<<< " in data or b"\n>>>>>>> " in data
+        what = "holds git merge-conflict markers" if conflict else f"is not valid JSON ({exc})"
+        raise BrokenRecord(shown, what, _FIX) from None
+
+
+_FIX = "restore it from git (`git checkout -- FILE`) or resolve the conflict, then run the command again"
+
+
+@dataclass(frozen=True)
+class KeptImage:
+    """An image of a call's answer, written and verified, ready to be recorded."""
+
+    candidate: int
+    image: int | None  # its number in an identity set
+    file: str  # relative to the asset folder
+    sha256: str
+    bytes: int
+    width: int
+    height: int
+    remote_url: str | None
+
+
 class AssetStore:
-    """Reads and writes the records of the assets of one project."""
+    """Reads and writes the records of the assets of one project. Safe to share between threads:
+    read-modify-write of one asset is serialized by :meth:`locked`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.temp_dir = root / ".imgbuild" / "tmp"
+        self.state_dir = root / STATE_DIR
+        self.temp_dir = self.state_dir / "tmp"
         self._locks: dict[str, threading.RLock] = defaultdict(threading.RLock)
         self._locks_guard = threading.Lock()
 
     @contextmanager
     def locked(self, asset_dir: str) -> Iterator[None]:
-        """Serialize read-modify-write of one asset's records between threads of this build."""
+        """Serialize read-modify-write of one asset's records between threads of this process."""
         with self._locks_guard:
             lock = self._locks[asset_dir]
         with lock:
             yield
 
+    # -- paths -----------------------------------------------------------------------------------
     def path(self, relative: str) -> Path:
         return self.root / relative
 
-    def read_json(self, relative: str) -> Any | None:
-        try:
-            with open(self.root / relative, "rb") as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
-
-    def write_json(self, relative: str, data: Any) -> None:
-        atomic_write_json(self.root / relative, data, temp_dir=self.temp_dir)
-
-    def write_bytes(self, relative: str, data: bytes) -> None:
-        atomic_write_bytes(self.root / relative, data, temp_dir=self.temp_dir)
-
     def exists(self, relative: str) -> bool:
-        return os.path.exists(self.root / relative)
-
-    def read_asset(self, asset_dir: str) -> dict[str, Any] | None:
-        data = self.read_json(f"{asset_dir}/asset.json")
-        return data if isinstance(data, dict) else None
-
-    def write_asset(self, asset_dir: str, record: dict[str, Any]) -> None:
-        self.write_json(f"{asset_dir}/asset.json", record)
-
-    def append_history(self, asset_dir: str, asset_id: str, event: dict[str, Any]) -> None:
-        """Add an event to index.json (newest last). An event already recorded for the same run
-        is not added again, so a step replayed after a crash leaves one entry."""
-        index = self.read_json(f"{asset_dir}/index.json") or {"asset_id": asset_id, "history": []}
-        key = (event.get("event"), event.get("run"))
-        if any((old.get("event"), old.get("run")) == key for old in index["history"]):
-            return
-        index["history"].append({"time": utc_now(), **event})
-        self.write_json(f"{asset_dir}/index.json", index)
+        return os.path.exists(os.path.join(self.root, relative))
 
     def run_path(self, asset_dir: str, run_id: str, name: str) -> str:
+        """A committed file of a run: request.json or manifest.json."""
         return f"{asset_dir}/runs/image/{run_id}/{name}"
+
+    def run_request(self, asset_dir: str, run_id: str) -> dict[str, Any] | None:
+        """The normalized request a run was made for, from its request.json (None if unreadable)."""
+        try:
+            sent = read_json_file(self.root / self.run_path(asset_dir, run_id, "request.json"), "request.json")
+        except BrokenRecord:
+            return None
+        request = sent.get("request") if isinstance(sent, dict) else None
+        return request if isinstance(request, dict) else None
+
+    def exchange_path(self, asset_dir: str, run_id: str, name: str, *, kind: str = "image") -> Path:
+        """An internal file of a call: the raw answer (response.json) or the HTTP log (http.json)."""
+        folder = run_id if kind == "image" else f"upload/{run_id}"
+        return self.state_dir / "exchanges" / asset_dir / folder / name
+
+    def _calls_path(self, asset_dir: str) -> Path:
+        return self.state_dir / "calls" / f"{asset_dir}.json"
+
+    # -- low-level IO ----------------------------------------------------------------------------
+    def _write_json(self, path: Path, data: Any) -> None:
+        atomic_write_json(path, data, temp_dir=self.temp_dir)
+
+    def write_image(self, asset_dir: str, relative: str, data: bytes) -> None:
+        atomic_write_bytes(self.root / asset_dir / relative, data, temp_dir=self.temp_dir)
+
+    def read_bytes(self, relative: str) -> bytes:
+        return (self.root / relative).read_bytes()
+
+    def _read(self, path: Path, shown: str, name: str, current: int, parse: Any) -> Any | None:
+        data = read_json_file(path, shown)
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise BrokenRecord(shown, f"is {type(data).__name__}, not a record object", _FIX)
+        version = schema_version(data, name)
+        if version is None or version > current:
+            raise UnknownRecordVersion(
+                shown,
+                f"is a record of schema {data.get('schema')!r}, which this imgbuild does not read",
+                "upgrade imgbuild (python3 -m pip install -U imgbuild) or restore the file from git",
+            )
+        try:
+            return parse(data)
+        except RecordShapeError as exc:
+            raise BrokenRecord(shown, f"is not a valid {name} record ({exc})", _FIX) from None
+
+    # -- asset.json --------------------------------------------------------------------------------
+    def read_asset(self, asset_dir: str) -> AssetRecord | None:
+        """asset.json of `asset_dir`; None when there is none. BrokenRecord when it is unreadable.
+
+        Version 1 (before calls in flight moved to .imgbuild/) reads as version 2: its ``pending``
+        entries are read by :meth:`pending` until the next write moves them."""
+        return self._read(
+            self.root / asset_dir / "asset.json", f"{asset_dir}/asset.json", "asset", 2, AssetRecord.from_json
+        )
+
+    def _write_asset(self, asset_dir: str, record: AssetRecord) -> None:
+        self._write_json(self.root / asset_dir / "asset.json", record.to_json())
+
+    def _legacy_pending(self, asset_dir: str) -> tuple[PendingCall, ...]:
+        try:
+            data = json.loads((self.root / asset_dir / "asset.json").read_bytes())
+        except (OSError, ValueError):
+            return ()
+        if not isinstance(data, dict) or schema_version(data, "asset") != 1 or not data.get("pending"):
+            return ()
+        try:
+            return PendingCalls.from_json({"asset_id": "", "pending": data["pending"]}).calls
+        except RecordShapeError:
+            return ()
+
+    # -- index.json --------------------------------------------------------------------------------
+    def read_history(self, asset_dir: str) -> History | None:
+        return self._read(
+            self.root / asset_dir / "index.json", f"{asset_dir}/index.json", "index", 1, History.from_json
+        )
+
+    def _append(self, asset_dir: str, asset_id: str, event: str, kind: str, run: str, **details: Any) -> None:
+        """Add an event to index.json (newest last). An event already recorded for the same run is
+        not added again, so a step replayed after a crash leaves one entry."""
+        history = self.read_history(asset_dir) or History(asset_id)
+        if history.has(event, run):
+            return
+        entry = HistoryEvent(utc_now(), event, kind, run, details)
+        self._write_json(
+            self.root / asset_dir / "index.json", replace(history, events=(*history.events, entry)).to_json()
+        )
+
+    # -- calls in flight ---------------------------------------------------------------------------
+    def pending(self, asset_dir: str) -> tuple[PendingCall, ...]:
+        """The calls of `asset_dir` in flight (recorded before they were made, not yet closed)."""
+        calls = self._read(
+            self._calls_path(asset_dir), f".imgbuild/calls/{asset_dir}.json", "calls", 1, PendingCalls.from_json
+        )
+        own = calls.calls if calls is not None else ()
+        legacy = [c for c in self._legacy_pending(asset_dir) if all(c.run != o.run for o in own)]
+        if not own and not legacy:
+            return ()
+        # A kill between marking a call's candidates made and dropping the call leaves it here.
+        record = self.read_asset(asset_dir)
+        made = {c.run for c in record.candidates} if record is not None else set()
+        return tuple(c for c in (*own, *legacy) if c.run not in made)
+
+    def _write_pending(self, asset_dir: str, asset_id: str, calls: Sequence[PendingCall]) -> None:
+        path = self._calls_path(asset_dir)
+        if not calls:
+            with suppress(FileNotFoundError):
+                path.unlink()
+            return
+        self._write_json(path, PendingCalls(asset_id, tuple(calls)).to_json())
+
+    def _drop_pending(self, asset_dir: str, asset_id: str, run: str) -> None:
+        self._write_pending(asset_dir, asset_id, [c for c in self.pending(asset_dir) if c.run != run])
+
+    def saved_response(self, asset_dir: str, run: str) -> dict[str, Any] | None:
+        """The raw answer saved for `run`, if any arrived (an unreadable one counts as none)."""
+        try:
+            data = read_json_file(self.exchange_path(asset_dir, run, "response.json"), "response.json")
+        except BrokenRecord:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def resumable(self, asset_dir: str, request_hash: str) -> list[int]:
+        """Candidates of `request_hash` whose call can be finished without a new paid call: its job
+        is recorded, or its answer saved."""
+        return [
+            c.candidate
+            for c in self.pending(asset_dir)
+            if c.request_hash == request_hash
+            and (c.job is not None or self.exchange_path(asset_dir, c.run, "response.json").exists())
+        ]
+
+    # -- the operations of a call ------------------------------------------------------------------
+    def submit(
+        self, facts: RequestFacts, run: str, candidate: int, *, provider: str, provider_body: Mapping[str, Any]
+    ) -> None:
+        """Record a call before it is made: pending call, current request, event, request.json."""
+        asset_dir = facts.asset_dir
+        with self.locked(asset_dir):
+            record = self.read_asset(asset_dir)
+            # The pending call goes first: every run folder is then known, and a kill between
+            # these writes leaves a pending call that the rerun closes.
+            call = PendingCall(run, candidate, facts.request_hash, "submitted", None, utc_now())
+            self._write_pending(asset_dir, facts.asset_id, [*self.pending(asset_dir), call])
+            record = AssetRecord.new(facts) if record is None else record.for_request(facts)
+            self._write_asset(asset_dir, record)
+            self._append(
+                asset_dir,
+                facts.asset_id,
+                "submitted",
+                "image",
+                run,
+                candidate=candidate,
+                request_hash=facts.request_hash,
+                provider=provider,
+            )
+            self._write_json(
+                self.root / self.run_path(asset_dir, run, "request.json"),
+                {
+                    "run_id": run,
+                    "kind": "image",
+                    "candidate": candidate,
+                    "provider": provider,
+                    "request": dict(facts.request),
+                    "provider_body": dict(provider_body),
+                    "submitted": call.submitted,
+                },
+            )
+
+    def record_job(self, asset_dir: str, asset_id: str, run: str, job: JobRef) -> None:
+        """The provider's job id of a call, before polling: a rerun resumes it."""
+        with self.locked(asset_dir):
+            calls = [replace(c, job=job) if c.run == run else c for c in self.pending(asset_dir)]
+            self._write_pending(asset_dir, asset_id, calls)
+
+    def save_response(self, asset_dir: str, run: str, raw: Mapping[str, Any]) -> None:
+        self._write_json(self.exchange_path(asset_dir, run, "response.json"), dict(raw))
+
+    def append_exchanges(self, asset_dir: str, run: str, entries: list[dict[str, Any]], *, kind: str = "image") -> None:
+        """Add a call's HTTP exchanges to its http.json (a resumed call adds to the first attempt's)."""
+        if not entries:
+            return
+        path = self.exchange_path(asset_dir, run, "http.json", kind=kind)
+        try:
+            earlier = read_json_file(path, "http.json")
+        except BrokenRecord:
+            earlier = None
+        self._write_json(path, (earlier if isinstance(earlier, list) else []) + entries)
+        entries.clear()
+
+    def complete(
+        self,
+        facts: RequestFacts,
+        run: str,
+        candidate: int,
+        kept: Sequence[KeptImage],
+        *,
+        errors: Sequence[Mapping[str, Any]],
+        usage: Mapping[str, Any],
+        seconds: float,
+    ) -> None:
+        """Record the outcome of an answered call: manifest, event, candidates, pending removed."""
+        asset_dir = facts.asset_dir
+        manifest_path = self.root / self.run_path(asset_dir, run, "manifest.json")
+        manifest = read_json_file(manifest_path, self.run_path(asset_dir, run, "manifest.json"))
+        if not isinstance(manifest, dict):  # present when replaying after a crash
+            manifest = {
+                "run_id": run,
+                "files": [
+                    {
+                        "candidate": k.candidate,
+                        "image": k.image,
+                        "file": k.file,
+                        "sha256": k.sha256,
+                        "bytes": k.bytes,
+                        "width": k.width,
+                        "height": k.height,
+                        "remote_url": k.remote_url,
+                    }
+                    for k in kept
+                ],
+                "errors": [dict(e) for e in errors],
+                "usage": dict(usage),
+                "timings": {"seconds": round(seconds, 3)},
+                "completed": utc_now(),
+            }
+            self._write_json(manifest_path, manifest)
+        with self.locked(asset_dir):
+            record = self.read_asset(asset_dir)
+            record = AssetRecord.new(facts) if record is None else record
+            # History first: replaying this step after a crash does not repeat the event, while
+            # asset.json, written next, is what marks the candidate as made.
+            event = "failed" if not kept else "partial" if errors else "completed"
+            self._append(
+                asset_dir,
+                facts.asset_id,
+                event,
+                "image",
+                run,
+                candidate=candidate,
+                request_hash=facts.request_hash,
+                files=[k.file for k in kept],
+                errors=[dict(e) for e in errors],
+            )
+            made = [
+                Candidate(
+                    candidate=k.candidate,
+                    image=k.image,
+                    file=k.file,
+                    run=run,
+                    request_hash=facts.request_hash,
+                    prompt_hash=facts.prompt_hash,
+                    sha256=k.sha256,
+                    width=k.width,
+                    height=k.height,
+                    remote_url=k.remote_url,
+                    created=str(manifest["completed"]),
+                    variant_test=facts.variant_test,
+                    evidence=facts.evidence,
+                )
+                for k in kept
+                if all(c.run != run or c.file != k.file for c in record.candidates)
+            ]
+            if made:
+                self._write_asset(asset_dir, replace(record, candidates=(*record.candidates, *made)))
+            self._drop_pending(asset_dir, facts.asset_id, run)
+
+    def fail(self, facts: RequestFacts, run: str, candidate: int, reason: str) -> None:
+        """Close a call that failed: nothing to keep, nothing to resume."""
+        with self.locked(facts.asset_dir):
+            self._drop_pending(facts.asset_dir, facts.asset_id, run)
+            self._append(
+                facts.asset_dir,
+                facts.asset_id,
+                "failed",
+                "image",
+                run,
+                candidate=candidate,
+                request_hash=facts.request_hash,
+                reason=reason,
+            )
+
+    def keep_failed(self, facts: RequestFacts, run: str, candidate: int, reason: str) -> int:
+        """Count a failure to keep the images of `run`'s saved answer (it stays pending, so the
+        next build retries from it). Returns the failures so far."""
+        with self.locked(facts.asset_dir):
+            count = 0
+            calls = []
+            for call in self.pending(facts.asset_dir):
+                if call.run == run:
+                    count = call.keep_failures + 1
+                    call = replace(call, keep_failures=count)
+                calls.append(call)
+            self._write_pending(facts.asset_dir, facts.asset_id, calls)
+            self._append(
+                facts.asset_dir,
+                facts.asset_id,
+                "keep-failed",
+                "image",
+                run,
+                candidate=candidate,
+                reason=reason,
+                note="the answer is saved; the next build retries from it",
+            )
+        return count
+
+    def interrupted(self, facts: RequestFacts, run: str, candidate: int) -> bool:
+        """Close a call a stopped build left without an answer or a job. Returns whether it may
+        have been billed (its request was recorded, so it may have been sent)."""
+        asset_dir = facts.asset_dir
+        sent = self.exists(self.run_path(asset_dir, run, "request.json"))
+        with self.locked(asset_dir):
+            self._drop_pending(asset_dir, facts.asset_id, run)
+            self._append(
+                asset_dir,
+                facts.asset_id,
+                "interrupted",
+                "image",
+                run,
+                candidate=candidate,
+                possibly_billed=sent,
+                note="the build stopped during this call and no answer was saved"
+                if sent
+                else "the build stopped before this call was made",
+            )
+        return sent
+
+    # -- uploads -----------------------------------------------------------------------------------
+    def record_upload(
+        self,
+        asset_dir: str,
+        asset_id: str,
+        upload_id: str,
+        *,
+        raw: Mapping[str, Any],
+        manifest: Mapping[str, Any],
+        exchanges: list[dict[str, Any]],
+        shown_url: str,
+        reference: Mapping[str, Any],
+    ) -> None:
+        """Record one reference image made reachable for a provider (after the upload succeeded)."""
+        base = self.root / asset_dir / "upload" / upload_id
+        self.append_exchanges(asset_dir, upload_id, exchanges, kind="upload")
+        self._write_json(self.exchange_path(asset_dir, upload_id, "response.json", kind="upload"), dict(raw))
+        self._write_json(base / "manifest.json", dict(manifest))
+        with self.locked(asset_dir):
+            self._append(asset_dir, asset_id, "uploaded", "upload", upload_id, reference=dict(reference), url=shown_url)
+
+    def start_upload(self, asset_dir: str, upload_id: str, request: Mapping[str, Any]) -> None:
+        """request.json of an upload, before it is sent."""
+        self._write_json(self.root / asset_dir / "upload" / upload_id / "request.json", dict(request))
+
+    # -- review decisions ----------------------------------------------------------------------------
+    def approve(
+        self, asset_dir: str, record: AssetRecord, review: Review, *, approved_copy: tuple[str, bytes] | None
+    ) -> AssetRecord:
+        """Record an approval: the approved copy (if not there yet), asset.json, the event.
+        `record` already holds the new approval; the review is appended here."""
+        if approved_copy is not None:
+            relative, data = approved_copy
+            atomic_write_bytes(self.root / asset_dir / relative, data, temp_dir=self.temp_dir)
+        return self._decide(asset_dir, record, review, "approved")
+
+    def reject(self, asset_dir: str, record: AssetRecord, review: Review) -> AssetRecord:
+        """Record a rejection (`record` has its approval cleared if it was the rejected image)."""
+        return self._decide(asset_dir, record, review, "rejected")
+
+    def _decide(self, asset_dir: str, record: AssetRecord, review: Review, event: str) -> AssetRecord:
+        record = replace(record, reviews=(*record.reviews, review))
+        self._write_asset(asset_dir, record)
+        self._append(
+            asset_dir,
+            record.asset_id,
+            event,
+            "review",
+            new_run_id(),  # a review is no run: a fresh id keeps every decision in the history
+            candidate=review.candidate,
+            image=review.image,
+            candidate_run=review.run,
+            request_hash=review.request_hash,
+            by=review.by,
+            override=review.override,
+        )
+        return record
+
+    def refresh_request(self, facts: RequestFacts) -> bool:
+        """Bring asset.json's current request up to date without a call (the request hash is the
+        same, the record's other facts — attributes, evidence — changed). Returns True if written."""
+        with self.locked(facts.asset_dir):
+            record = self.read_asset(facts.asset_dir)
+            if record is None:
+                return False
+            fresh = record.for_request(facts)
+            if fresh == record:
+                return False
+            self._write_asset(facts.asset_dir, fresh)
+            return True
+
+
+def evidence_of(records: Sequence[Mapping[str, Any]]) -> tuple[EvidenceRef, ...]:
+    """Evidence references from their JSON form (``SourceRef.record()``)."""
+    return tuple(EvidenceRef.from_json(r) for r in records)

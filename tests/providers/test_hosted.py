@@ -230,12 +230,17 @@ def test_each_mode_sends_the_documented_body(
     uploads = sorted((root / "assets").glob("*/upload/*/manifest.json"))
     assert {p.parts[-4] for p in uploads} <= {"covers.edit", "covers.edit-set"}
     assert len(uploads) == (2 if provider == "ark" else 1)  # hosted uploads are reused while valid
-    # every call's raw request and response is kept, the key redacted
-    for run in (root / "assets").glob("*/runs/image/*"):
-        exchanges = json.loads((run / "http.json").read_text())
+    # every call's raw exchanges and answer are kept as internal state, the key redacted; the
+    # committed run folder holds the handoff: the request and the manifest
+    runs = list((root / "assets").glob("*/runs/image/*"))
+    assert len(runs) == 4
+    for run in runs:
+        internal = root / ".imgbuild/exchanges/assets" / run.parts[-4] / run.name
+        exchanges = json.loads((internal / "http.json").read_text())
         assert exchanges[0]["request"]["headers"]["Authorization"] == "<redacted>"
         assert exchanges[0]["response"]["status"] in (200, 201)
-        assert (run / "response.json").is_file() and (run / "manifest.json").is_file()
+        assert (internal / "response.json").is_file()
+        assert sorted(p.name for p in run.iterdir()) == ["manifest.json", "request.json"]
     assert_no_secret(root, fake.keys[provider])
 
 
@@ -372,8 +377,7 @@ def test_killed_build_resumes_its_jobs(provider: str, tmp_path: Path, monkeypatc
         resumed = [r for r in fake.creates(provider)]
         assert len(resumed) == 10  # the killed build's jobs were polled, not created again
     assert_valid_images(root, 10)
-    records = [json.loads(p.read_text()) for p in (root / "assets").glob("*/asset.json")]
-    assert all(r["pending"] == [] for r in records)
+    assert not list((root / ".imgbuild/calls").rglob("*.json"))  # no call left in flight
     assert_no_secret(root, fake.keys[provider])
 
 

@@ -1,0 +1,103 @@
+"""A build session: what all the candidates of one build share.
+
+The project's build lock, the provider (made once, closed at the end), the budget check before
+the first call, the stop latch (a refusal stops every later candidate) and the build's counters.
+Safe to share between doit's threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from imgbuild.build.uploads import ReferenceUploads
+from imgbuild.errors import AnotherBuildRunning, BudgetExceeded, BuildStop, NotStarted
+from imgbuild.providers import Provider, create_provider
+from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock
+from imgbuild.records.atomic import remove_stale_temp_files
+
+__all__ = ["BuildSession", "Estimate"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What the images a build will make would cost at list prices."""
+
+    images: int
+    cost: float
+
+
+class BuildSession:
+    def __init__(self, root: Path, provider_name: str, settings: Mapping[str, Any] | None = None) -> None:
+        self.root = root
+        self.provider_name = provider_name
+        self.settings = settings or {}
+        self.store = AssetStore(root)
+        self.uploads = ReferenceUploads(self.store, provider_name)
+        self.stopped: BuildStop | None = None
+        self.budget: float | None = None
+        self.estimate: Estimate | None = None
+        self.possibly_billed = 0  # create calls that ended without an answer (see docs/records.md)
+        self._provider: Provider | None = None
+        self._lock = threading.Lock()
+        self._build_lock: IO[str] | None = None
+
+    def provider(self) -> Provider:
+        """The build's provider, set up on first use: build lock, budget, then the provider.
+        NotStarted once the build was stopped."""
+        with self._lock:
+            if self.stopped is not None:
+                raise NotStarted(f"not run: {self.stopped}")
+            try:
+                self._hold_build_lock()
+                if self._provider is None:
+                    self._check_budget()
+                    self._provider = create_provider(self.provider_name, self.root, self.settings)
+            except BuildLocked as exc:  # one line for the build, not one per image
+                self.stopped = AnotherBuildRunning(str(exc))
+                raise self.stopped from None
+            except BuildStop as exc:
+                self.stopped = exc
+                raise
+            return self._provider
+
+    def hold_build_lock(self) -> None:
+        """Take the project's build lock for the rest of this build (writing a lock file needs it
+        too: approve / reject must not change records under the writer)."""
+        with self._lock:
+            self._hold_build_lock()
+
+    def _hold_build_lock(self) -> None:
+        if self._build_lock is None:
+            self._build_lock = acquire_build_lock(self.store.state_dir)
+            remove_stale_temp_files(self.store.temp_dir)
+
+    def _check_budget(self) -> None:
+        if self.budget is None or self.estimate is None or self.provider_name == "preview":
+            return
+        if self.estimate.cost > self.budget:
+            raise BudgetExceeded(
+                f"this build would make {self.estimate.images} images for about ${self.estimate.cost:.2f} "
+                f"at list prices, over the budget of ${self.budget:.2f} in imgbuild.yaml; "
+                "raise `budget:` (the estimate counts every stale image of the project, whatever is selected)"
+            )
+
+    def stop(self, exc: BuildStop) -> None:
+        """Stop the build: every later candidate is skipped."""
+        with self._lock:
+            if self.stopped is None:
+                self.stopped = exc
+
+    def count_possibly_billed(self, n: int) -> None:
+        with self._lock:
+            self.possibly_billed += n
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
+        if self._build_lock is not None:
+            self._build_lock.close()
+            self._build_lock = None

@@ -1,0 +1,754 @@
+"""The typed records: what imgbuild keeps on disk, as frozen dataclasses with ``from_json`` / ``to_json``.
+
+Every on-disk format has one class here and one schema version. ``to_json(from_json(data))`` is
+``data`` for every record imgbuild writes, so reading and writing a record back changes no byte
+(tests/records/test_roundtrip.py). ``from_json`` checks the shape and raises RecordShapeError;
+the store turns that into BrokenRecord naming the file.
+
+Committed (the handoff, under ``<output>/<asset-id>/`` and beside the manifests):
+    AssetRecord (asset.json), History (index.json), run and upload request / manifest files,
+    LockFile (``<batch>.lock.json``).
+Internal (``.imgbuild/``, never committed): PendingCalls (the calls in flight and their provider
+jobs), the raw provider answers and HTTP exchanges, the upload cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from imgbuild.records.errors import RecordShapeError
+
+__all__ = [
+    "ASSET_SCHEMA",
+    "CALLS_SCHEMA",
+    "INDEX_SCHEMA",
+    "LOCK_SCHEMA",
+    "Approval",
+    "AssetRecord",
+    "Candidate",
+    "CheckItem",
+    "EvidenceRef",
+    "History",
+    "HistoryEvent",
+    "JobRef",
+    "LockApproval",
+    "LockEntry",
+    "LockFile",
+    "LockImage",
+    "PendingCall",
+    "PendingCalls",
+    "RequestFacts",
+    "Review",
+    "schema_version",
+]
+
+ASSET_SCHEMA = "imgbuild.asset/2"
+INDEX_SCHEMA = "imgbuild.index/1"
+LOCK_SCHEMA = "imgbuild.lock/1"
+CALLS_SCHEMA = "imgbuild.calls/1"
+
+T = TypeVar("T")
+JSON = dict[str, Any]
+
+
+# -- checking shapes ------------------------------------------------------------------------------
+
+
+def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+    if key not in data:
+        if optional:
+            return None
+        raise RecordShapeError(f"missing {key!r}")
+    value = data[key]
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) and kind in (int, (int, float)):
+        raise RecordShapeError(f"{key!r} is {value!r}, not a number")
+    if not isinstance(value, kind):
+        raise RecordShapeError(f"{key!r} is {type(value).__name__}, not {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(
+        {dict: "an object", list: "a list", str: "a string", int: "a number"}.get(k, k.__name__) for k in kinds
+    )
+
+
+def _obj(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise RecordShapeError(f"{what} is {type(value).__name__}, not an object")
+    return value
+
+
+def _list(data: Mapping[str, Any], key: str, parse: Callable[[Mapping[str, Any]], T]) -> tuple[T, ...]:
+    items = _get(data, key, list)
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(parse(_obj(item, f"{key}[{i}]")))
+        except RecordShapeError as exc:
+            raise RecordShapeError(f"{key}[{i}]: {exc}") from None
+    return tuple(out)
+
+
+def schema_version(data: Mapping[str, Any], name: str) -> int | None:
+    """The version N of ``imgbuild.<name>/N`` in `data`'s "schema"; 0 when it has none (written
+    before records were versioned); None when it names another kind of record."""
+    schema = data.get("schema")
+    if schema is None:
+        return 0
+    prefix = f"imgbuild.{name}/"
+    if not isinstance(schema, str) or not schema.startswith(prefix) or not schema[len(prefix) :].isdigit():
+        return None
+    return int(schema[len(prefix) :])
+
+
+# -- small parts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvidenceRef:
+    """An evidence file as a record states it: path, optional anchor, content hash."""
+
+    path: str
+    anchor: str | None
+    sha256: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EvidenceRef:
+        return cls(_get(data, "path", str), _get(data, "anchor", str, optional=True), _get(data, "sha256", str))
+
+    def to_json(self) -> JSON:
+        return {"path": self.path, "anchor": self.anchor, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """One item of the review checklist as a reviewer stated it."""
+
+    item: str
+    result: str  # "pass" | "fail"
+    note: str | None
+
+
+def _checklist(data: Mapping[str, Any]) -> tuple[CheckItem, ...]:
+    raw = _get(data, "checklist", dict)
+    out = []
+    for item, entry in raw.items():
+        entry = _obj(entry, f"checklist.{item}")
+        out.append(CheckItem(item, _get(entry, "result", str), _get(entry, "note", str, optional=True)))
+    return tuple(out)
+
+
+def _checklist_json(items: Iterable[CheckItem]) -> JSON:
+    return {i.item: {"result": i.result, "note": i.note} for i in items}
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A provider's asynchronous job: enough to resume polling it without a new paid call."""
+
+    provider: str
+    id: str
+    urls: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobRef:
+        urls = _get(data, "urls", dict, optional=True) or {}
+        return cls(_get(data, "provider", str), _get(data, "id", str), {str(k): str(v) for k, v in urls.items()})
+
+    def to_json(self) -> JSON:
+        return {"provider": self.provider, "id": self.id, "urls": dict(self.urls)}
+
+
+# -- asset.json ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One image made for one request: a whole candidate, or image `image` of an identity set."""
+
+    candidate: int
+    image: int | None
+    file: str  # relative to the asset folder
+    run: str
+    request_hash: str
+    prompt_hash: str | None
+    sha256: str
+    width: int
+    height: int
+    remote_url: str | None
+    created: str
+    variant_test: str | None
+    evidence: tuple[EvidenceRef, ...] | None = None  # what it was made from; None: not recorded (older records)
+
+    @property
+    def label(self) -> str:
+        """How the CLI names it: ``2``, or ``2.3`` for image 3 of candidate 2's identity set."""
+        return str(self.candidate) if self.image is None else f"{self.candidate}.{self.image}"
+
+    @property
+    def key(self) -> tuple[str, int, int | None]:
+        """What a review decision is about: this run's image, never a remade one of the same number."""
+        return (self.run, self.candidate, self.image)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Candidate:
+        evidence = data.get("evidence")
+        return cls(
+            candidate=_get(data, "candidate", int),
+            image=_get(data, "image", int, optional=True),
+            file=_get(data, "file", str),
+            run=_get(data, "run", str),
+            request_hash=_get(data, "request_hash", str),
+            prompt_hash=_get(data, "prompt_hash", str, optional=True),
+            sha256=_get(data, "sha256", str),
+            width=_get(data, "width", int),
+            height=_get(data, "height", int),
+            remote_url=_get(data, "remote_url", str, optional=True),
+            created=_get(data, "created", str),
+            variant_test=_get(data, "variant_test", str, optional=True),
+            evidence=None if evidence is None else _list(data, "evidence", EvidenceRef.from_json),
+        )
+
+    def to_json(self) -> JSON:
+        out: JSON = {
+            "candidate": self.candidate,
+            "file": self.file,
+            "run": self.run,
+            "request_hash": self.request_hash,
+            "prompt_hash": self.prompt_hash,
+            "sha256": self.sha256,
+            "width": self.width,
+            "height": self.height,
+            "remote_url": self.remote_url,
+            "created": self.created,
+            "variant_test": self.variant_test,
+        }
+        if self.image is not None:
+            out["image"] = self.image
+        if self.evidence is not None:
+            out["evidence"] = [e.to_json() for e in self.evidence]
+        return out
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The asset's approved image, with the request it was approved for."""
+
+    candidate: int
+    image: int | None
+    run: str
+    source: str  # the candidate file, relative to the asset folder
+    file: str  # the approved copy, relative to the asset folder
+    sha256: str
+    request_hash: str
+    prompt_hash: str | None
+    request: Mapping[str, Any] | None  # the normalized request the candidate was made for
+    by: str
+    at: str
+    checklist: tuple[CheckItem, ...]
+    override: bool
+    note: str | None
+
+    @property
+    def label(self) -> str:
+        return str(self.candidate) if self.image is None else f"{self.candidate}.{self.image}"
+
+    @property
+    def key(self) -> tuple[str, int, int | None]:
+        return (self.run, self.candidate, self.image)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Approval:
+        return cls(
+            candidate=_get(data, "candidate", int),
+            image=_get(data, "image", int, optional=True),
+            run=_get(data, "run", str),
+            source=_get(data, "source", str),
+            file=_get(data, "file", str),
+            sha256=_get(data, "sha256", str),
+            request_hash=_get(data, "request_hash", str),
+            prompt_hash=_get(data, "prompt_hash", str, optional=True),
+            request=_get(data, "request", dict, optional=True),
+            by=_get(data, "by", str),
+            at=_get(data, "at", str),
+            checklist=_checklist(data),
+            override=bool(_get(data, "override", bool)),
+            note=_get(data, "note", str, optional=True),
+        )
+
+    def to_json(self) -> JSON:
+        return {
+            "candidate": self.candidate,
+            "image": self.image,
+            "run": self.run,
+            "source": self.source,
+            "file": self.file,
+            "sha256": self.sha256,
+            "request_hash": self.request_hash,
+            "prompt_hash": self.prompt_hash,
+            "request": dict(self.request) if self.request is not None else None,
+            "by": self.by,
+            "at": self.at,
+            "checklist": _checklist_json(self.checklist),
+            "override": self.override,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class Review:
+    """One approve or reject decision about one image, kept for good in asset.json's reviews."""
+
+    decision: str  # "approve" | "reject"
+    candidate: int
+    image: int | None
+    run: str
+    request_hash: str
+    by: str
+    at: str
+    checklist: tuple[CheckItem, ...]
+    override: bool
+    note: str | None
+
+    @property
+    def key(self) -> tuple[str, int, int | None]:
+        return (self.run, self.candidate, self.image)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Review:
+        return cls(
+            decision=_get(data, "decision", str),
+            candidate=_get(data, "candidate", int),
+            image=_get(data, "image", int, optional=True),
+            run=_get(data, "run", str),
+            request_hash=_get(data, "request_hash", str),
+            by=_get(data, "by", str),
+            at=_get(data, "at", str),
+            checklist=_checklist(data),
+            override=bool(_get(data, "override", bool)),
+            note=_get(data, "note", str, optional=True),
+        )
+
+    def to_json(self) -> JSON:
+        return {
+            "decision": self.decision,
+            "candidate": self.candidate,
+            "image": self.image,
+            "run": self.run,
+            "request_hash": self.request_hash,
+            "by": self.by,
+            "at": self.at,
+            "checklist": _checklist_json(self.checklist),
+            "override": self.override,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the records keep of an asset's current request (made by the build from its request)."""
+
+    asset_id: str
+    asset_dir: str
+    batch: str
+    shot: str
+    purpose: str
+    persona: str
+    variant_test: str | None
+    request_hash: str
+    prompt_hash: str
+    request: Mapping[str, Any]  # the normalized request record (imgbuild.requests)
+    evidence: tuple[EvidenceRef, ...]
+
+
+@dataclass(frozen=True)
+class AssetRecord:
+    """asset.json: the asset now — its current request, every candidate, its approval and reviews."""
+
+    asset_id: str
+    batch: str
+    shot: str
+    purpose: str
+    persona: str
+    variant_test: str | None
+    request_hash: str
+    prompt_hash: str
+    request: Mapping[str, Any]
+    candidates: tuple[Candidate, ...] = ()
+    approval: Approval | None = None
+    reviews: tuple[Review, ...] = ()
+
+    @classmethod
+    def new(cls, facts: RequestFacts) -> AssetRecord:
+        return cls(
+            facts.asset_id,
+            facts.batch,
+            facts.shot,
+            facts.purpose,
+            facts.persona,
+            facts.variant_test,
+            facts.request_hash,
+            facts.prompt_hash,
+            facts.request,
+        )
+
+    def for_request(self, facts: RequestFacts) -> AssetRecord:
+        """This record, now describing `facts` as its current request (candidates kept)."""
+        return replace(
+            self,
+            asset_id=facts.asset_id,
+            batch=facts.batch,
+            shot=facts.shot,
+            request_hash=facts.request_hash,
+            prompt_hash=facts.prompt_hash,
+            request=facts.request,
+            variant_test=facts.variant_test,
+            purpose=facts.purpose,
+            persona=facts.persona,
+        )
+
+    def made_for(self, request_hash: str) -> dict[int, tuple[Candidate, ...]]:
+        """Candidate index → the images of its newest run for `request_hash` (files not checked).
+
+        A candidate is one call: one image, or all the images of an identity set."""
+        runs: dict[int, tuple[str, list[Candidate]]] = {}
+        for cand in self.candidates:
+            if cand.request_hash != request_hash:
+                continue
+            newest = runs.get(cand.candidate)
+            if newest is None or newest[0] != cand.run:
+                runs[cand.candidate] = (cand.run, [cand])  # later entries are newer
+            else:
+                newest[1].append(cand)
+        return {k: tuple(images) for k, (_, images) in sorted(runs.items())}
+
+    def newest_reviews(self) -> dict[tuple[str, int, int | None], Review]:
+        """Image (run, candidate, image) → the newest decision about it."""
+        return {review.key: review for review in self.reviews}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AssetRecord:
+        approval = _get(data, "approval", dict, optional=True)
+        return cls(
+            asset_id=_get(data, "asset_id", str),
+            batch=_get(data, "batch", str),
+            shot=_get(data, "shot", str),
+            purpose=_get(data, "purpose", str),
+            persona=_get(data, "persona", str),
+            variant_test=_get(data, "variant_test", str, optional=True),
+            request_hash=_get(data, "request_hash", str),
+            prompt_hash=_get(data, "prompt_hash", str),
+            request=_get(data, "request", dict),
+            candidates=_list(data, "candidates", Candidate.from_json),
+            approval=None if approval is None else Approval.from_json(approval),
+            reviews=_list(data, "reviews", Review.from_json),
+        )
+
+    def to_json(self) -> JSON:
+        return {
+            "schema": ASSET_SCHEMA,
+            "asset_id": self.asset_id,
+            "batch": self.batch,
+            "shot": self.shot,
+            "purpose": self.purpose,
+            "persona": self.persona,
+            "variant_test": self.variant_test,
+            "request_hash": self.request_hash,
+            "prompt_hash": self.prompt_hash,
+            "request": dict(self.request),
+            "candidates": [c.to_json() for c in self.candidates],
+            "approval": self.approval.to_json() if self.approval is not None else None,
+            "reviews": [r.to_json() for r in self.reviews],
+        }
+
+
+# -- index.json ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One event of an asset's history: submitted, completed, partial, failed, keep-failed,
+    interrupted, uploaded, approved, rejected. `details` holds the event's own fields."""
+
+    time: str
+    event: str
+    kind: str  # "image" | "upload" | "review"
+    run: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HistoryEvent:
+        rest = {k: v for k, v in data.items() if k not in ("time", "event", "kind", "run")}
+        return cls(
+            _get(data, "time", str), _get(data, "event", str), _get(data, "kind", str), _get(data, "run", str), rest
+        )
+
+    def to_json(self) -> JSON:
+        return {"time": self.time, "event": self.event, "kind": self.kind, "run": self.run, **self.details}
+
+
+@dataclass(frozen=True)
+class History:
+    """index.json: every run, upload and review of an asset, newest last."""
+
+    asset_id: str
+    events: tuple[HistoryEvent, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> History:
+        return cls(_get(data, "asset_id", str), _list(data, "history", HistoryEvent.from_json))
+
+    def to_json(self) -> JSON:
+        return {"schema": INDEX_SCHEMA, "asset_id": self.asset_id, "history": [e.to_json() for e in self.events]}
+
+    def has(self, event: str, run: str) -> bool:
+        return any(e.event == event and e.run == run for e in self.events)
+
+
+# -- .imgbuild/calls/<asset-dir>.json ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A paid call in flight: recorded before it is made, removed once its outcome is recorded."""
+
+    run: str
+    candidate: int
+    request_hash: str
+    state: str  # "submitted"
+    job: JobRef | None
+    submitted: str
+    keep_failures: int = 0  # builds that failed to keep the images of its saved answer
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PendingCall:
+        job = _get(data, "job", dict, optional=True)
+        return cls(
+            run=_get(data, "run", str),
+            candidate=_get(data, "candidate", int),
+            request_hash=_get(data, "request_hash", str),
+            state=_get(data, "state", str),
+            job=None if job is None else JobRef.from_json(job),
+            submitted=_get(data, "submitted", str),
+            keep_failures=_get(data, "keep_failures", int, optional=True) or 0,
+        )
+
+    def to_json(self) -> JSON:
+        return {
+            "run": self.run,
+            "candidate": self.candidate,
+            "request_hash": self.request_hash,
+            "state": self.state,
+            "job": self.job.to_json() if self.job is not None else None,
+            "submitted": self.submitted,
+            "keep_failures": self.keep_failures,
+        }
+
+
+@dataclass(frozen=True)
+class PendingCalls:
+    """The calls of one asset in flight (internal execution state, under .imgbuild/calls/)."""
+
+    asset_id: str
+    calls: tuple[PendingCall, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PendingCalls:
+        return cls(_get(data, "asset_id", str), _list(data, "pending", PendingCall.from_json))
+
+    def to_json(self) -> JSON:
+        return {"schema": CALLS_SCHEMA, "asset_id": self.asset_id, "pending": [c.to_json() for c in self.calls]}
+
+
+# -- <batch>.lock.json -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockImage:
+    candidate: int
+    image: int | None
+    file: str  # project-relative
+    sha256: str
+    remote_url: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LockImage:
+        return cls(
+            _get(data, "candidate", int),
+            _get(data, "image", int, optional=True),
+            _get(data, "file", str),
+            _get(data, "sha256", str),
+            _get(data, "remote_url", str, optional=True),
+        )
+
+    def to_json(self) -> JSON:
+        out: JSON = {
+            "candidate": self.candidate,
+            "file": self.file,
+            "sha256": self.sha256,
+            "remote_url": self.remote_url,
+        }
+        if self.image is not None:
+            out["image"] = self.image
+        return out
+
+
+@dataclass(frozen=True)
+class LockApproval:
+    """The approval as the render stage reads it: the approved file, and whether it is stale."""
+
+    candidate: int
+    image: int | None
+    file: str  # project-relative
+    sha256: str
+    request_hash: str
+    stale: bool
+    by: str
+    at: str
+    override: bool
+    request: Mapping[str, Any] | None
+
+    @property
+    def label(self) -> str:
+        return str(self.candidate) if self.image is None else f"{self.candidate}.{self.image}"
+
+    @classmethod
+    def of(cls, approval: Approval, asset_dir: str, request_hash: str) -> LockApproval:
+        return cls(
+            approval.candidate,
+            approval.image,
+            f"{asset_dir}/{approval.file}",
+            approval.sha256,
+            approval.request_hash,
+            approval.request_hash != request_hash,
+            approval.by,
+            approval.at,
+            approval.override,
+            approval.request,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LockApproval:
+        return cls(
+            candidate=_get(data, "candidate", int),
+            image=_get(data, "image", int, optional=True),
+            file=_get(data, "file", str),
+            sha256=_get(data, "sha256", str),
+            request_hash=_get(data, "request_hash", str),
+            stale=bool(_get(data, "stale", bool)),
+            by=_get(data, "by", str),
+            at=_get(data, "at", str),
+            override=bool(_get(data, "override", bool)),
+            request=_get(data, "request", dict, optional=True),
+        )
+
+    def to_json(self) -> JSON:
+        return {
+            "candidate": self.candidate,
+            "image": self.image,
+            "file": self.file,
+            "sha256": self.sha256,
+            "request_hash": self.request_hash,
+            "stale": self.stale,
+            "by": self.by,
+            "at": self.at,
+            "override": self.override,
+            "request": dict(self.request) if self.request is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """One asset in its batch's lock file: what was made (from the records, never from the
+    manifest), where it is, and its review state."""
+
+    id: str
+    asset_dir: str
+    status: str  # "complete" | "incomplete"
+    request_hash: str
+    prompt_hash: str
+    model: str | None  # the endpoint key really called (an edit's, a set's)
+    source_basis: tuple[EvidenceRef, ...]  # the evidence the images were made from
+    attributes: Mapping[str, Any] | None  # {"fixed": {...}, "vary": {...}} the images were made with
+    variant_test: str | None
+    images: tuple[LockImage, ...]
+    created: str | None
+    approval: LockApproval | None
+    rejected: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LockEntry:
+        approval = _get(data, "approval", dict, optional=True)
+        rejected = _get(data, "rejected", list)
+        if not all(isinstance(r, str) for r in rejected):
+            raise RecordShapeError("'rejected' holds a value that is not a candidate id")
+        return cls(
+            id=_get(data, "id", str),
+            asset_dir=_get(data, "asset_dir", str),
+            status=_get(data, "status", str),
+            request_hash=_get(data, "request_hash", str),
+            prompt_hash=_get(data, "prompt_hash", str),
+            model=_get(data, "model", str, optional=True),
+            source_basis=_list(data, "source_basis", EvidenceRef.from_json),
+            attributes=_get(data, "attributes", dict, optional=True),
+            variant_test=_get(data, "variant_test", str, optional=True),
+            images=_list(data, "images", LockImage.from_json),
+            created=_get(data, "created", str, optional=True),
+            approval=None if approval is None else LockApproval.from_json(approval),
+            rejected=tuple(rejected),
+        )
+
+    def to_json(self) -> JSON:
+        return {
+            "id": self.id,
+            "asset_dir": self.asset_dir,
+            "status": self.status,
+            "request_hash": self.request_hash,
+            "prompt_hash": self.prompt_hash,
+            "model": self.model,
+            "source_basis": [s.to_json() for s in self.source_basis],
+            "attributes": dict(self.attributes) if self.attributes is not None else None,
+            "variant_test": self.variant_test,
+            "images": [i.to_json() for i in self.images],
+            "remote_urls": [i.remote_url for i in self.images if i.remote_url],
+            "created": self.created,
+            "approval": self.approval.to_json() if self.approval is not None else None,
+            "rejected": list(self.rejected),
+        }
+
+
+@dataclass(frozen=True)
+class LockFile:
+    """``<batch>.lock.json``: the batch's assets, by id (sorted when written)."""
+
+    batch: str
+    manifest: str  # project-relative path of the batch manifest
+    entries: Mapping[str, LockEntry] = field(default_factory=dict)
+
+    def entry(self, asset_id: str) -> LockEntry | None:
+        return self.entries.get(asset_id)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LockFile:
+        assets = _get(data, "assets", dict)
+        entries = {}
+        for asset_id, entry in assets.items():
+            try:
+                entries[asset_id] = LockEntry.from_json(_obj(entry, f"assets.{asset_id}"))
+            except RecordShapeError as exc:
+                raise RecordShapeError(f"assets.{asset_id}: {exc}") from None
+        return cls(_get(data, "batch", str), _get(data, "manifest", str), entries)
+
+    def to_json(self) -> JSON:
+        return {
+            "schema": LOCK_SCHEMA,
+            "batch": self.batch,
+            "manifest": self.manifest,
+            "assets": {k: self.entries[k].to_json() for k in sorted(self.entries)},
+        }

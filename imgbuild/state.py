@@ -1,0 +1,622 @@
+"""The state of every asset: requests × records → what is true now, and what a build would do.
+
+The one place that decides it; plan, status, check, explain, ls, prune, the doit tasks, the
+gallery and review all ask here. Decided from our own records, never from doit's database:
+
+* **current** — the records hold, for the current request hash, every candidate with its files;
+* **new** — never generated; **changed** — made for another request (the field that changed is
+  named); **incomplete** / **missing-image** — some candidates not made yet, or their files gone;
+* **interrupted** — a call of the current request was started and never closed (a kill, a stop):
+  how many may have been billed, and whether a rerun resumes them without paying again;
+* **broken** — asset.json or index.json cannot be read (path and what to do);
+* apart from the build state: **outdated** records (the request is the same but asset.json still
+  states other attribute values), **evidence drift** (the images were made from other evidence
+  than the manifests cite now), and **orphans** (asset folders no manifest declares);
+* the review state: **approved** (for the current request), **stale** (approved for another),
+  **rejected**, **unreviewed**.
+
+The batch lock file answers for most assets without opening asset.json: an entry is trusted only
+while it describes the current request and its asset.json and image files exist.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgbuild.edits import EditDecision
+from imgbuild.models import get_model
+from imgbuild.records import (
+    AssetRecord,
+    AssetStore,
+    BrokenRecord,
+    Candidate,
+    EvidenceRef,
+    LockApproval,
+    LockEntry,
+    LockFile,
+    LockImage,
+    Review,
+    lock_path,
+    read_lock,
+    write_lock,
+)
+from imgbuild.requests import HASHED_FIELDS, ImageRequest
+from imgbuild.resolve import Resolution
+
+__all__ = [
+    "APPROVED",
+    "REJECTED",
+    "STALE",
+    "SUPERSEDED",
+    "UNREVIEWED",
+    "AssetState",
+    "CandidateReview",
+    "EvidenceChange",
+    "Interruption",
+    "LockWriter",
+    "Orphan",
+    "ReviewState",
+    "StateIndex",
+    "assess",
+    "assess_reviews",
+    "candidate_reviews",
+    "describe_changes",
+    "estimate",
+    "find_orphans",
+    "lock_entry",
+    "review_of",
+    "write_batch_lock",
+]
+
+# Review states of one candidate image, as the gallery and the review studio show them.
+APPROVED, STALE, REJECTED, UNREVIEWED, SUPERSEDED = "approved", "stale", "rejected", "unreviewed", "superseded"
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """A call of the current request that a build started and never closed."""
+
+    candidate: int
+    run: str
+    possibly_billed: bool  # its request was recorded, so it may have reached the provider
+    resumable: bool  # its job or answer is recorded: a rerun (or `imgbuild poll`) finishes it for free
+
+
+@dataclass(frozen=True)
+class EvidenceChange:
+    """An evidence file whose content is not the one the asset's images were made from."""
+
+    path: str
+    made_from: str | None  # sha256, None: the file was not cited then
+    now: str | None  # sha256, None: no longer cited
+
+    def describe(self) -> str:
+        if self.made_from is None:
+            return f"{self.path} is cited now but was not when the images were made"
+        if self.now is None:
+            return f"{self.path} (made from {self.made_from[:12]}) is no longer cited"
+        return f"{self.path} changed: images made from {self.made_from[:12]}, now {self.now[:12]}"
+
+
+@dataclass(frozen=True)
+class AssetState:
+    """What is true of one asset now, and what a build would do for it."""
+
+    request: ImageRequest
+    status: str  # current, new, changed, incomplete, missing-image, interrupted, broken
+    todo: tuple[int, ...]  # candidate indices a build would make
+    reasons: tuple[str, ...]
+    interruptions: tuple[Interruption, ...] = ()
+    evidence: tuple[EvidenceChange, ...] = ()
+    outdated: tuple[str, ...] = ()  # record fields that differ although the request is the same
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.todo) or self.status == "broken"
+
+    @property
+    def repeats(self) -> int:
+        """Paid calls a rebuild would make again: interrupted calls that may have been billed and
+        cannot be resumed."""
+        return sum(1 for i in self.interruptions if i.possibly_billed and not i.resumable)
+
+    @property
+    def model(self) -> str:
+        """The endpoint key a build really calls (an edit's or an identity set's, not the batch's)."""
+        return self.request.model
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """An asset folder that no manifest declares any more."""
+
+    asset_dir: str
+    batch: str | None
+    approved: bool  # it holds approved images
+
+    def reason(self) -> str:
+        was = f" (was in batch {self.batch})" if self.batch else ""
+        return f"no manifest declares this asset any more{was} — restore its values, or `imgbuild prune` it"
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """Where one asset stands in review, against its current request."""
+
+    request: ImageRequest
+    approval: LockApproval | None
+    rejected: tuple[str, ...]  # candidates of the current request whose newest review is a rejection
+
+    @property
+    def status(self) -> str:
+        """approved (for the current request), stale (for another), rejected, unreviewed."""
+        if self.approval is None:
+            return REJECTED if self.rejected else UNREVIEWED
+        return APPROVED if self.approval.request_hash == self.request.request_hash else STALE
+
+
+@dataclass(frozen=True)
+class CandidateReview:
+    """One candidate image with its review state and the newest decision about it."""
+
+    candidate: Candidate
+    state: str  # APPROVED, STALE, REJECTED, UNREVIEWED, SUPERSEDED
+    review: Review | None
+
+
+# -- review rules (the only copy) -------------------------------------------------------------------
+
+
+def candidate_reviews(record: AssetRecord, request_hash: str) -> list[CandidateReview]:
+    """Every candidate image of `record` with its review state against `request_hash`.
+
+    A decision is about one image of one run, so it never sticks to a candidate made again under
+    the same number; an image approved once whose approval went elsewhere is "superseded"."""
+    newest = record.newest_reviews()
+    approved = record.approval.key if record.approval is not None else None
+    out = []
+    for cand in record.candidates:
+        review = newest.get(cand.key)
+        if cand.key == approved:
+            assert record.approval is not None
+            state = APPROVED if record.approval.request_hash == request_hash else STALE
+        else:
+            state = {"reject": REJECTED, "approve": SUPERSEDED}.get(review.decision if review else "", UNREVIEWED)
+        out.append(CandidateReview(cand, state, review))
+    return out
+
+
+def review_of(
+    record: AssetRecord | None, request_hash: str, asset_dir: str
+) -> tuple[LockApproval | None, tuple[str, ...]]:
+    """(the approval as the render stage reads it, ids of rejected current candidates)."""
+    if record is None:
+        return None, ()
+    approval = LockApproval.of(record.approval, asset_dir, request_hash) if record.approval else None
+    current = record.made_for(request_hash)
+    rejected = tuple(
+        c.candidate.label
+        for c in sorted(
+            candidate_reviews(record, request_hash), key=lambda c: (c.candidate.candidate, c.candidate.image or 0)
+        )
+        if c.state == REJECTED
+        and c.candidate.request_hash == request_hash
+        and c.candidate in current.get(c.candidate.candidate, ())
+    )
+    return approval, rejected
+
+
+# -- the index ----------------------------------------------------------------------------------------
+
+
+class StateIndex:
+    """Per-process view of a project's records: the lock files, read once, and asset records."""
+
+    def __init__(self, resolution: Resolution) -> None:
+        self.resolution = resolution
+        self.root = resolution.root
+        self.root_str = str(resolution.root)
+        self.store = AssetStore(self.root)
+        self._locks: dict[str, LockFile | None] = {
+            b.id: read_lock(lock_path(b.path)) for b in resolution.project.batches
+        }
+        self._trusted: dict[str, LockEntry | None] = {}
+        self._records: dict[str, AssetRecord | None] = {}
+
+    def lock(self, batch_id: str) -> LockFile | None:
+        return self._locks[batch_id]
+
+    def record(self, asset_dir: str) -> AssetRecord | None:
+        """asset.json of `asset_dir` (read once per process; BrokenRecord when unreadable)."""
+        if asset_dir not in self._records:
+            self._records[asset_dir] = self.store.read_asset(asset_dir)
+        return self._records[asset_dir]
+
+    def forget(self, asset_dir: str) -> None:
+        self._records.pop(asset_dir, None)
+        self._trusted = {k: v for k, v in self._trusted.items() if v is None or v.asset_dir != asset_dir}
+
+    def trusted_entry(self, req: ImageRequest) -> LockEntry | None:
+        """The lock entry of `req` if it describes the current request and its files exist."""
+        asset_id = req.asset_id
+        if asset_id not in self._trusted:
+            lock = self._locks[req.batch]
+            entry = lock.entries.get(asset_id) if lock is not None else None
+            self._trusted[asset_id] = entry if entry is not None and self._vouches(entry, req) else None
+        return self._trusted[asset_id]
+
+    def _vouches(self, entry: LockEntry, req: ImageRequest) -> bool:
+        if not (
+            entry.status == "complete"
+            and entry.request_hash == req.request_hash
+            and entry.prompt_hash == req.prompt_hash
+            and entry.variant_test == req.variant_test
+            and entry.asset_dir == req.asset_dir
+            and entry.model == req.model
+            and entry.attributes == {"fixed": dict(req.fixed), "vary": dict(req.vary)}
+            and len({i.candidate for i in entry.images}) == req.candidates
+            and {i.candidate for i in entry.images} == set(range(1, req.candidates + 1))
+        ):
+            return False
+        root = self.root_str  # plain str paths: this runs once per asset on every no-op build
+        if not os.path.exists(os.path.join(root, req.asset_dir, "asset.json")):
+            return False  # a lock file never vouches for an asset whose records are gone
+        return all(os.path.exists(os.path.join(root, image.file)) for image in entry.images)
+
+    def candidate_done(self, req: ImageRequest, candidate: int) -> bool:
+        """Candidate `candidate` of `req` exists (doit's `uptodate` for an image task)."""
+        if self.trusted_entry(req) is not None:
+            return True
+        try:
+            record = self.record(req.asset_dir)
+        except BrokenRecord:
+            return False  # the task reports it
+        return record is not None and candidate in self._made(record, req)
+
+    def _made(self, record: AssetRecord, req: ImageRequest) -> dict[int, tuple[Candidate, ...]]:
+        """Candidate index → its images, for the current request, when all their files exist."""
+        base = os.path.join(self.root_str, req.asset_dir)
+        return {
+            k: images
+            for k, images in record.made_for(req.request_hash).items()
+            if k <= req.candidates and all(os.path.exists(os.path.join(base, i.file)) for i in images)
+        }
+
+
+# -- assessing ----------------------------------------------------------------------------------------
+
+
+def assess(
+    resolution: Resolution, index: StateIndex | None = None, requests: Iterable[ImageRequest] | None = None
+) -> list[AssetState]:
+    """The state of every asset of the project (or of `requests`), in manifest order."""
+    index = index or StateIndex(resolution)
+    out = []
+    for req in resolution.all_requests() if requests is None else requests:
+        state = _assess_one(index, req)
+        decision = resolution.decisions.get(req.asset_id)
+        if state.todo and decision is not None and decision.kind != "approved":
+            state = _with_reason(state, decision)
+        out.append(state)
+    return out
+
+
+def _with_reason(state: AssetState, decision: EditDecision) -> AssetState:
+    """A stale approved asset also says whether it will be edited from its approval or regenerated."""
+    return AssetState(
+        state.request, state.status, state.todo, (*state.reasons, decision.describe()), state.interruptions,
+        state.evidence, state.outdated,
+    )  # fmt: skip
+
+
+def _assess_one(index: StateIndex, req: ImageRequest) -> AssetState:
+    wanted = tuple(range(1, req.candidates + 1))
+    entry = index.trusted_entry(req)
+    if entry is not None:
+        return AssetState(req, "current", (), (), evidence=_drift(entry.source_basis, req), outdated=())
+    try:
+        record = index.record(req.asset_dir)
+        history = index.store.read_history(req.asset_dir) if record is not None else None
+    except BrokenRecord as exc:
+        return AssetState(req, "broken", wanted, (str(exc),))
+    if record is None:
+        return AssetState(req, "new", wanted, ("new asset: never generated",))
+    done = index._made(record, req)
+    todo = tuple(k for k in wanted if k not in done)
+    interruptions = _interruptions(index, req, record, history, todo)
+    made_now = [i for k in sorted(done) for i in done[k]]
+    evidence = _drift(_made_from(record, made_now), req) if made_now else ()
+    outdated = tuple(_outdated(record, req)) if not todo else ()
+    if not todo:
+        return AssetState(req, "current", (), (), evidence=evidence, outdated=outdated)
+    made_for_hash = record.made_for(req.request_hash)
+    if interruptions:
+        billed = sum(1 for i in interruptions if i.possibly_billed)
+        resumable = sum(1 for i in interruptions if i.resumable)
+        reasons = [
+            f"interrupted: {_count(len(interruptions), 'call')} of the current request never finished"
+            f" ({billed} possibly billed"
+            + (f", {resumable} resumable without a new call: run `imgbuild poll` or doit" if resumable else "")
+            + ")"
+        ]
+        return AssetState(req, "interrupted", todo, tuple(reasons), interruptions, evidence)
+    if not made_for_hash:
+        return AssetState(req, "changed", todo, tuple(describe_changes(record.request, req.record())), (), evidence)
+    reasons = []
+    for k in todo:
+        if k in made_for_hash:
+            reasons.append(f"image missing: {made_for_hash[k][0].file} (candidate {k})")
+        else:
+            reasons.append(f"candidate {k} of {req.candidates} not generated yet")
+    status = "missing-image" if any(k in made_for_hash for k in todo) else "incomplete"
+    return AssetState(req, status, todo, tuple(reasons), (), evidence)
+
+
+def _interruptions(
+    index: StateIndex, req: ImageRequest, record: AssetRecord, history: Any, todo: Sequence[int]
+) -> tuple[Interruption, ...]:
+    """Calls of the current request that were started and never closed, for candidates to make.
+
+    The calls in flight (.imgbuild/) say it on the machine that ran the build; the committed
+    history says it anywhere (a fresh clone): a ``submitted`` event with no closing event."""
+    if not todo:
+        return ()
+    store = index.store
+    found: dict[str, Interruption] = {}
+    for call in store.pending(req.asset_dir):
+        if call.request_hash == req.request_hash and call.candidate in todo:
+            resumable = call.job is not None or store.saved_response(req.asset_dir, call.run) is not None
+            sent = store.exists(store.run_path(req.asset_dir, call.run, "request.json"))
+            found[call.run] = Interruption(call.candidate, call.run, sent or call.job is not None, resumable)
+    if history is not None:
+        closed = {e.run for e in history.events if e.event in ("completed", "partial", "failed", "interrupted")}
+        made = {c.run for c in record.candidates}
+        for event in history.events:
+            if (
+                event.event == "submitted"
+                and event.run not in closed
+                and event.run not in made
+                and event.run not in found
+                and event.details.get("request_hash") == req.request_hash
+                and event.details.get("candidate") in todo
+            ):
+                found[event.run] = Interruption(int(event.details["candidate"]), event.run, True, False)
+    return tuple(sorted(found.values(), key=lambda i: (i.candidate, i.run)))
+
+
+def _made_from(record: AssetRecord, images: Sequence[Candidate]) -> tuple[EvidenceRef, ...]:
+    """The evidence the images were made from: as each candidate recorded it, else (older
+    records) as the request of asset.json states it."""
+    for image in images:
+        if image.evidence is not None:
+            return image.evidence
+    refs = [*record.request.get("source_basis", []), *(record.request.get("persona") or {}).get("evidence", [])]
+    seen: dict[tuple[str, Any], EvidenceRef] = {}
+    for ref in refs:
+        if isinstance(ref, Mapping) and isinstance(ref.get("path"), str) and isinstance(ref.get("sha256"), str):
+            seen.setdefault(
+                (ref["path"], ref.get("anchor")), EvidenceRef(ref["path"], ref.get("anchor"), ref["sha256"])
+            )
+    return tuple(seen.values())
+
+
+def _drift(made_from: Sequence[EvidenceRef], req: ImageRequest) -> tuple[EvidenceChange, ...]:
+    now = req.evidence()
+    if tuple(made_from) == now:
+        return ()
+    before = {r.path: r.sha256 for r in made_from}
+    after = {r.path: r.sha256 for r in now}
+    return tuple(
+        EvidenceChange(path, before.get(path), after.get(path))
+        for path in sorted(set(before) | set(after))
+        if before.get(path) != after.get(path)
+    )
+
+
+def _outdated(record: AssetRecord, req: ImageRequest) -> list[str]:
+    """What asset.json states differently from the manifest although the request is the same."""
+    old = record.request.get("attributes") or {}
+    new = req.record()["attributes"]
+    out = []
+    for group in ("fixed", "vary"):
+        out += _diff_map(group, old.get(group) or {}, new[group])
+    if record.variant_test != req.variant_test:
+        out.append(f"variant_test: {_short(record.variant_test)} → {_short(req.variant_test)}")
+    return out
+
+
+def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Name each field that differs between two request records, most telling first."""
+    changes = []
+    for group in ("fixed", "vary"):
+        changes += _diff_map(group, (old.get("attributes") or {}).get(group, {}), new["attributes"][group])
+    changes += _diff_map("persona.traits", (old.get("persona") or {}).get("traits", {}), new["persona"]["traits"])
+    # An edit's model, mode and references follow from the edit rule, which says so itself.
+    follow = ("model", "mode", "references") if new.get("edit") or old.get("edit") else ()
+    for name in ("template", *HASHED_FIELDS):
+        if name == "prompt" or name in follow or old.get(name) == new.get(name):
+            continue
+        changes.append(f"{name}: {_short(old.get(name))} → {_short(new.get(name))}")
+    if old.get("prompt") != new.get("prompt"):
+        changes.append("prompt changed" if changes else "prompt changed (template or inline prompt edited)")
+    return changes or ["request changed"]
+
+
+def _diff_map(label: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{label}.{key}: {_short(old.get(key))} → {_short(new.get(key))}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def assess_reviews(
+    resolution: Resolution, index: StateIndex | None = None, requests: Iterable[ImageRequest] | None = None
+) -> list[ReviewState]:
+    """The review state of every asset (or of `requests`), in manifest order: from the lock entry
+    while it describes the current request (approve / reject keep it up to date), else asset.json."""
+    index = index or StateIndex(resolution)
+    out = []
+    for req in resolution.all_requests() if requests is None else requests:
+        entry = index.trusted_entry(req)
+        if entry is not None:
+            out.append(ReviewState(req, entry.approval, entry.rejected))
+            continue
+        try:
+            record = index.record(req.asset_dir)
+        except BrokenRecord:
+            record = None
+        approval, rejected = review_of(record, req.request_hash, req.asset_dir)
+        out.append(ReviewState(req, approval, rejected))
+    return out
+
+
+def estimate(work: Iterable[tuple[ImageRequest, Sequence[int]]]) -> tuple[int, float, dict[str, tuple[int, int]]]:
+    """(images, cost at list prices, model → (calls, images)) of making candidates `todo` of
+    each request: the one cost rule of plan, the budget check and the summary. An identity set
+    counts at its `max_images`; the model is the endpoint key really called."""
+    images, cost = 0, 0.0
+    by_model: dict[str, tuple[int, int]] = {}
+    for req, todo in work:
+        if not todo:
+            continue
+        n = len(todo) * req.max_images
+        calls, made = by_model.get(req.model, (0, 0))
+        by_model[req.model] = (calls + len(todo), made + n)
+        images += n
+        cost += n * get_model(req.model).price_per_image
+    return images, cost, by_model
+
+
+# -- orphans ------------------------------------------------------------------------------------------
+
+
+def find_orphans(resolution: Resolution) -> list[Orphan]:
+    """Asset folders (holding an asset.json) under any output folder that no batch declares."""
+    declared = {req.asset_dir for req in resolution.all_requests()}
+    config = resolution.project.config
+    folders = {config.assets_dir, *(b.output for b in resolution.project.batches)}
+    store = AssetStore(resolution.root)
+    orphans = []
+    for folder in sorted(folders):
+        base = resolution.root / folder
+        if not base.is_dir():
+            continue
+        for child in sorted(os.listdir(base)):
+            relative = (Path(folder) / child).as_posix()
+            if relative in declared or not (base / child / "asset.json").is_file():
+                continue
+            try:
+                record = store.read_asset(relative)
+            except BrokenRecord:
+                record = None
+            approved = (base / child / "images" / "approved").is_dir() and any(
+                (base / child / "images" / "approved").iterdir()
+            )
+            orphans.append(Orphan(relative, record.batch if record else None, approved))
+    return orphans
+
+
+# -- lock files ---------------------------------------------------------------------------------------
+
+
+class LockWriter:
+    """Works out and writes a batch's lock file once its images are built (once per build)."""
+
+    def __init__(self, index: StateIndex) -> None:
+        self.index = index
+        self._updates: dict[str, LockFile | None] = {}
+
+    def update(self, batch_id: str) -> LockFile | None:
+        """The lock file the batch should have, or None when it has it already."""
+        if batch_id not in self._updates:
+            index = self.index
+            resolution = index.resolution
+            batch = resolution.batch(batch_id)
+            for req in resolution.requests[batch_id]:
+                if index.trusted_entry(req) is None:
+                    index.forget(req.asset_dir)  # read before the build made its images
+            entries = {req.asset_id: lock_entry(index, req) for req in resolution.requests[batch_id]}
+            wanted = LockFile(batch_id, batch.path.relative_to(resolution.root).as_posix(), entries)
+            self._updates[batch_id] = None if index.lock(batch_id) == wanted else wanted
+        return self._updates[batch_id]
+
+    def write(self, batch_id: str) -> bool:
+        """Write the batch's lock file if its content changed (first bringing outdated asset
+        records up to date: no call is needed for those). Returns True when it was written."""
+        index = self.index
+        refreshed = False
+        for req in index.resolution.requests[batch_id]:
+            if index.trusted_entry(req) is None and index.store.refresh_request(req.facts()):
+                index.forget(req.asset_dir)
+                refreshed = True
+        if refreshed:
+            self._updates.pop(batch_id, None)
+        lock = self.update(batch_id)
+        if lock is None:
+            return False
+        batch = index.resolution.batch(batch_id)
+        write_lock(lock_path(batch.path), lock, index.store.temp_dir)
+        index._locks[batch_id] = lock
+        self._updates[batch_id] = None
+        return True
+
+
+def write_batch_lock(index: StateIndex, batch_id: str) -> bool:
+    """Write one batch's lock file now (see LockWriter.write)."""
+    return LockWriter(index).write(batch_id)
+
+
+def lock_entry(index: StateIndex, req: ImageRequest, *, fresh: bool = False) -> LockEntry:
+    """The lock entry of one asset: a trusted entry kept (unless `fresh`: a review decision was
+    just recorded), else rebuilt from its records."""
+    entry = None if fresh else index.trusted_entry(req)
+    if entry is not None:
+        return entry
+    try:
+        record = index.record(req.asset_dir)
+    except BrokenRecord:
+        record = None
+    done = index._made(record, req) if record is not None else {}
+    images = tuple(
+        LockImage(k, i.image, f"{req.asset_dir}/{i.file}", i.sha256, i.remote_url)
+        for k in sorted(done)
+        for i in done[k]
+    )
+    made = [i for k in sorted(done) for i in done[k]]
+    approval, rejected = review_of(record, req.request_hash, req.asset_dir)
+    complete = all(k in done for k in range(1, req.candidates + 1))
+    return LockEntry(
+        id=req.asset_id,
+        asset_dir=req.asset_dir,
+        status="complete" if complete else "incomplete",
+        request_hash=req.request_hash,
+        prompt_hash=req.prompt_hash,
+        model=req.model,
+        # What the images were made from, never what the manifests cite now.
+        source_basis=_made_from(record, made) if record is not None and made else req.evidence(),
+        attributes=_attributes(record) if record is not None else req.record()["attributes"],
+        variant_test=req.variant_test,
+        images=images,
+        created=max((i.created for i in made), default=None),
+        approval=approval,
+        rejected=rejected,
+    )
+
+
+def _attributes(record: AssetRecord) -> dict[str, Any]:
+    attrs = record.request.get("attributes") or {}
+    return {"fixed": dict(attrs.get("fixed") or {}), "vary": dict(attrs.get("vary") or {})}
