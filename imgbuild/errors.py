@@ -3,7 +3,8 @@
 Exit codes (the contract with CI and scripts):
     0  ok
     1  stale or failed work (`check` found something, a build step failed)
-    2  invalid input (manifests, personas, templates, config, command-line arguments)
+    2  invalid input (manifests, personas, templates, config, command-line arguments), or no
+       project at or above the folder (every command but `init` needs one)
     3  a provider refused (authentication, quota) — later issues
     70 a bug in imgbuild (the traceback is in .imgbuild/logs/crash.log)
     130 interrupted
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "EXIT_BUG",
@@ -23,6 +25,7 @@ __all__ = [
     "EXIT_REFUSED",
     "FatalError",
     "InvalidInput",
+    "NotAProject",
     "Problem",
     "ProviderRefused",
     "format_path",
@@ -82,6 +85,20 @@ class InvalidInput(FatalError):
 
 def _problem_order(problem: Problem) -> tuple[str, int, str, str]:
     return (problem.file, problem.line or 0, problem.path, problem.message)
+
+
+class NotAProject(FatalError):
+    """No imgbuild project at or above the folder: a command run in the wrong place (a CI job
+    in the wrong folder) must fail, not pass on zero assets or leave state behind."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, start: Path) -> None:
+        self.start = start
+        super().__init__(
+            f"no imgbuild project here: no imgbuild.yaml in {start} or any folder above it "
+            "(run `imgbuild init` to make one, or `imgbuild -C DIR` to point at one)"
+        )
 
 
 class ProviderRefused(FatalError):

@@ -26,7 +26,7 @@ from doit.cmd_base import TaskLoader2
 from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
-from imgbuild.errors import EXIT_REFUSED, FatalError, InvalidInput, ProviderRefused
+from imgbuild.errors import EXIT_REFUSED, FatalError, InvalidInput, NotAProject, ProviderRefused
 from imgbuild.generate import BuildStopped, Estimate, Generator
 from imgbuild.log import setup_logging
 from imgbuild.models import get_model
@@ -166,14 +166,19 @@ def _lock_current(index: StateIndex, batch_id: str) -> bool:
 def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[], Iterator[dict[str, Any]]]]:
     """``DOIT_CONFIG, task_imgbuild = project_tasks()`` — what a project's dodo.py says.
 
-    The project is resolved here, when doit imports dodo.py (its config sets doit's), so invalid
-    input stops doit before anything runs, with exit code 2 and the list of problems."""
+    `folder` is found the way every imgbuild command finds its project (imgbuild.yaml at or above
+    it). The project is resolved here, when doit
+    imports dodo.py (its config sets doit's), so invalid input or no project at all stops doit
+    before anything runs or is written, with exit code 2 and the message."""
     setup_logging()
-    root = find_project_root(Path(folder))
     try:
+        root = find_project_root(Path(folder))
         resolution = resolve(root)
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except NotAProject as exc:
+        print(f"imgbuild: error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     generator = make_generator(resolution)
 

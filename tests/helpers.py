@@ -54,6 +54,10 @@ shots:
 """
 
 
+# imgbuild.yaml marks the project root; every key has a default, so a comment is enough.
+CONFIG = "# a test project: every setting at its default\n"
+
+
 def write_project(
     root: Path,
     *,
@@ -64,7 +68,8 @@ def write_project(
     config: str | None = None,
     dodo: bool = True,
 ) -> Path:
-    """Write a project under `root` (defaults: one persona, one batch `covers`, one template)."""
+    """Write a project under `root` (defaults: one persona, one batch `covers`, one template, and
+    an imgbuild.yaml with every setting at its default unless `config` or an earlier one is there)."""
     files = {
         **{f"batches/{k}.yaml": v for k, v in (batches if batches is not None else {"covers": BATCH}).items()},
         **{f"personas/{k}.yaml": v for k, v in (personas if personas is not None else {"mia": PERSONA}).items()},
@@ -76,6 +81,8 @@ def write_project(
     }
     if config is not None:
         files["imgbuild.yaml"] = config
+    elif not (root / "imgbuild.yaml").exists():  # a rewrite keeps the test's own config
+        files["imgbuild.yaml"] = CONFIG
     if dodo:
         files["dodo.py"] = (
             'from imgbuild.tasks import project_tasks\n\nDOIT_CONFIG, task_imgbuild = project_tasks(".")\n'
