@@ -167,7 +167,7 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     """``DOIT_CONFIG, task_imgbuild = project_tasks()`` — what a project's dodo.py says.
 
     `folder` is found the way every imgbuild command finds its project (imgbuild.yaml at or above
-    it). The project is resolved here, when doit
+    it, or a pyproject.toml's ``[tool.imgbuild] project``). The project is resolved here, when doit
     imports dodo.py (its config sets doit's), so invalid input or no project at all stops doit
     before anything runs or is written, with exit code 2 and the message."""
     setup_logging()

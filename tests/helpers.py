@@ -130,3 +130,13 @@ def copy_examples(target: Path) -> Path:
         ignore=shutil.ignore_patterns("assets", "*.lock.json", ".imgbuild"),
     )
     return target
+
+
+def copy_repo_layout(target: Path) -> Path:
+    """The top of a clone of this repository: its pyproject.toml (whose ``[tool.imgbuild]`` points
+    at batches/), its dodo.py and the example project in batches/."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "pyproject.toml", target / "pyproject.toml")
+    shutil.copy(REPO / "dodo.py", target / "dodo.py")
+    copy_examples(target / "batches")
+    return target

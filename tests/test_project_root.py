@@ -1,16 +1,18 @@
-"""Where a command finds its project: imgbuild.yaml at or above the folder. Outside any project
-every command but `init` refuses with exit 2 and writes nothing."""
+"""Where a command finds its project: imgbuild.yaml at or above the folder, or the folder a
+pyproject.toml names in ``[tool.imgbuild] project``. Outside any project every command but
+`init` refuses with exit 2 and writes nothing."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, run_doit, write_project
+from helpers import REPO, copy_repo_layout, run_cli, run_doit, write_project
 
 import imgbuild.main
 from imgbuild.error_handler import error_handler
-from imgbuild.errors import EXIT_BUG, EXIT_INVALID, NotAProject
+from imgbuild.errors import EXIT_BUG, EXIT_INVALID, InvalidInput, NotAProject
 from imgbuild.project import find_project_root
 
 EXAMPLE_ASSET = "covers.hook.cafe-window-seat.warm-evening-desk-lamp-light"
@@ -20,9 +22,93 @@ NOT_A_PROJECT = (
 )
 
 
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clone's top folder (pyproject.toml, dodo.py, batches/), as the working folder."""
+    root = copy_repo_layout(tmp_path / "repo")
+    monkeypatch.chdir(root)
+    return root
+
+
 def here(*args: str) -> int:
     """`imgbuild ARGS` in the working folder, without -C, as a user at a prompt types it."""
     return imgbuild.main.main(list(args))
+
+
+# -- the repository root -----------------------------------------------------------------------
+
+
+def test_the_repository_points_at_its_example_project() -> None:
+    """The real pyproject.toml names batches/, so imgbuild at the root acts on the examples
+    (read only: nothing is built in the repository)."""
+    with (REPO / "pyproject.toml").open("rb") as file:
+        assert tomllib.load(file)["tool"]["imgbuild"] == {"project": "batches"}
+    assert find_project_root(REPO) == REPO / "batches"
+    assert find_project_root(REPO / "docs") == REPO / "batches"
+
+
+def test_every_command_at_the_repository_root_acts_on_the_examples(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert here("plan") == 0
+    out, err = capsys.readouterr()
+    assert "covers: 5 assets (1 variant test), 15 candidates; 15 to generate (5 new)" in out
+    assert "persona-candidates: 3 assets (0 variant tests), 6 candidates; 6 to generate (3 new)" in out
+    assert "problem" not in out + err
+
+    assert here("status") == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "covers: 0/5 current (5 new), 0 approved, 5 unreviewed",
+        "persona-candidates: 0/3 current (3 new), 0 approved, 3 unreviewed",
+    ]
+    assert err == ""
+
+    assert here("check") == 1  # nothing built yet: every example asset is new
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "imgbuild check: 8 of 8 assets need attention (run `imgbuild plan`, then `doit`)"
+    assert "problem" not in out + err
+
+    assert here("explain", EXAMPLE_ASSET) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[:2] == [
+        f"asset: {EXAMPLE_ASSET}",
+        "  batch covers (batches/covers.yaml), shot hook",
+    ]
+    assert err == ""
+
+    assert here("build") == 0
+    out, err = capsys.readouterr()
+    assert "imgbuild: 21 generated, 0 up to date, 0 failed" in out
+    assert len(list((repo / "batches/assets").glob("*/asset.json"))) == 8
+
+    assert here("check") == 0
+    assert capsys.readouterr().out == "imgbuild check: all 8 assets match their manifests\n"
+
+    assert here("approve", EXAMPLE_ASSET, "2", "--pass", "all", "--by", "ana") == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith(f"approved {EXAMPLE_ASSET} candidate 2 (by ana)\n")
+
+    assert here("gallery") == 0
+    out, _ = capsys.readouterr()
+    assert "gallery/covers.html: 5 assets" in out
+    assert (repo / "batches/gallery/covers.html").is_file()
+    assert (repo / "batches/gallery/persona-candidates.html").is_file()
+
+    assert here("poll") == 0
+    assert capsys.readouterr().out == "imgbuild poll: nothing in flight\n"
+
+    # Everything went into the example project; the top folder is as the clone left it.
+    assert sorted(p.name for p in repo.iterdir()) == ["batches", "dodo.py", "pyproject.toml"]
+
+
+def test_plain_doit_at_the_repository_root_lists_the_examples(repo: Path) -> None:
+    """The root dodo.py finds the project the same way (test_workflow builds it end to end)."""
+    result = run_doit(repo, "list")
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["covers", "persona-candidates"]
+    assert not (repo / ".imgbuild").exists()
+    assert (repo / "batches/.imgbuild/doit.db").exists()
 
 
 # -- discovery rules ---------------------------------------------------------------------------
@@ -33,6 +119,50 @@ def test_dash_c_into_a_subfolder_finds_the_project_above(tmp_path: Path, capsys:
     assert run_cli(project / "personas", "plan") == 0
     assert "covers: 4 assets" in capsys.readouterr().out
     assert not (project / "personas/.imgbuild").exists()
+
+
+def test_dash_c_into_a_subfolder_of_a_pointed_project(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(repo / "batches/templates", "status") == 0
+    assert capsys.readouterr().out.startswith("covers: 0/5 current")
+
+
+def test_the_nearest_imgbuild_yaml_wins_over_a_pointer_above(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.imgbuild]\nproject = "examples"\n')
+    write_project(tmp_path / "examples")
+    write_project(tmp_path / "other")
+    assert find_project_root(tmp_path) == tmp_path / "examples"
+    assert find_project_root(tmp_path / "other/batches") == tmp_path / "other"
+
+
+def test_a_pyproject_without_the_table_is_passed_over(tmp_path: Path) -> None:
+    write_project(tmp_path)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg/pyproject.toml").write_text('[project]\nname = "pkg"\n\n[tool.ruff]\nline-length = 100\n')
+    assert find_project_root(tmp_path / "pkg") == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "message"),
+    [
+        (
+            '[tool.imgbuild]\nproject = "nowhere"\n',
+            "pyproject.toml tool.imgbuild.project: 'nowhere' names no imgbuild project: there is no"
+            " {root}/nowhere/imgbuild.yaml",
+        ),
+        ("[tool.imgbuild]\nproject = 3\n", "pyproject.toml tool.imgbuild.project: must be a folder name, not 3"),
+        (
+            "[tool.imgbuild\n",
+            "pyproject.toml: cannot be read: Expected ']' at the end of a table declaration (at line 1, column 15)",
+        ),
+    ],
+)
+def test_a_broken_pointer_is_invalid_input(tmp_path: Path, pyproject: str, message: str) -> None:
+    """Not passed over: this may be the file meant to point at the project."""
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    with pytest.raises(InvalidInput) as caught:
+        find_project_root(tmp_path)
+    assert caught.value.exit_code == EXIT_INVALID
+    assert [str(p) for p in caught.value.problems] == [f"{tmp_path}/" + message.format(root=tmp_path)]
 
 
 # -- outside any project -----------------------------------------------------------------------
