@@ -190,6 +190,7 @@ def write_project(root: Path, n: int) -> None:
         "templates/bench.j2": TEMPLATE + "".join(f", {{{{ attrs.{k} }}}}" for k in vary) + ".\n",
         "batches/bench.yaml": BATCH.format(n=n, vary=_yaml_lists(vary, "  ")),
         "evidence/bench.md": "# Benchmark persona\n\nEvery value is allowed.\n",
+        "imgbuild.yaml": "# the benchmark project: every setting at its default\n",  # marks the project root
         "dodo.py": DODO,
     }
     for relative, text in files.items():

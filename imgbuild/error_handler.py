@@ -2,7 +2,7 @@
 
 Expected failures (FatalError and its kinds) print their message, no traceback. ^C exits 130.
 Anything else is a bug: the traceback goes to ``.imgbuild/logs/crash.log`` and the screen gets a
-short pointer to it.
+short pointer to it (before the project is known, or outside one, the traceback goes to stderr).
 """
 
 from __future__ import annotations
@@ -21,14 +21,18 @@ __all__ = ["ExitCode", "error_handler", "write_crash_log"]
 
 
 class ExitCode:
-    """Mutable holder for the exit code chosen by the handler."""
+    """Mutable holder for the exit code chosen by the handler, and for where a crash log goes."""
 
     def __init__(self) -> None:
         self.value = 0
+        # Set once the project is known: finding it may fail, and outside a project nothing
+        # may be created, so until then a traceback goes to stderr.
+        self.log_dir: Path | None = None
 
 
 @contextmanager
-def error_handler(log_dir: Path) -> Iterator[ExitCode]:
+def error_handler() -> Iterator[ExitCode]:
+    """Run the body, turning a FatalError into its message and exit code, ^C into 130, a bug into 70."""
     code = ExitCode()
     try:
         yield code
@@ -42,24 +46,26 @@ def error_handler(log_dir: Path) -> Iterator[ExitCode]:
         print("imgbuild: interrupted", file=sys.stderr)
         code.value = EXIT_INTERRUPTED
     except Exception as exc:
-        log = write_crash_log(log_dir, "".join(traceback.format_exception(exc)))
+        where = write_crash_log(code.log_dir, "".join(traceback.format_exception(exc)))
         print(f"imgbuild: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print(f"imgbuild: this is a bug; the details are in {log}", file=sys.stderr)
+        print(f"imgbuild: this is a bug; the details are in {where}", file=sys.stderr)
         code.value = EXIT_BUG
 
 
-def write_crash_log(log_dir: Path, details: str) -> Path:
-    """Write a bug's traceback (`details`) to ``crash.log`` in `log_dir`; where it went."""
+def write_crash_log(log_dir: Path | None, details: str) -> str:
+    """Write a bug's traceback (`details`) to `log_dir`/crash.log, else to stderr; where it went."""
     text = (
         f"### imgbuild {__version__} crash\n\n"
         f"- python: {sys.version.split()[0]} ({platform.platform()})\n"
         f"- argv: {sys.argv!r}\n\n```\n{details}\n```\n"
     )
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        path = log_dir / "crash.log"
-        path.write_text(text, encoding="utf-8")
-        return path
-    except OSError:
-        sys.stderr.write(text)
-        return Path("<stderr>")
+    if log_dir is not None:
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            path = log_dir / "crash.log"
+            path.write_text(text, encoding="utf-8")
+            return str(path)
+        except OSError:
+            pass
+    sys.stderr.write(text)
+    return "the report above"

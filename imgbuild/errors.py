@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from imgbuild.records.errors import BrokenRecord, BuildLocked, RecordError
 
@@ -48,6 +49,7 @@ __all__ = [
     "BuildStop",
     "FatalError",
     "InvalidInput",
+    "NotAProject",
     "NotStarted",
     "Problem",
     "ProviderRefused",
@@ -116,6 +118,20 @@ class UsageError(FatalError):
     """The command line names something that does not exist; nothing was written."""
 
     exit_code = EXIT_INVALID
+
+
+class NotAProject(UsageError):
+    """No imgbuild project at or above the folder: a command run in the wrong place (a CI job
+    in the wrong folder) must fail, not pass on zero assets or leave state behind."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, start: Path) -> None:
+        self.start = start
+        super().__init__(
+            f"no imgbuild project here: no imgbuild.yaml in {start} or any folder above it "
+            "(run `imgbuild init` to make one, or `imgbuild -C DIR` to point at one)"
+        )
 
 
 class BuildStop(FatalError):

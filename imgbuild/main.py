@@ -9,7 +9,7 @@ from pathlib import Path
 from imgbuild import __version__
 from imgbuild.error_handler import error_handler
 from imgbuild.log import setup_logging
-from imgbuild.project import find_project_root
+from imgbuild.project import STATE_DIR, find_project_root
 
 __all__ = ["main"]
 
@@ -97,9 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script. Returns the exit code."""
     args = _parser().parse_args(argv)
     setup_logging()
-    start = Path(args.directory)
-    root = find_project_root(start) if args.command != "init" else start.resolve()
-    with error_handler(root / ".imgbuild" / "logs") as code:
+    start = Path(args.directory).resolve()
+    with error_handler() as code:
+        # Inside the handler: outside a project this raises NotAProject (exit 2), and nothing
+        # (not even a crash log) is written before the project is known.
+        root = start if args.command == "init" else find_project_root(start)
+        code.log_dir = root / STATE_DIR / "logs"
         code.value = _dispatch(args, root)
     return code.value
 

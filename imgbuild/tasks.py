@@ -187,8 +187,10 @@ def _lock_current(locks: LockWriter, batch_id: str) -> bool:
 def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[], Iterator[dict[str, Any]]]]:
     """``DOIT_CONFIG, task_imgbuild = project_tasks()`` — what a project's dodo.py says.
 
-    The project is resolved here, when doit imports dodo.py (its config sets doit's), so invalid
-    input stops doit before anything runs, with exit code 2 and the list of problems."""
+    `folder` is found the way every imgbuild command finds its project (imgbuild.yaml at or above
+    it, or a pyproject.toml's ``[tool.imgbuild] project``). The project is resolved here, when doit
+    imports dodo.py (its config sets doit's), so invalid input or no project at all stops doit
+    before anything runs or is written, with exit code 2 and the message."""
     setup_logging()
     try:
         root = find_project_root(Path(folder))

@@ -54,6 +54,10 @@ shots:
 """
 
 
+# imgbuild.yaml marks the project root; every key has a default, so a comment is enough.
+CONFIG = "# a test project: every setting at its default\n"
+
+
 def write_project(
     root: Path,
     *,
@@ -64,7 +68,8 @@ def write_project(
     config: str | None = None,
     dodo: bool = True,
 ) -> Path:
-    """Write a project under `root` (defaults: one persona, one batch `covers`, one template)."""
+    """Write a project under `root` (defaults: one persona, one batch `covers`, one template, and
+    an imgbuild.yaml with every setting at its default unless `config` or an earlier one is there)."""
     files = {
         **{f"batches/{k}.yaml": v for k, v in (batches if batches is not None else {"covers": BATCH}).items()},
         **{f"personas/{k}.yaml": v for k, v in (personas if personas is not None else {"mia": PERSONA}).items()},
@@ -76,6 +81,8 @@ def write_project(
     }
     if config is not None:
         files["imgbuild.yaml"] = config
+    elif not (root / "imgbuild.yaml").exists():  # a rewrite keeps the test's own config
+        files["imgbuild.yaml"] = CONFIG
     if dodo:
         files["dodo.py"] = (
             'from imgbuild.tasks import project_tasks\n\nDOIT_CONFIG, task_imgbuild = project_tasks(".")\n'
@@ -122,4 +129,14 @@ def copy_examples(target: Path) -> Path:
         target,
         ignore=shutil.ignore_patterns("assets", "*.lock.json", ".imgbuild"),
     )
+    return target
+
+
+def copy_repo_layout(target: Path) -> Path:
+    """The top of a clone of this repository: its pyproject.toml (whose ``[tool.imgbuild]`` points
+    at batches/), its dodo.py and the example project in batches/."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "pyproject.toml", target / "pyproject.toml")
+    shutil.copy(REPO / "dodo.py", target / "dodo.py")
+    copy_examples(target / "batches")
     return target

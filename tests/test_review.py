@@ -491,7 +491,10 @@ def test_builds_never_touch_approved_images_and_a_changed_manifest_makes_the_app
     write_project(project, batches={"covers": BATCH.replace('aspect_ratio: "1:1"', 'aspect_ratio: "16:9"')})
     capsys.readouterr()
     assert run_cli(project, "status") == 0
-    assert capsys.readouterr().out == "covers: 0/4 current (4 changed), 1 approved (1 stale), 3 unreviewed; image-seedream-v5-lite-text\n"
+    assert (
+        capsys.readouterr().out == "covers: 0/4 current (4 changed), 1 approved (1 stale), 3 unreviewed;"
+        " image-seedream-v5-lite-text\n"
+    )
     assert run_cli(project, "check", "--approved") == 1
     lines = capsys.readouterr().out.splitlines()
     assert f"stale approval: {ASSET_DIR}: approved candidate 2 was made for an older request" in lines
@@ -511,7 +514,10 @@ def test_builds_never_touch_approved_images_and_a_changed_manifest_makes_the_app
     assert entry["approval"]["request_hash"] == record_before["request_hash"]
     assert entry["approval"]["request"]["aspect_ratio"] == "1:1"
     assert run_cli(project, "status") == 0
-    assert capsys.readouterr().out == "covers: 4/4 current, 1 approved (1 stale), 3 unreviewed; image-seedream-v5-lite-text\n"
+    assert (
+        capsys.readouterr().out
+        == "covers: 4/4 current, 1 approved (1 stale), 3 unreviewed; image-seedream-v5-lite-text\n"
+    )
     assert run_cli(project, "check", "--approved") == 1
     assert f"stale approval: {ASSET_DIR}: approved candidate 2 was made for an older request" in (
         capsys.readouterr().out.splitlines()

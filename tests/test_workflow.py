@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import BATCH, REPO, TEMPLATE, copy_examples, run_cli, run_doit, snapshot, write_project
+from helpers import BATCH, TEMPLATE, copy_repo_layout, run_cli, run_doit, snapshot, write_project
 
 
 def asset_dirs(root: Path) -> list[str]:
@@ -21,10 +21,7 @@ def history_events(root: Path) -> int:
 def test_examples_build_then_noop(tmp_path: Path) -> None:
     """The README's first command: `doit` at the repository root builds every example asset;
     a second `doit` generates nothing and says so."""
-    project = tmp_path / "repo"
-    project.mkdir()
-    shutil.copy(REPO / "dodo.py", project / "dodo.py")
-    copy_examples(project / "batches")
+    project = copy_repo_layout(tmp_path / "repo")
 
     first = run_doit(project)
     assert first.returncode == 0, first.stderr
