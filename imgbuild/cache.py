@@ -1,7 +1,7 @@
 """A cache of the resolved project, so that a no-op build skips YAML, schemas and Jinja.
 
 Resolving (parse, validate, expand, render, hash) is most of what a no-op build costs. Its result
-depends only on the input files, the imgbuild version and the provider choice, so it is kept in
+depends only on the input files, imgbuild's own code and the provider choice, so it is kept in
 ``.imgbuild/cache/resolution.pickle`` with a stamp of every input: each file's size, mtime and
 inode, and each input folder's listing. Any difference is a miss and the project is resolved
 afresh. Nothing is cached while an input is younger than two seconds when resolving starts (a
@@ -9,12 +9,24 @@ afresh. Nothing is cached while an input is younger than two seconds when resolv
 keep its stamp), so a stamp that matches always means the content that was read.
 Warnings printed while resolving are stored and printed again on a hit.
 
+imgbuild's code is an input too: an edit to ``normalize_prompt`` or to the hashed fields changes
+request hashes, an edit to a schema or to the models registry changes what is valid or what size
+a tier means, all without any project file changing. ``__version__`` moves only on a release, so
+with it alone an editable install kept serving the old hashes after such an edit (the build then
+skips images whose request really changed). The key holds `code_fingerprint()` as well: the
+(relative path, size, mtime_ns) of every ``*.py`` file of the package, of the JSON Schemas and of
+``data/models.json``, about sixty ``stat`` calls made once per process. Stamps rather than content
+hashes, as for the inputs: hashing the code on every no-op would cost more than a rare false miss
+(a file touched but not changed) does.
+
 The cache is local state: deleting it is always safe, and `imgbuild check` works without it.
 """
 
 from __future__ import annotations
 
 import copyreg
+import functools
+import hashlib
 import logging
 import os
 import pickle
@@ -28,7 +40,16 @@ from typing import Any
 from imgbuild import __version__
 from imgbuild.project import CONFIG_FILE, STATE_DIR
 
-__all__ = ["CachedResolution", "cache_key", "capture_warnings", "input_paths", "load", "store"]
+__all__ = [
+    "CachedResolution",
+    "cache_key",
+    "capture_warnings",
+    "code_fingerprint",
+    "code_stamps",
+    "input_paths",
+    "load",
+    "store",
+]
 
 _FORMAT = 1
 _RACY_NS = 2_000_000_000  # coarser than any file system's mtime granularity we know of
@@ -59,7 +80,46 @@ def _path(root: Path) -> Path:
 
 def cache_key(root: Path, provider: str | None) -> tuple[Any, ...]:
     """What besides the input files decides the resolution (cwd: messages show paths from it)."""
-    return (_FORMAT, __version__, str(root), os.getcwd(), provider, os.environ.get("IMGBUILD_PROVIDER"))
+    return (
+        _FORMAT,
+        __version__,
+        code_fingerprint(),
+        str(root),
+        os.getcwd(),
+        provider,
+        os.environ.get("IMGBUILD_PROVIDER"),
+    )
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A digest of the stamps of imgbuild's own code and data, computed once per process."""
+    from imgbuild.spec.schema import schema_dir
+
+    stamps = code_stamps(Path(__file__).resolve().parent, schema_dir())
+    return hashlib.sha256(repr(stamps).encode("utf-8")).hexdigest()
+
+
+def code_stamps(package: Path, schemas: Path) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every ``*.py`` under `package`, of the models registry in it and
+    of every schema in `schemas`: the code and data a resolution is computed by. A missing file
+    is stamped (path, -1, -1)."""
+    files: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(package):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        folder = Path(dirpath)
+        files += [
+            (folder.relative_to(package).joinpath(n).as_posix(), folder / n)
+            for n in sorted(filenames)
+            if n.endswith(".py")
+        ]
+    files.append(("data/models.json", package / "data" / "models.json"))
+    files += [(f"schemas/{p.name}", p) for p in sorted(schemas.glob("*.schema.json"))]
+    stamps = []
+    for name, path in files:
+        stamp = _stamp(str(path))
+        stamps.append((name, stamp[0], stamp[1]) if stamp is not None else (name, -1, -1))
+    return stamps
 
 
 def _stamp(path: str) -> Stamp | None:

@@ -104,6 +104,7 @@ def _with_approvals(resolution: Resolution) -> Resolution:
 
 
 def _resolve(root: Path, provider: str | None) -> Resolution:
+    from imgbuild.attribute_use import RenderedAsset, attribute_use_problems
     from imgbuild.requests import make_request
     from imgbuild.spec.expand import expand_project
     from imgbuild.spec.load import display, load_project
@@ -117,7 +118,7 @@ def _resolve(root: Path, provider: str | None) -> Resolution:
     config = project.config
     templates = config.root / config.templates_dir
     renderer = PromptRenderer(templates, display(config.root, templates))
-    requests: dict[str, list[ImageRequest]] = {b.id: [] for b in project.batches}
+    rendered: dict[str, list[RenderedAsset]] = {b.id: [] for b in project.batches}
     failed_shots: set[tuple[str, int]] = set()
     checked_shots: set[tuple[str, int]] = set()
     for asset in assets:
@@ -126,7 +127,7 @@ def _resolve(root: Path, provider: str | None) -> Resolution:
             continue  # one broken template is reported once, not once per asset
         persona = project.personas[asset.batch.persona]
         try:
-            prompt, negative = renderer.render(asset, persona)
+            rendering = renderer.render(asset, persona)
         except RenderError as exc:
             problems.append(exc.problem)
             failed_shots.add(shot_key)
@@ -135,8 +136,8 @@ def _resolve(root: Path, provider: str | None) -> Resolution:
             continue
         req = make_request(
             asset,
-            prompt=prompt,
-            negative_prompt=negative,
+            prompt=rendering.prompt,
+            negative_prompt=rendering.negative,
             persona_traits=persona.traits,
             provider=chosen,
             template_sha256=renderer.source_hash(asset),
@@ -145,10 +146,15 @@ def _resolve(root: Path, provider: str | None) -> Resolution:
         if shot_key not in checked_shots:  # the limits depend on the shot, not on its values
             checked_shots.add(shot_key)
             _check_limits(asset.batch, asset.shot.index, req, root, problems)
-        requests[asset.batch.id].append(req)
+        rendered[asset.batch.id].append(RenderedAsset(asset, req, rendering.attributes_read))
+    failed_batches = {batch_id for batch_id, _ in failed_shots}
+    for batch in project.batches:
+        if batch.id in served and batch.id not in failed_batches:  # else what was rendered is partial
+            problems.extend(attribute_use_problems(batch, rendered[batch.id]))
     if problems:
         raise InvalidInput(problems)
-    return Resolution(project, chosen, {k: tuple(v) for k, v in requests.items()})
+    requests = {batch_id: tuple(r.request for r in items) for batch_id, items in rendered.items()}
+    return Resolution(project, chosen, requests)
 
 
 def _check_limits(batch: Batch, shot: int, req: ImageRequest, root: Path, problems: list[Problem]) -> None:

@@ -121,3 +121,61 @@ def test_a_changed_reference_image_misses(tmp_path: Path) -> None:
     again = resolve(tmp_path)
     assert again.requests["covers"][0].references[0].sha256 != first.requests["covers"][0].references[0].sha256
     assert again.requests["covers"][0].request_hash != first.requests["covers"][0].request_hash
+
+
+def test_a_change_to_imgbuild_itself_misses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit to imgbuild's code (say, to normalize_prompt) can change every request hash with no
+    input changing: the cache made by the old code must not be served to the new."""
+    import imgbuild.resolve
+
+    write_project(tmp_path)
+    age(tmp_path)
+    first = resolve(tmp_path)
+    assert cached(tmp_path) is not None
+    calls = []
+    real = imgbuild.resolve._resolve
+    monkeypatch.setattr(imgbuild.resolve, "_resolve", lambda *a: calls.append(a) or real(*a))
+    resolve(tmp_path)
+    assert calls == []  # the same code: served from the cache
+    monkeypatch.setattr(cache, "code_fingerprint", lambda: "the code after an edit")
+    assert cached(tmp_path) is None
+    assert resolve(tmp_path) == first
+    assert len(calls) == 1  # resolved afresh, and stored again under the new code's key
+    assert cached(tmp_path) is not None
+
+
+@pytest.mark.parametrize("change", ["edit", "touch", "new-module", "models", "schema"])
+def test_the_code_stamps_follow_the_code(tmp_path: Path, change: str) -> None:
+    """On a copy of the package (the checkout is never modified)."""
+    import shutil
+
+    from imgbuild.spec.schema import schema_dir
+
+    package, schemas = tmp_path / "imgbuild", tmp_path / "schemas"
+    shutil.copytree(Path(cache.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(schema_dir(), schemas)
+    before = cache.code_stamps(package, schemas)
+    names = [name for name, _, _ in before]
+    assert {"cache.py", "spec/render.py", "data/models.json", "schemas/batch.schema.json"} <= set(names)
+    assert len(names) == len(set(names)) and not any("__pycache__" in n for n in names)
+    assert cache.code_stamps(package, schemas) == before
+    later = time.time() + 10
+    if change == "edit":
+        render = package / "spec" / "render.py"  # normalize_prompt changes: so would every request hash
+        text = render.read_text()
+        assert text.count('" ".join(text.split())') == 1
+        render.write_text(text.replace('" ".join(text.split())', '" ".join(text.split()).strip()'))
+    elif change == "touch":
+        os.utime(package / "requests.py", (later, later))
+    elif change == "new-module":
+        (package / "extra.py").write_text("X = 1\n")
+    elif change == "models":
+        os.utime(package / "data" / "models.json", (later, later))
+    else:
+        os.utime(schemas / "batch.schema.json", (later, later))
+    assert cache.code_stamps(package, schemas) != before
+
+
+def test_the_code_fingerprint_is_computed_once() -> None:
+    assert cache.code_fingerprint() == cache.code_fingerprint()
+    assert cache.code_fingerprint.cache_info().misses <= 1

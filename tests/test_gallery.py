@@ -410,7 +410,8 @@ def test_each_shot_is_its_own_section(tmp_path: Path) -> None:
     """A shot may vary what others fix: with that attribute as an axis, the other shot's grid has
     the one fixed value on that axis."""
     desk = (
-        "  - id: desk\n    need: a desk shot\n    prompt: 'Mia at a desk, {{ attrs.wardrobe }}, {{ attrs.lighting }}'\n"
+        "  - id: desk\n    need: a desk shot\n"
+        "    prompt: 'Mia at a desk in a {{ attrs.environment }}, {{ attrs.wardrobe }}, {{ attrs.lighting }}'\n"
         "    vary:\n      wardrobe: [navy blazer, cream sweater]\n"
     )
     write_project(tmp_path, batches={"covers": BATCH + desk})
@@ -464,7 +465,9 @@ def test_bad_axis_or_batch_writes_nothing(
 
 def test_text_is_escaped(tmp_path: Path) -> None:
     hostile = BATCH.replace("purpose: covers for tests", "purpose: 'covers & <b>tests</b>'").replace(
-        "    template: cover.j2\n", "    prompt: '<script>alert(\"x\")</script> {{ persona.name }} & co'\n"
+        "    template: cover.j2\n",
+        '    prompt: \'<script>alert("x")</script> {{ persona.name }} & co,'
+        " {{ attrs.wardrobe }}, {{ attrs.environment }}, {{ attrs.lighting }}'\n",
     )
     write_project(tmp_path, batches={"covers": hostile})
     assert run_cli(tmp_path, "build") == 0
@@ -474,7 +477,8 @@ def test_text_is_escaped(tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; Mia Tan &amp; co" in page
     dom = parse_html(page)
     assert dom.one("p", cls="purpose").text == "covers & <b>tests</b>"
-    assert {p.text for p in dom.all("p", cls="prompt")} == {'<script>alert("x")</script> Mia Tan & co'}
+    prompts = {p.text for p in dom.all("p", cls="prompt")}
+    assert len(prompts) == 4 and all(p.startswith('<script>alert("x")</script> Mia Tan & co, ') for p in prompts)
 
 
 def test_a_thousand_images_make_a_small_page(reviewed_project: Path, tmp_path: Path) -> None:

@@ -3,6 +3,11 @@
 Templates come from files in templates/ or inline from the manifest. A rendered prompt is
 normalized (runs of white space folded to one space) so that re-wrapping a template's lines does
 not change any request.
+
+Each render also reports which attributes the templates read (`RenderedPrompt.attributes_read`):
+`attrs` is a dict that notes every name looked up in it, so what counts is what the rendering
+actually did — through includes, macros and the branches of conditionals that ran — rather than
+what a scan of the template source would guess. imgbuild.attribute_use turns that into messages.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ from imgbuild.errors import Problem
 from imgbuild.spec.expand import Asset
 from imgbuild.spec.model import Persona
 
-__all__ = ["PromptRenderer", "RenderError", "normalize_prompt"]
+__all__ = ["PromptRenderer", "RenderError", "RenderedPrompt", "normalize_prompt"]
 
 
 def normalize_prompt(text: str) -> str:
@@ -34,6 +41,78 @@ class RenderError(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
         self.problem = problem
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """An asset's prompt and negative prompt, normalized, and the attributes read to make them."""
+
+    prompt: str
+    negative: str | None
+    attributes_read: frozenset[str]  # names looked up in `attrs` by the prompt or negative template
+
+
+class _TrackedAttributes(dict[str, str]):
+    """An asset's `attrs` that notes the name of every attribute a template reads.
+
+    A dict subclass, not a Mapping, so that filters wanting a real dict (`tojson`, `dictsort`)
+    keep working. Every way to a value goes through one of these methods; the ones that reach all
+    values at once (iterating, `items()`, printing the whole mapping) count every attribute as read,
+    which can only hide a warning, never invent one. Lookups of absent names are noted too."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__(values)
+        # Underscored, like every name here that is not dict's own: the sandbox hides it from
+        # templates, and `attrs.<name>` keeps meaning the attribute <name>.
+        self._read: set[str] = set()
+
+    def _read_all(self) -> None:
+        self._read.update(super().keys())
+
+    def __getitem__(self, key: str) -> str:
+        self._read.add(key)
+        return dict.__getitem__(self, key)  # not super(): this runs for every `attrs.x` rendered
+
+    def get(self, key: str, default: object = None, /) -> object:  # type: ignore[override]
+        self._read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self._read.add(key)  # `{% if 'mood' in attrs %}` makes the prompt depend on it
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._read_all()
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self._read_all()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._read_all()
+        return super().values()
+
+    def items(self) -> Any:
+        self._read_all()
+        return super().items()
+
+    def copy(self) -> dict[str, str]:
+        self._read_all()
+        return dict(super().items())
+
+    def __eq__(self, other: object) -> bool:
+        self._read_all()
+        return super().__eq__(other)
+
+    __hash__ = None  # as for dict: defining __eq__ must not make it hashable
+
+    def __repr__(self) -> str:
+        self._read_all()
+        return repr(dict(super().items()))
 
 
 class PromptRenderer:
@@ -70,9 +149,12 @@ class PromptRenderer:
             self._source_hashes[key] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return self._source_hashes[key]
 
-    def render(self, asset: Asset, persona: Persona) -> tuple[str, str | None]:
-        """(prompt, negative prompt) of `asset`, normalized. Raises RenderError."""
-        context = _context(asset, persona)
+    def render(self, asset: Asset, persona: Persona) -> RenderedPrompt:
+        """The prompt and negative prompt of `asset`, normalized, and the attributes they read.
+
+        Raises RenderError."""
+        attributes = _TrackedAttributes(asset.attributes)
+        context = _context(asset, persona, attributes)
         shot = asset.shot
         if shot.template is not None:
             prompt = self._render_file(shot.template, context, asset)
@@ -82,7 +164,7 @@ class PromptRenderer:
         negative = None
         if shot.negative:
             negative = normalize_prompt(self._render_inline(shot.negative, context, asset, "negative"))
-        return normalize_prompt(prompt), negative
+        return RenderedPrompt(normalize_prompt(prompt), negative, frozenset(attributes._read))
 
     def _render_file(self, name: str, context: dict[str, Any], asset: Asset) -> str:
         shown = f"{self._display_dir}/{name}"
@@ -127,13 +209,13 @@ class PromptRenderer:
             raise RenderError(Problem(batch.file, line, path, message)) from exc
 
 
-def _context(asset: Asset, persona: Persona) -> dict[str, Any]:
+def _context(asset: Asset, persona: Persona, attributes: Mapping[str, str]) -> dict[str, Any]:
     batch = asset.batch
     return {
         "persona": {"id": persona.id, "name": persona.name, "traits": dict(persona.traits)},
         "batch": {"id": batch.id, "purpose": batch.purpose, "aspect_ratio": batch.aspect_ratio},
         "shot": {"id": asset.shot.id, "need": asset.shot.need},
-        "attrs": asset.attributes,
+        "attrs": attributes,
         "variant": None if asset.variant is None else {"id": asset.variant.id, "reason": asset.variant.reason},
         "aspect_ratio": batch.aspect_ratio,
     }
