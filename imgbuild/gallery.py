@@ -347,10 +347,12 @@ def _header(batch: Batch, axes: Axes, views: Sequence[AssetView], links: _Links,
     if not_built:
         summary.append(f"· {not_built} not built for the current request")
     legend = "".join(f"<dt>{_e(name)}</dt><dd>{_e(text)}</dd>" for name, text in CHECKLIST.items())
+    # The endpoint keys really called (an edit's, an identity set's), not the batch's declared key.
+    models = ", ".join(sorted({v.request.model for v in views})) or batch.model
     return (
         f'<header><h1>{_e(batch.id)}</h1><p class="purpose">{_e(batch.purpose)}</p>'
         f'<p class="summary">{" ".join(summary)}</p>'
-        f'<p class="axes">{_e(axes.describe())} · model {_e(batch.model)} · '
+        f'<p class="axes">{_e(axes.describe())} · model {_e(models)} · '
         f'<a href="{links.href(manifest)}">{_e(manifest)}</a></p>'
         f'<details class="legend"><summary>review checklist</summary><dl>{legend}</dl></details></header>\n'
     )
