@@ -214,10 +214,15 @@ def review_of(
 
 
 class StateIndex:
-    """Per-process view of a project's records: the lock files, read once, and asset records."""
+    """Per-process view of a project's records: the lock files, read once, and asset records.
 
-    def __init__(self, resolution: Resolution) -> None:
+    With `verify` (the commands that report state: check, status, explain, ls, plan) a lock entry
+    vouches for an asset only while its asset.json also reads: a lock file is derived, and must
+    not hide an asset.json broken by a merge. A build keeps the fast path (no asset.json opened)."""
+
+    def __init__(self, resolution: Resolution, *, verify: bool = False) -> None:
         self.resolution = resolution
+        self.verify = verify
         self.root = resolution.root
         self.root_str = str(resolution.root)
         self.store = AssetStore(self.root)
@@ -265,6 +270,11 @@ class StateIndex:
         root = self.root_str  # plain str paths: this runs once per asset on every no-op build
         if not os.path.exists(os.path.join(root, req.asset_dir, "asset.json")):
             return False  # a lock file never vouches for an asset whose records are gone
+        if self.verify:
+            try:
+                self.record(req.asset_dir)
+            except BrokenRecord:
+                return False  # assessed from asset.json: reported as broken
         return all(os.path.exists(os.path.join(root, image.file)) for image in entry.images)
 
     def candidate_done(self, req: ImageRequest, candidate: int) -> bool:
@@ -424,8 +434,11 @@ def _outdated(record: AssetRecord, req: ImageRequest) -> list[str]:
     out = []
     for group in ("fixed", "vary"):
         out += _diff_map(group, old.get(group) or {}, new[group])
-    if record.variant_test != req.variant_test:
-        out.append(f"variant_test: {_short(record.variant_test)} → {_short(req.variant_test)}")
+    facts = req.facts()
+    for name in ("asset_id", "batch", "shot", "purpose", "persona", "variant_test"):
+        was, now = getattr(record, name), getattr(facts, name)
+        if was != now:  # a renamed shot or batch whose folders were moved: same request, other id
+            out.append(f"{name}: {_short(was)} → {_short(now)}")
     return out
 
 
@@ -546,12 +559,16 @@ class LockWriter:
             index = self.index
             resolution = index.resolution
             batch = resolution.batch(batch_id)
+            outdated = False
             for req in resolution.requests[batch_id]:
                 if index.trusted_entry(req) is None:
                     index.forget(req.asset_dir)  # read before the build made its images
+                    outdated = outdated or _outdated_record(index, req)
             entries = {req.asset_id: lock_entry(index, req) for req in resolution.requests[batch_id]}
             wanted = LockFile(batch_id, batch.path.relative_to(resolution.root).as_posix(), entries)
-            self._updates[batch_id] = None if index.lock(batch_id) == wanted else wanted
+            # An outdated asset.json (same request, other attribute values) is rewritten by write(),
+            # and so is the lock entry made from it: not current even when the lock file matches.
+            self._updates[batch_id] = None if index.lock(batch_id) == wanted and not outdated else wanted
         return self._updates[batch_id]
 
     def write(self, batch_id: str) -> bool:
@@ -573,6 +590,17 @@ class LockWriter:
         index._locks[batch_id] = lock
         self._updates[batch_id] = None
         return True
+
+
+def _outdated_record(index: StateIndex, req: ImageRequest) -> bool:
+    """asset.json states other facts than `req` although it may hold its images (see write)."""
+    try:
+        record = index.record(req.asset_dir)
+    except BrokenRecord:
+        return False
+    if record is None or record.request_hash != req.request_hash:
+        return False  # not made for this request yet: the build's calls record it
+    return record.for_request(req.facts()) != record
 
 
 def write_batch_lock(index: StateIndex, batch_id: str) -> bool:

@@ -21,7 +21,7 @@ def check(root: Path, *, approved: bool = False, strict: bool = False) -> int:
     """Print one line per asset that needs attention; 0 when none, 1 when some, 2 when a record
     cannot be read."""
     resolution = resolve(root)
-    index = StateIndex(resolution)
+    index = StateIndex(resolution, verify=True)
     states = assess(resolution, index)
     orphans = find_orphans(resolution)
     attention = broken = drifted = 0

@@ -16,7 +16,7 @@ def explain(root: Path, asset_id: str) -> int:
     its records cannot be read."""
     resolution = resolve(root)
     req = resolution.find(asset_id)
-    index = StateIndex(resolution)
+    index = StateIndex(resolution, verify=True)
     (state,) = assess(resolution, index, [req])
     (review,) = assess_reviews(resolution, index, [req])
     batch = resolution.batch(req.batch)

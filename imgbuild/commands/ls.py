@@ -26,7 +26,7 @@ def ls(root: Path, selection: Sequence[str] = (), *, state: str | None = None, a
     resolution = resolve(root)
     batches = {b.id for b in resolution.project.batches}
     requests = [r for r in resolution.all_requests() if _selected(r.batch, r.asset_id, selection, batches)]
-    index = StateIndex(resolution)
+    index = StateIndex(resolution, verify=True)
     rows: list[dict[str, Any]] = []
     for build, review in zip(
         assess(resolution, index, requests), assess_reviews(resolution, index, requests), strict=True

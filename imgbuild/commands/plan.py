@@ -8,7 +8,7 @@ from pathlib import Path
 from imgbuild.errors import EXIT_OK
 from imgbuild.models import get_model
 from imgbuild.resolve import resolve
-from imgbuild.state import assess, estimate, find_orphans
+from imgbuild.state import StateIndex, assess, estimate, find_orphans
 
 __all__ = ["plan"]
 
@@ -16,7 +16,7 @@ __all__ = ["plan"]
 def plan(root: Path, *, verbose: bool = False) -> int:
     """Print the plan per batch. Never calls a provider; always exits 0 on valid input."""
     resolution = resolve(root)
-    states = assess(resolution)
+    states = assess(resolution, StateIndex(resolution, verify=True))
     paid = resolution.provider != "preview"
     print(f"provider: {resolution.provider}" + ("" if paid else " (offline placeholders, no cost)"))
     for batch in resolution.project.batches:

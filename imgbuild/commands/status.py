@@ -19,7 +19,7 @@ def status(root: Path) -> int:
     ``covers: 3/4 current (1 changed), 2 approved (1 stale), 1 rejected, 1 unreviewed`` — an
     approval is stale when it was given for another request than the current one."""
     resolution = resolve(root)
-    index = StateIndex(resolution)
+    index = StateIndex(resolution, verify=True)
     states = assess(resolution, index)
     reviews = assess_reviews(resolution, index)
     for batch in resolution.project.batches:
