@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbuild.models import endpoint_key, get_model, mode_for
-from imgbuild.records import AssetStore, BrokenRecord, LockApproval, LockEntry
+from imgbuild.records import AssetStore, BrokenRecord, LockApproval, LockFile
 from imgbuild.requests import ImageRequest, Reference, request_hash, sha256_text
 
 __all__ = ["EditDecision", "apply_edit_rule", "approval_of", "decide"]
@@ -48,14 +48,19 @@ class EditDecision:
         return f"{verb} approved candidate {self.approved_candidate}: {'; '.join(self.reasons)}"
 
 
-def approval_of(store: AssetStore, req: ImageRequest, lock_entry: LockEntry | None) -> LockApproval | None:
+def approval_of(store: AssetStore, req: ImageRequest, lock: LockFile | None) -> LockApproval | None:
     """The asset's approval (its ``file`` project-relative).
 
-    The batch lock file answers for most assets; an asset without a lock entry is looked up in
-    its own asset.json (an approval given before the lock file was first written). An unreadable
-    asset.json counts as no approval here: the commands that read it say what is wrong."""
-    if lock_entry is not None:
-        return lock_entry.approval
+    The batch lock file answers for most assets (without parsing the entries that hold no
+    approval); an asset without a lock entry is looked up in its own asset.json (an approval
+    given before the lock file was first written). An unreadable asset.json counts as no approval
+    here: the commands that read it say what is wrong."""
+    if lock is not None and req.asset_id in lock:
+        if not lock.has_approval(req.asset_id):
+            return None
+        entry = lock.entry(req.asset_id)
+        if entry is not None:
+            return entry.approval
     try:
         record = store.read_asset(req.asset_dir)
     except BrokenRecord:
@@ -166,20 +171,20 @@ def _rehashed(base: ImageRequest, **changes: Any) -> ImageRequest:
 
 
 def apply_edit_rule(
-    root: Path, requests: Mapping[str, tuple[ImageRequest, ...]], lock_entries: Mapping[str, Mapping[str, LockEntry]]
+    root: Path, requests: Mapping[str, tuple[ImageRequest, ...]], locks: Mapping[str, LockFile | None]
 ) -> tuple[dict[str, tuple[ImageRequest, ...]], dict[str, EditDecision]]:
     """Every batch's requests with the edit rule applied, and the decision for each approved asset.
 
-    `lock_entries` maps batch id → that batch's lock file entries (asset id → entry)."""
+    `locks` maps batch id → that batch's lock file (None: it has none yet)."""
     store = AssetStore(root)
     out: dict[str, tuple[ImageRequest, ...]] = {}
     decisions: dict[str, EditDecision] = {}
     for batch_id, reqs in requests.items():
-        entries = lock_entries.get(batch_id, {})
+        lock = locks.get(batch_id)
         changed = False
         new = []
         for req in reqs:
-            approval = approval_of(store, req, entries.get(req.asset_id))
+            approval = approval_of(store, req, lock)
             if approval is None:
                 new.append(req)
                 continue

@@ -93,11 +93,8 @@ def _with_approvals(resolution: Resolution) -> Resolution:
     from imgbuild.edits import apply_edit_rule
     from imgbuild.records.lock import lock_path, read_lock
 
-    entries = {}
-    for batch in resolution.project.batches:
-        lock = read_lock(lock_path(batch.path))
-        entries[batch.id] = lock.entries if lock is not None else {}
-    requests, decisions = apply_edit_rule(resolution.root, resolution.requests, entries)
+    locks = {batch.id: read_lock(lock_path(batch.path)) for batch in resolution.project.batches}
+    requests, decisions = apply_edit_rule(resolution.root, resolution.requests, locks)
     if not decisions:
         return resolution
     return replace(resolution, requests=requests, decisions=decisions)

@@ -69,7 +69,6 @@ __all__ = [
     "find_orphans",
     "lock_entry",
     "review_of",
-    "write_batch_lock",
 ]
 
 # Review states of one candidate image, as the gallery and the review studio show them.
@@ -229,11 +228,16 @@ class StateIndex:
         self._locks: dict[str, LockFile | None] = {
             b.id: read_lock(lock_path(b.path)) for b in resolution.project.batches
         }
-        self._trusted: dict[str, LockEntry | None] = {}
+        self._vouched: dict[str, bool] = {}
         self._records: dict[str, AssetRecord | None] = {}
 
     def lock(self, batch_id: str) -> LockFile | None:
         return self._locks[batch_id]
+
+    def set_lock(self, batch_id: str, lock: LockFile) -> None:
+        """The batch's lock file as just written (its entries vouch anew)."""
+        self._locks[batch_id] = lock
+        self._vouched = {k: v for k, v in self._vouched.items() if k not in lock.ids()}
 
     def record(self, asset_dir: str) -> AssetRecord | None:
         """asset.json of `asset_dir` (read once per process; BrokenRecord when unreadable)."""
@@ -242,44 +246,55 @@ class StateIndex:
         return self._records[asset_dir]
 
     def forget(self, asset_dir: str) -> None:
+        """Read asset.json again next time (a build has written it since)."""
         self._records.pop(asset_dir, None)
-        self._trusted = {k: v for k, v in self._trusted.items() if v is None or v.asset_dir != asset_dir}
 
-    def trusted_entry(self, req: ImageRequest) -> LockEntry | None:
-        """The lock entry of `req` if it describes the current request and its files exist."""
+    def vouched(self, req: ImageRequest) -> bool:
+        """The lock entry of `req` describes the current request and its asset.json and image files
+        exist (checked once per asset; the no-op build asks this of every asset)."""
         asset_id = req.asset_id
-        if asset_id not in self._trusted:
-            lock = self._locks[req.batch]
-            entry = lock.entries.get(asset_id) if lock is not None else None
-            self._trusted[asset_id] = entry if entry is not None and self._vouches(entry, req) else None
-        return self._trusted[asset_id]
+        known = self._vouched.get(asset_id)
+        if known is None:
+            known = self._vouched[asset_id] = self._vouches(req)
+        return known
 
-    def _vouches(self, entry: LockEntry, req: ImageRequest) -> bool:
-        if not (
-            entry.status == "complete"
-            and entry.request_hash == req.request_hash
-            and entry.prompt_hash == req.prompt_hash
-            and entry.variant_test == req.variant_test
-            and entry.asset_dir == req.asset_dir
-            and entry.model == req.model
-            and entry.attributes == {"fixed": dict(req.fixed), "vary": dict(req.vary)}
-            and len({i.candidate for i in entry.images}) == req.candidates
-            and {i.candidate for i in entry.images} == set(range(1, req.candidates + 1))
-        ):
+    def _vouches(self, req: ImageRequest) -> bool:
+        lock = self._locks[req.batch]
+        files = None
+        if lock is not None:
+            files = lock.current_files(
+                req.asset_id,
+                request_hash=req.request_hash,
+                prompt_hash=req.prompt_hash,
+                variant_test=req.variant_test,
+                asset_dir=req.asset_dir,
+                model=req.model,
+                fixed=req.fixed,
+                vary=req.vary,
+                candidates=req.candidates,
+            )
+        if files is None:
             return False
         root = self.root_str  # plain str paths: this runs once per asset on every no-op build
-        if not os.path.exists(os.path.join(root, req.asset_dir, "asset.json")):
+        if not os.path.exists(f"{root}/{req.asset_dir}/asset.json"):
             return False  # a lock file never vouches for an asset whose records are gone
         if self.verify:
             try:
                 self.record(req.asset_dir)
             except BrokenRecord:
                 return False  # assessed from asset.json: reported as broken
-        return all(os.path.exists(os.path.join(root, image.file)) for image in entry.images)
+        return all(os.path.exists(f"{root}/{file}") for file in files)
+
+    def trusted_entry(self, req: ImageRequest) -> LockEntry | None:
+        """The lock entry of `req` when it vouches for the asset (see `vouched`), parsed."""
+        if not self.vouched(req):
+            return None
+        lock = self._locks[req.batch]
+        return lock.entry(req.asset_id) if lock is not None else None
 
     def candidate_done(self, req: ImageRequest, candidate: int) -> bool:
         """Candidate `candidate` of `req` exists (doit's `uptodate` for an image task)."""
-        if self.trusted_entry(req) is not None:
+        if self.vouched(req):
             return True
         try:
             record = self.record(req.asset_dir)
@@ -552,42 +567,54 @@ class LockWriter:
     def __init__(self, index: StateIndex) -> None:
         self.index = index
         self._updates: dict[str, LockFile | None] = {}
+        self._outdated: dict[str, list[ImageRequest]] = {}
 
     def update(self, batch_id: str) -> LockFile | None:
         """The lock file the batch should have, or None when it has it already."""
         if batch_id not in self._updates:
-            index = self.index
-            resolution = index.resolution
-            batch = resolution.batch(batch_id)
-            outdated = False
-            for req in resolution.requests[batch_id]:
-                if index.trusted_entry(req) is None:
-                    index.forget(req.asset_dir)  # read before the build made its images
-                    outdated = outdated or _outdated_record(index, req)
-            entries = {req.asset_id: lock_entry(index, req) for req in resolution.requests[batch_id]}
-            wanted = LockFile(batch_id, batch.path.relative_to(resolution.root).as_posix(), entries)
-            # An outdated asset.json (same request, other attribute values) is rewritten by write(),
-            # and so is the lock entry made from it: not current even when the lock file matches.
-            self._updates[batch_id] = None if index.lock(batch_id) == wanted and not outdated else wanted
+            self._updates[batch_id] = self._work_out(batch_id)
         return self._updates[batch_id]
+
+    def _work_out(self, batch_id: str) -> LockFile | None:
+        index = self.index
+        resolution = index.resolution
+        requests = resolution.requests[batch_id]
+        manifest = resolution.batch(batch_id).path.relative_to(resolution.root).as_posix()
+        lock = index.lock(batch_id)
+        if (
+            lock is not None
+            and (lock.batch, lock.manifest) == (batch_id, manifest)
+            and lock.ids() == {req.asset_id for req in requests}
+            and all(index.vouched(req) for req in requests)
+        ):
+            return None  # the no-op build: every entry vouches for its asset, nothing to work out
+        outdated = self._outdated[batch_id] = []
+        for req in requests:
+            if not index.vouched(req):
+                index.forget(req.asset_dir)  # read before the build made its images
+                if _outdated_record(index, req):
+                    outdated.append(req)
+        wanted = LockFile(batch_id, manifest, {req.asset_id: lock_entry(index, req) for req in requests})
+        # An outdated asset.json (same request, other attribute values) is rewritten by write(),
+        # and so is the lock entry made from it: not current even when the lock file matches.
+        return None if lock == wanted and not outdated else wanted
 
     def write(self, batch_id: str) -> bool:
         """Write the batch's lock file if its content changed (first bringing outdated asset
         records up to date: no call is needed for those). Returns True when it was written."""
         index = self.index
-        refreshed = False
-        for req in index.resolution.requests[batch_id]:
-            if index.trusted_entry(req) is None and index.store.refresh_request(req.facts()):
-                index.forget(req.asset_dir)
-                refreshed = True
+        self.update(batch_id)
+        refreshed = [req for req in self._outdated.get(batch_id, ()) if index.store.refresh_request(req.facts())]
+        for req in refreshed:
+            index.forget(req.asset_dir)
         if refreshed:
-            self._updates.pop(batch_id, None)
+            del self._updates[batch_id]
         lock = self.update(batch_id)
         if lock is None:
             return False
         batch = index.resolution.batch(batch_id)
         write_lock(lock_path(batch.path), lock, index.store.temp_dir)
-        index._locks[batch_id] = lock
+        index.set_lock(batch_id, lock)
         self._updates[batch_id] = None
         return True
 
@@ -601,11 +628,6 @@ def _outdated_record(index: StateIndex, req: ImageRequest) -> bool:
     if record is None or record.request_hash != req.request_hash:
         return False  # not made for this request yet: the build's calls record it
     return record.for_request(req.facts()) != record
-
-
-def write_batch_lock(index: StateIndex, batch_id: str) -> bool:
-    """Write one batch's lock file now (see LockWriter.write)."""
-    return LockWriter(index).write(batch_id)
 
 
 def lock_entry(index: StateIndex, req: ImageRequest, *, fresh: bool = False) -> LockEntry:

@@ -69,7 +69,7 @@ def update_lock_entry(path: Path, entry: LockEntry, temp_dir: Path) -> bool:
     it (the next build writes it)."""
     _read.pop(path, None)
     lock = read_lock(path)
-    if lock is None or entry.id not in lock.entries:
+    if lock is None or entry.id not in lock:
         return False
     write_lock(path, LockFile(lock.batch, lock.manifest, {**lock.entries, entry.id: entry}), temp_dir)
     return True
