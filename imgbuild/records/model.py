@@ -386,6 +386,9 @@ class AssetRecord:
     candidates: tuple[Candidate, ...] = ()
     approval: Approval | None = None
     reviews: tuple[Review, ...] = ()
+    # Calls in flight that a version-1 asset.json held in its "pending" list: the store moves
+    # them to .imgbuild/calls/ when it writes this record (version 2 has no such list).
+    moved_calls: tuple[PendingCall, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def new(cls, facts: RequestFacts) -> AssetRecord:
@@ -451,6 +454,7 @@ class AssetRecord:
             candidates=_list(data, "candidates", Candidate.from_json),
             approval=None if approval is None else Approval.from_json(approval),
             reviews=_list(data, "reviews", Review.from_json),
+            moved_calls=_list(data, "pending", PendingCall.from_json) if schema_version(data, "asset") == 1 else (),
         )
 
     def to_json(self) -> JSON:

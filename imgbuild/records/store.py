@@ -43,7 +43,6 @@ from imgbuild.records.errors import BrokenRecord, RecordShapeError, UnknownRecor
 from imgbuild.records.model import (
     AssetRecord,
     Candidate,
-    EvidenceRef,
     History,
     HistoryEvent,
     JobRef,
@@ -117,6 +116,7 @@ class AssetStore:
         self.temp_dir = self.state_dir / "tmp"
         self._locks: dict[str, threading.RLock] = defaultdict(threading.RLock)
         self._locks_guard = threading.Lock()
+        self._migrated: set[str] = set()  # asset folders whose asset.json holds no moved calls
 
     @contextmanager
     def locked(self, asset_dir: str) -> Iterator[None]:
@@ -132,6 +132,16 @@ class AssetStore:
 
     def exists(self, relative: str) -> bool:
         return os.path.exists(os.path.join(self.root, relative))
+
+    def made(self, record: AssetRecord, asset_dir: str, request_hash: str) -> dict[int, tuple[Candidate, ...]]:
+        """Candidate index → the images of its newest run for `request_hash`, when all their files
+        exist: what "made" means, for the build and for the state alike."""
+        base = os.path.join(self.root, asset_dir)
+        return {
+            k: images
+            for k, images in record.made_for(request_hash).items()
+            if all(os.path.exists(os.path.join(base, i.file)) for i in images)
+        }
 
     def run_path(self, asset_dir: str, run_id: str, name: str) -> str:
         """A committed file of a run: request.json or manifest.json."""
@@ -166,8 +176,10 @@ class AssetStore:
 
     def _read(self, path: Path, shown: str, name: str, current: int, parse: Any) -> Any | None:
         data = read_json_file(path, shown)
-        if data is None:
-            return None
+        return None if data is None else self._parse(data, shown, name, current, parse)
+
+    @staticmethod
+    def _parse(data: Any, shown: str, name: str, current: int, parse: Any) -> Any:
         if not isinstance(data, dict):
             raise BrokenRecord(shown, f"is {type(data).__name__}, not a record object", _FIX)
         version = schema_version(data, name)
@@ -186,26 +198,34 @@ class AssetStore:
     def read_asset(self, asset_dir: str) -> AssetRecord | None:
         """asset.json of `asset_dir`; None when there is none. BrokenRecord when it is unreadable.
 
-        Version 1 (before calls in flight moved to .imgbuild/) reads as version 2: its ``pending``
-        entries are read by :meth:`pending` until the next write moves them."""
-        return self._read(
+        Version 1 reads as version 2; the calls in flight it held come along (`moved_calls`) and
+        move to .imgbuild/calls/ with the next write of the asset's records."""
+        record: AssetRecord | None = self._read(
             self.root / asset_dir / "asset.json", f"{asset_dir}/asset.json", "asset", 2, AssetRecord.from_json
         )
+        if record is not None and not record.moved_calls:
+            self._migrated.add(asset_dir)
+        return record
 
     def _write_asset(self, asset_dir: str, record: AssetRecord) -> None:
+        if record.moved_calls:  # a version-1 record: its calls in flight move first, then the record
+            own = self._own_pending(asset_dir)
+            known = {c.run for c in own}
+            calls = [*own, *(c for c in record.moved_calls if c.run not in known)]
+            self._write_json(self._calls_path(asset_dir), PendingCalls(record.asset_id, tuple(calls)).to_json())
+            record = replace(record, moved_calls=())
         self._write_json(self.root / asset_dir / "asset.json", record.to_json())
+        self._migrated.add(asset_dir)
 
-    def _legacy_pending(self, asset_dir: str) -> tuple[PendingCall, ...]:
-        try:
-            data = json.loads((self.root / asset_dir / "asset.json").read_bytes())
-        except (OSError, ValueError):
-            return ()
-        if not isinstance(data, dict) or schema_version(data, "asset") != 1 or not data.get("pending"):
-            return ()
-        try:
-            return PendingCalls.from_json({"asset_id": "", "pending": data["pending"]}).calls
-        except RecordShapeError:
-            return ()
+    def _retire_moved_calls(self, asset_dir: str) -> None:
+        """After the calls file of a version-1 asset was written (it holds the moved calls now),
+        drop the old list from asset.json, so that a closed call does not come back from it."""
+        if asset_dir in self._migrated:
+            return
+        record = self.read_asset(asset_dir)
+        if record is not None and record.moved_calls:
+            self._write_json(self.root / asset_dir / "asset.json", replace(record, moved_calls=()).to_json())
+        self._migrated.add(asset_dir)
 
     # -- index.json --------------------------------------------------------------------------------
     def read_history(self, asset_dir: str) -> History | None:
@@ -227,25 +247,29 @@ class AssetStore:
     # -- calls in flight ---------------------------------------------------------------------------
     def pending(self, asset_dir: str) -> tuple[PendingCall, ...]:
         """The calls of `asset_dir` in flight (recorded before they were made, not yet closed)."""
+        own = self._own_pending(asset_dir)
+        record = self.read_asset(asset_dir)
+        if record is None:
+            return own
+        known = {c.run for c in own}
+        # A kill between marking a call's candidates made and dropping the call leaves it here.
+        made = {c.run for c in record.candidates}
+        return tuple(c for c in (*own, *(c for c in record.moved_calls if c.run not in known)) if c.run not in made)
+
+    def _own_pending(self, asset_dir: str) -> tuple[PendingCall, ...]:
         calls = self._read(
             self._calls_path(asset_dir), f".imgbuild/calls/{asset_dir}.json", "calls", 1, PendingCalls.from_json
         )
-        own = calls.calls if calls is not None else ()
-        legacy = [c for c in self._legacy_pending(asset_dir) if all(c.run != o.run for o in own)]
-        if not own and not legacy:
-            return ()
-        # A kill between marking a call's candidates made and dropping the call leaves it here.
-        record = self.read_asset(asset_dir)
-        made = {c.run for c in record.candidates} if record is not None else set()
-        return tuple(c for c in (*own, *legacy) if c.run not in made)
+        return calls.calls if calls is not None else ()
 
     def _write_pending(self, asset_dir: str, asset_id: str, calls: Sequence[PendingCall]) -> None:
         path = self._calls_path(asset_dir)
-        if not calls:
+        if calls:
+            self._write_json(path, PendingCalls(asset_id, tuple(calls)).to_json())
+        else:
             with suppress(FileNotFoundError):
                 path.unlink()
-            return
-        self._write_json(path, PendingCalls(asset_id, tuple(calls)).to_json())
+        self._retire_moved_calls(asset_dir)
 
     def _drop_pending(self, asset_dir: str, asset_id: str, run: str) -> None:
         self._write_pending(asset_dir, asset_id, [c for c in self.pending(asset_dir) if c.run != run])
@@ -533,8 +557,3 @@ class AssetStore:
                 return False
             self._write_asset(facts.asset_dir, fresh)
             return True
-
-
-def evidence_of(records: Sequence[Mapping[str, Any]]) -> tuple[EvidenceRef, ...]:
-    """Evidence references from their JSON form (``SourceRef.record()``)."""
-    return tuple(EvidenceRef.from_json(r) for r in records)
