@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
@@ -114,8 +115,9 @@ class ImageRequest:
             seen.setdefault((ref.path, ref.anchor), EvidenceRef(ref.path, ref.anchor, ref.sha256))
         return tuple(seen.values())
 
+    @cached_property
     def facts(self) -> RequestFacts:
-        """What the records keep of this request."""
+        """What the records keep of this request (made once: a build writes it several times per call)."""
         return RequestFacts(
             asset_id=self.asset_id,
             asset_dir=self.asset_dir,

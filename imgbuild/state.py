@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from imgbuild.records import (
     BrokenRecord,
     Candidate,
     EvidenceRef,
+    History,
     LockApproval,
     LockEntry,
     LockFile,
@@ -202,9 +203,7 @@ def review_of(
         for c in sorted(
             candidate_reviews(record, request_hash), key=lambda c: (c.candidate.candidate, c.candidate.image or 0)
         )
-        if c.state == REJECTED
-        and c.candidate.request_hash == request_hash
-        and c.candidate in current.get(c.candidate.candidate, ())
+        if c.state == REJECTED and c.candidate in current.get(c.candidate.candidate, ())
     )
     return approval, rejected
 
@@ -303,13 +302,9 @@ class StateIndex:
         return record is not None and candidate in self._made(record, req)
 
     def _made(self, record: AssetRecord, req: ImageRequest) -> dict[int, tuple[Candidate, ...]]:
-        """Candidate index → its images, for the current request, when all their files exist."""
-        base = os.path.join(self.root_str, req.asset_dir)
-        return {
-            k: images
-            for k, images in record.made_for(req.request_hash).items()
-            if k <= req.candidates and all(os.path.exists(os.path.join(base, i.file)) for i in images)
-        }
+        """Candidate index → its images, for the current request and its candidate count."""
+        made = self.store.made(record, req.asset_dir, req.request_hash)
+        return {k: images for k, images in made.items() if k <= req.candidates}
 
 
 # -- assessing ----------------------------------------------------------------------------------------
@@ -332,10 +327,7 @@ def assess(
 
 def _with_reason(state: AssetState, decision: EditDecision) -> AssetState:
     """A stale approved asset also says whether it will be edited from its approval or regenerated."""
-    return AssetState(
-        state.request, state.status, state.todo, (*state.reasons, decision.describe()), state.interruptions,
-        state.evidence, state.outdated,
-    )  # fmt: skip
+    return replace(state, reasons=(*state.reasons, decision.describe()))
 
 
 def _assess_one(index: StateIndex, req: ImageRequest) -> AssetState:
@@ -382,7 +374,7 @@ def _assess_one(index: StateIndex, req: ImageRequest) -> AssetState:
 
 
 def _interruptions(
-    index: StateIndex, req: ImageRequest, record: AssetRecord, history: Any, todo: Sequence[int]
+    index: StateIndex, req: ImageRequest, record: AssetRecord, history: History | None, todo: Sequence[int]
 ) -> tuple[Interruption, ...]:
     """Calls of the current request that were started and never closed, for candidates to make.
 
@@ -449,7 +441,7 @@ def _outdated(record: AssetRecord, req: ImageRequest) -> list[str]:
     out = []
     for group in ("fixed", "vary"):
         out += _diff_map(group, old.get(group) or {}, new[group])
-    facts = req.facts()
+    facts = req.facts
     for name in ("asset_id", "batch", "shot", "purpose", "persona", "variant_test"):
         was, now = getattr(record, name), getattr(facts, name)
         if was != now:  # a renamed shot or batch whose folders were moved: same request, other id
@@ -604,7 +596,7 @@ class LockWriter:
         records up to date: no call is needed for those). Returns True when it was written."""
         index = self.index
         self.update(batch_id)
-        refreshed = [req for req in self._outdated.get(batch_id, ()) if index.store.refresh_request(req.facts())]
+        refreshed = [req for req in self._outdated.get(batch_id, ()) if index.store.refresh_request(req.facts)]
         for req in refreshed:
             index.forget(req.asset_dir)
         if refreshed:
@@ -627,7 +619,7 @@ def _outdated_record(index: StateIndex, req: ImageRequest) -> bool:
         return False
     if record is None or record.request_hash != req.request_hash:
         return False  # not made for this request yet: the build's calls record it
-    return record.for_request(req.facts()) != record
+    return record.for_request(req.facts) != record
 
 
 def lock_entry(index: StateIndex, req: ImageRequest, *, fresh: bool = False) -> LockEntry:
@@ -641,12 +633,8 @@ def lock_entry(index: StateIndex, req: ImageRequest, *, fresh: bool = False) -> 
     except BrokenRecord:
         record = None
     done = index._made(record, req) if record is not None else {}
-    images = tuple(
-        LockImage(k, i.image, f"{req.asset_dir}/{i.file}", i.sha256, i.remote_url)
-        for k in sorted(done)
-        for i in done[k]
-    )
     made = [i for k in sorted(done) for i in done[k]]
+    images = tuple(LockImage(i.candidate, i.image, f"{req.asset_dir}/{i.file}", i.sha256, i.remote_url) for i in made)
     approval, rejected = review_of(record, req.request_hash, req.asset_dir)
     complete = all(k in done for k in range(1, req.candidates + 1))
     return LockEntry(

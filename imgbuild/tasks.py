@@ -119,7 +119,7 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
                     # per task, which is a fifth of a no-op build at 10,000 images.
                     "uptodate": [done],
                     "io": {"capture": False},
-                    "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k, "images": req.max_images},
+                    "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k},
                 }
             if todo:  # priced only when stale: nothing extra on a no-op build
                 stale.append((req, tuple(todo)))
@@ -166,9 +166,7 @@ def _image_action(session: BuildSession, req: ImageRequest, candidate: int) -> T
 def _write_lock_action(session: BuildSession, locks: LockWriter, batch_id: str) -> TaskFailed | None:
     try:
         session.hold_build_lock()
-    except BuildStop as exc:
-        return Refused(str(exc), exc)
-    except EXPECTED as exc:
+    except EXPECTED as exc:  # another build holds the lock: this one stops
         return Refused(str(exc), exc)
     try:
         locks.write(batch_id)
@@ -194,7 +192,8 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     setup_logging()
     try:
         root = find_project_root(Path(folder))
-        resolution = resolve(root)
+        with quiet_garbage_collector():  # the cached project and the lock files: long-lived objects
+            resolution = resolve(root)
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None

@@ -94,7 +94,7 @@ def test_a_call_left_open_by_a_kill_is_interrupted_and_possibly_billed(
     write_project(built, batches={"covers": BATCH.replace("wardrobe: cream sweater", "wardrobe: navy blazer")})
     req = resolve(built).find(ASSET)
     run = new_run_id()
-    AssetStore(built).submit(req.facts(), run, 1, provider="preview", provider_body={})
+    AssetStore(built).submit(req.facts, run, 1, provider="preview", provider_body={})
     reason = "interrupted: 1 call of the current request never finished (1 possibly billed)"
 
     assert run_cli(built, "status") == 0

@@ -45,15 +45,12 @@ def finish_pending(session: BuildSession, req: ImageRequest) -> int:
 
 def _made(session: BuildSession, req: ImageRequest, candidate: int) -> bool:
     record = session.store.read_asset(req.asset_dir)
-    if record is None:
-        return False
-    images = record.made_for(req.request_hash).get(candidate, ())
-    return bool(images) and all(session.store.exists(f"{req.asset_dir}/{i.file}") for i in images)
+    return record is not None and candidate in session.store.made(record, req.asset_dir, req.request_hash)
 
 
 def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
     provider = session.provider()
-    store, facts = session.store, req.facts()
+    store, facts = session.store, req.facts
     with store.locked(req.asset_dir):
         if _made(session, req, candidate):
             return
@@ -119,7 +116,7 @@ def _recover(session: BuildSession, provider: Provider, call: Call, pending: Pen
         store.save_response(req.asset_dir, call.run_id, response.raw)
         return response
     # A synchronous call that died in flight left nothing to resume.
-    store.interrupted(req.facts(), call.run_id, call.candidate)
+    store.interrupted(req.facts, call.run_id, call.candidate)
     return None
 
 
@@ -149,7 +146,7 @@ def _finish(session: BuildSession, provider: Provider, call: Call, response: Res
     except BuildStop:
         raise
     except (AssetFailed, OSError) as exc:
-        facts = req.facts()
+        facts = req.facts
         if store.keep_failed(facts, call.run_id, call.candidate, str(exc)) >= KEEP_TRIES:
             # The saved answer itself is bad (an image that never verifies): stop retrying it.
             store.fail(
@@ -190,7 +187,7 @@ def _keep(session: BuildSession, provider: Provider, call: Call, response: Respo
             )
         )
     store.complete(
-        req.facts(),
+        req.facts,
         call.run_id,
         call.candidate,
         kept,

@@ -9,7 +9,7 @@ from doit.doit_cmd import DoitMain
 
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from imgbuild.resolve import resolve
-from imgbuild.tasks import ProjectLoader, doit_config, make_session
+from imgbuild.tasks import ProjectLoader, doit_config, make_session, quiet_garbage_collector
 
 __all__ = ["build"]
 
@@ -22,7 +22,8 @@ def build(root: Path, *, selection: Sequence[str] = (), jobs: int | None = None,
     """Generate every stale image (of the selected batches or tasks). The exit code is the one
     plain doit ends with too (the progress reporter chooses it): 0 ok, 1 a failed image, 3 a
     refusal, 70 a bug, 130 interrupted."""
-    resolution = resolve(root, provider=provider)
+    with quiet_garbage_collector():  # as under plain doit: long-lived objects, no collections
+        resolution = resolve(root, provider=provider)
     session = make_session(resolution)
     config = doit_config(resolution.project.config, session)
     if jobs is not None:

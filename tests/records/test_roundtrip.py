@@ -83,7 +83,7 @@ def test_preview_records_round_trip(tmp_path: Path) -> None:
     # a call in flight, as a kill leaves it
     write_project(root, batches={"covers": changed.replace("navy blazer", "olive overshirt")})
     req = resolve(root).find(ASSET)
-    AssetStore(root).submit(req.facts(), new_run_id(), 1, provider="preview", provider_body={})
+    AssetStore(root).submit(req.facts, new_run_id(), 1, provider="preview", provider_body={})
 
     counts = assert_round_trip(root)
     assert counts == {"asset.json": 8, "index.json": 8, "lock": 1, "calls": 1}
