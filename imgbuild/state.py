@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from imgbuild.edits import EditDecision
@@ -528,25 +527,17 @@ def find_orphans(resolution: Resolution) -> list[Orphan]:
     """Asset folders (holding an asset.json) under any output folder that no batch declares."""
     declared = {req.asset_dir for req in resolution.all_requests()}
     config = resolution.project.config
-    folders = {config.assets_dir, *(b.output for b in resolution.project.batches)}
     store = AssetStore(resolution.root)
     orphans = []
-    for folder in sorted(folders):
-        base = resolution.root / folder
-        if not base.is_dir():
-            continue
-        for child in sorted(os.listdir(base)):
-            relative = (Path(folder) / child).as_posix()
-            if relative in declared or not (base / child / "asset.json").is_file():
+    for folder in sorted({config.assets_dir, *(b.output for b in resolution.project.batches)}):
+        for asset_dir in store.asset_dirs(folder):
+            if asset_dir in declared:
                 continue
             try:
-                record = store.read_asset(relative)
+                record = store.read_asset(asset_dir)
             except BrokenRecord:
                 record = None
-            approved = (base / child / "images" / "approved").is_dir() and any(
-                (base / child / "images" / "approved").iterdir()
-            )
-            orphans.append(Orphan(relative, record.batch if record else None, approved))
+            orphans.append(Orphan(asset_dir, record.batch if record else None, store.has_approved_images(asset_dir)))
     return orphans
 
 

@@ -44,10 +44,12 @@ def ls(root: Path, selection: Sequence[str] = (), *, state: str | None = None, a
                         "batch": orphan.batch,
                         "asset_dir": orphan.asset_dir,
                         "state": "orphaned",
+                        "status": "orphaned",
                         "review": "approved" if orphan.approved else None,
                         "model": None,
                         "todo": [],
                         "reasons": [orphan.reason()],
+                        "possibly_billed": 0,
                     }
                 )
     if as_json:

@@ -4,11 +4,10 @@ kept unless ``--approved`` says to remove those too."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from imgbuild.errors import EXIT_OK
-from imgbuild.records import lock_path
+from imgbuild.errors import EXIT_OK, UsageError
+from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock, lock_files, lock_path, remove_lock
 from imgbuild.resolve import resolve
 from imgbuild.state import find_orphans
 
@@ -16,27 +15,40 @@ __all__ = ["prune"]
 
 
 def prune(root: Path, *, yes: bool = False, approved: bool = False) -> int:
+    """List (and with `yes` remove) orphaned asset folders and the lock files of deleted batches."""
     resolution = resolve(root)
-    config = resolution.project.config
+    store = AssetStore(resolution.root)
     verb = "removed" if yes else "would remove"
-    kept = removed = 0
-    for orphan in find_orphans(resolution):
-        if orphan.approved and not approved:
-            kept += 1
-            print(f"kept {orphan.asset_dir}: it holds approved images (add --approved to remove those too)")
-            continue
-        removed += 1
-        print(f"{verb} {orphan.asset_dir}/" + (" (with its approved images)" if orphan.approved else ""))
-        if yes:
-            shutil.rmtree(resolution.root / orphan.asset_dir)
+    orphans = find_orphans(resolution)
     declared = {lock_path(b.path) for b in resolution.project.batches}
-    batches_dir = resolution.root / config.batches_dir
-    for lock in sorted(batches_dir.glob("*.lock.json")) if batches_dir.is_dir() else ():
-        if lock not in declared and not lock.with_name(lock.name.removesuffix(".lock.json") + ".yaml").exists():
+    locks = [
+        lock
+        for lock in lock_files(resolution.root / resolution.project.config.batches_dir)
+        if lock not in declared and not lock.with_name(lock.name.removesuffix(".lock.json") + ".yaml").exists()
+    ]
+    try:  # a running build writes these folders: remove nothing under it
+        held = acquire_build_lock(store.state_dir, "prune") if yes and (orphans or locks) else None
+    except BuildLocked as exc:
+        raise UsageError(f"a build is running in this project ({exc.holder}); prune when it has finished") from None
+    kept = removed = 0
+    try:
+        for orphan in orphans:
+            if orphan.approved and not approved:
+                kept += 1
+                print(f"kept {orphan.asset_dir}: it holds approved images (add --approved to remove those too)")
+                continue
+            removed += 1
+            print(f"{verb} {orphan.asset_dir}/" + (" (with its approved images)" if orphan.approved else ""))
+            if yes:
+                store.remove_asset(orphan.asset_dir)
+        for lock in locks:
             removed += 1
             print(f"{verb} {lock.relative_to(resolution.root).as_posix()} (its batch manifest is gone)")
             if yes:
-                lock.unlink()
+                remove_lock(lock)
+    finally:
+        if held is not None:
+            held.close()
     if not removed and not kept:
         print("imgbuild prune: nothing to remove")
     elif not yes and removed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
 from imgbuild.records.buildlock import acquire_build_lock
 from imgbuild.records.errors import BrokenRecord, BuildLocked, RecordError
-from imgbuild.records.lock import lock_path, read_lock, update_lock_entry, write_lock
+from imgbuild.records.lock import lock_files, lock_path, read_lock, remove_lock, update_lock_entry, write_lock
 from imgbuild.records.model import (
     Approval,
     AssetRecord,
@@ -55,9 +55,11 @@ __all__ = [
     "acquire_build_lock",
     "atomic_write_bytes",
     "atomic_write_json",
+    "lock_files",
     "lock_path",
     "new_run_id",
     "read_lock",
+    "remove_lock",
     "update_lock_entry",
     "utc_now",
     "write_lock",

@@ -16,12 +16,23 @@ from imgbuild.records.errors import BrokenRecord
 from imgbuild.records.model import LOCK_SCHEMA, LockEntry, LockFile, schema_version
 from imgbuild.records.store import read_json_file
 
-__all__ = ["LOCK_SCHEMA", "lock_path", "read_lock", "update_lock_entry", "write_lock"]
+__all__ = ["LOCK_SCHEMA", "lock_files", "lock_path", "read_lock", "remove_lock", "update_lock_entry", "write_lock"]
 
 
 def lock_path(manifest: Path) -> Path:
     """``covers.yaml`` → ``covers.lock.json`` beside it."""
     return manifest.with_name(f"{manifest.stem}.lock.json")
+
+
+def lock_files(folder: Path) -> list[Path]:
+    """Every lock file in a batches folder, sorted."""
+    return sorted(folder.glob("*.lock.json")) if folder.is_dir() else []
+
+
+def remove_lock(path: Path) -> None:
+    """Remove the lock file of a deleted batch (`imgbuild prune --yes`)."""
+    _read.pop(path, None)
+    path.unlink()
 
 
 _read: dict[Path, tuple[tuple[int, int, int], LockFile | None]] = {}

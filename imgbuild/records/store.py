@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import threading
 import time
 from collections import defaultdict
@@ -511,6 +512,29 @@ class AssetStore:
     def start_upload(self, asset_dir: str, upload_id: str, request: Mapping[str, Any]) -> None:
         """request.json of an upload, before it is sent."""
         self._write_json(self.root / asset_dir / "upload" / upload_id / "request.json", dict(request))
+
+    # -- asset folders -------------------------------------------------------------------------------
+    def asset_dirs(self, folder: str) -> list[str]:
+        """The asset folders under output folder `folder` (those holding an asset.json), sorted."""
+        base = self.root / folder
+        if not base.is_dir():
+            return []
+        return [
+            f"{folder}/{child}" if folder not in ("", ".") else child
+            for child in sorted(os.listdir(base))
+            if (base / child / "asset.json").is_file()
+        ]
+
+    def has_approved_images(self, asset_dir: str) -> bool:
+        folder = self.root / asset_dir / "images" / "approved"
+        return folder.is_dir() and any(folder.iterdir())
+
+    def remove_asset(self, asset_dir: str) -> None:
+        """Remove an asset folder and its internal state (`imgbuild prune --yes`, under the build lock)."""
+        shutil.rmtree(self.root / asset_dir)
+        shutil.rmtree(self.state_dir / "exchanges" / asset_dir, ignore_errors=True)
+        with suppress(FileNotFoundError):
+            self._calls_path(asset_dir).unlink()
 
     # -- review decisions ----------------------------------------------------------------------------
     def approve(
