@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import imgbuild.main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,3 +142,24 @@ def copy_repo_layout(target: Path) -> Path:
     shutil.copy(REPO / "dodo.py", target / "dodo.py")
     copy_examples(target / "batches")
     return target
+
+
+def summary(count: int) -> str:
+    """The last line of every input error: how many problems, and that nothing was generated."""
+    return f"{count} problem{'s' if count != 1 else ''} in the project's input; nothing was generated"
+
+
+def rejected(root: Path, capsys: pytest.CaptureFixture[str], command: str = "plan") -> list[str]:
+    """Run `imgbuild COMMAND` on a bad project: exit 2, no traceback, no file written; the
+    lines printed on stderr (warnings left out), the last being the summary with the right count."""
+    before = snapshot(root)
+    code = run_cli(root, command)
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err + out.out
+    assert code == 2, out.err
+    assert not (root / "assets").exists()
+    assert snapshot(root) == before
+    lines = [line for line in out.err.splitlines() if not line.startswith("warning: ")]
+    assert lines, "no message at all"
+    assert lines[-1] == summary(len(lines) - 1)
+    return lines

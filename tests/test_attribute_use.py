@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from helpers import BATCH, PERSONA, TEMPLATE, copy_examples, run_cli, run_doit, snapshot, write_project
+from helpers import BATCH, PERSONA, TEMPLATE, copy_examples, rejected, run_cli, run_doit, write_project
 
 from imgbuild.resolve import resolve
 
@@ -30,19 +30,9 @@ def edit(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def rejected(root: Path, capsys: pytest.CaptureFixture[str], command: str = "plan") -> list[str]:
-    """Run `imgbuild COMMAND`: exit 2, nothing written; the problem lines (summary checked, left off)."""
-    before = snapshot(root)
-    code = run_cli(root, command)
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err + out.out
-    assert code == 2, out.err
-    assert not (root / "assets").exists()
-    assert snapshot(root) == before
-    lines = [line for line in out.err.splitlines() if not line.startswith("warning: ")]
-    count = len(lines) - 1
-    assert lines[-1] == f"{count} problem{'s' if count != 1 else ''} in the project's input; nothing was generated"
-    return lines[:-1]
+def problems(root: Path, capsys: pytest.CaptureFixture[str], command: str = "plan") -> list[str]:
+    """The problem lines of a rejected project (see helpers.rejected), without the summary."""
+    return rejected(root, capsys, command)[:-1]
 
 
 def warnings_of(root: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -59,7 +49,7 @@ def warnings_of(root: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
 @pytest.mark.parametrize("command", ["plan", "build", "check"])
 def test_batch_vary_the_template_ignores(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
     write_project(tmp_path, templates={"cover.j2": NO_LIGHTING})
-    assert rejected(tmp_path, capsys, command) == [
+    assert problems(tmp_path, capsys, command) == [
         "batches/covers.yaml:14 vary.lighting: assets covers.hook.home-office.morning-light and"
         " covers.hook.home-office.lamp-light resolve to the same request: template cover.j2 never uses"
         " attrs.lighting — use it in the template or stop varying it"
@@ -78,7 +68,7 @@ def test_it_is_the_same_under_doit(tmp_path: Path) -> None:
 def test_each_attribute_is_reported_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Four assets, one request: one problem per attribute, each with the pair differing only in it."""
     write_project(tmp_path, templates={"cover.j2": "Photo of {{ persona.name }}, wearing a {{ attrs.wardrobe }}.\n"})
-    assert rejected(tmp_path, capsys) == [
+    assert problems(tmp_path, capsys) == [
         "batches/covers.yaml:13 vary.environment: assets covers.hook.home-office.morning-light and"
         " covers.hook.cafe.morning-light resolve to the same request: template cover.j2 never uses"
         " attrs.environment — use it in the template or stop varying it",
@@ -97,7 +87,7 @@ def test_shot_vary_the_inline_prompt_ignores(tmp_path: Path, capsys: pytest.Capt
         "    vary:\n      lighting: [morning light, lamp light]\n",
     )
     write_project(tmp_path, batches={"covers": batch})
-    assert rejected(tmp_path, capsys) == [
+    assert problems(tmp_path, capsys) == [
         "batches/covers.yaml:19 shots[0].vary.lighting: assets covers.hook.home-office.morning-light and"
         " covers.hook.home-office.lamp-light resolve to the same request: the inline prompt never uses"
         " attrs.lighting — use it in the template or stop varying it"
@@ -110,7 +100,7 @@ def test_variant_test_value_the_template_ignores(tmp_path: Path, capsys: pytest.
         BATCH + "variant_tests:\n  - id: moods\n    reason: does a mood read?\n    vary:\n      mood: [calm, tense]\n"
     )
     write_project(tmp_path, batches={"covers": batch})
-    assert rejected(tmp_path, capsys) == [
+    assert problems(tmp_path, capsys) == [
         "batches/covers.yaml:25 variant_tests[0].vary.mood: assets covers.hook.home-office.morning-light and"
         " covers.hook.vt-moods.home-office.morning-light.calm resolve to the same request: template cover.j2"
         " never uses attrs.mood — use it in the template or drop it from the variant test"
@@ -123,7 +113,7 @@ def test_identity_sets_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         batches={"covers": edit(BATCH, "    candidates: 2\n", "    candidates: 2\n    max_images: 3\n")},
         templates={"cover.j2": NO_LIGHTING},
     )
-    lines = rejected(tmp_path, capsys)
+    lines = problems(tmp_path, capsys)
     assert len(lines) == 1
     assert lines[0].startswith("batches/covers.yaml:14 vary.lighting: assets covers.hook.home-office.morning-light")
 
@@ -132,7 +122,7 @@ def test_two_shots_with_the_same_request(tmp_path: Path, capsys: pytest.CaptureF
     """The template ignores the shot's need: the second shot repeats the first one's requests."""
     batch = BATCH + "  - id: alt\n    need: another frame\n    template: cover.j2\n"
     write_project(tmp_path, batches={"covers": batch})
-    assert rejected(tmp_path, capsys) == [
+    assert problems(tmp_path, capsys) == [
         "batches/covers.yaml:21 shots[1]: assets covers.hook.home-office.morning-light and"
         " covers.alt.home-office.morning-light resolve to the same request: same attribute values, same prompt"
         " and settings — make them differ or drop one"
@@ -143,7 +133,7 @@ def test_values_read_but_making_no_difference(tmp_path: Path, capsys: pytest.Cap
     """Read in a condition that both values pass: the request hash decides, and the message says how."""
     template = TEMPLATE.replace("{{ attrs.lighting }}", "{% if attrs.lighting %}natural light{% endif %}")
     write_project(tmp_path, templates={"cover.j2": template})
-    assert rejected(tmp_path, capsys) == [
+    assert problems(tmp_path, capsys) == [
         "batches/covers.yaml:14 vary.lighting: assets covers.hook.home-office.morning-light and"
         " covers.hook.home-office.lamp-light resolve to the same request: template cover.j2 renders the same"
         " prompt for lighting 'morning light' and 'lamp light' — use it in the template or stop varying it"
@@ -208,7 +198,7 @@ def test_the_branch_decides_per_value(tmp_path: Path, capsys: pytest.CaptureFixt
         "{{ attrs.lighting }}", "{% if attrs.environment == 'cafe' %}{{ attrs.lighting }}{% else %}lamps{% endif %}"
     )
     write_project(tmp_path, templates={"cover.j2": template})
-    assert rejected(tmp_path, capsys) == [
+    assert problems(tmp_path, capsys) == [
         "batches/covers.yaml:14 vary.lighting: assets covers.hook.home-office.morning-light and"
         " covers.hook.home-office.lamp-light resolve to the same request: template cover.j2 renders the same"
         " prompt for lighting 'morning light' and 'lamp light' — use it in the template or stop varying it"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import BATCH, PERSONA, TEMPLATE, run_cli, run_doit, snapshot, write_project
+from helpers import BATCH, PERSONA, TEMPLATE, rejected, run_cli, run_doit, summary, write_project
 
 from imgbuild.models import model_keys
 
@@ -39,26 +39,6 @@ def edit(text: str, old: str, new: str) -> str:
     """`text` with its one occurrence of `old` replaced (fails loudly if the base text changed)."""
     assert text.count(old) == 1, f"expected exactly one {old!r} in the base text"
     return text.replace(old, new)
-
-
-def summary(count: int) -> str:
-    return f"{count} problem{'s' if count != 1 else ''} in the project's input; nothing was generated"
-
-
-def rejected(root: Path, capsys: pytest.CaptureFixture[str], command: str = "plan") -> list[str]:
-    """Run `imgbuild COMMAND` on a bad project: exit 2, no traceback, no file written; the
-    lines printed on stderr, the last being the summary with the right count."""
-    before = snapshot(root)
-    code = run_cli(root, command)
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err + out.out
-    assert code == 2, out.err
-    assert not (root / "assets").exists()
-    assert snapshot(root) == before
-    lines = out.err.splitlines()
-    assert lines, "no message at all"
-    assert lines[-1] == summary(len(lines) - 1)
-    return lines
 
 
 def only_problem(root: Path, capsys: pytest.CaptureFixture[str], command: str = "plan") -> str:
