@@ -269,38 +269,22 @@ class Approval:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Approval:
         return cls(
-            candidate=_get(data, "candidate", int),
-            image=_get(data, "image", int, optional=True),
-            run=_get(data, "run", str),
+            **_decision(data),
             source=_get(data, "source", str),
             file=_get(data, "file", str),
             sha256=_get(data, "sha256", str),
-            request_hash=_get(data, "request_hash", str),
             prompt_hash=_get(data, "prompt_hash", str, optional=True),
             request=_get(data, "request", dict, optional=True),
-            by=_get(data, "by", str),
-            at=_get(data, "at", str),
-            checklist=_checklist(data),
-            override=bool(_get(data, "override", bool)),
-            note=_get(data, "note", str, optional=True),
         )
 
     def to_json(self) -> JSON:
         return {
-            "candidate": self.candidate,
-            "image": self.image,
-            "run": self.run,
+            **_decision_json(self),
             "source": self.source,
             "file": self.file,
             "sha256": self.sha256,
-            "request_hash": self.request_hash,
             "prompt_hash": self.prompt_hash,
             "request": dict(self.request) if self.request is not None else None,
-            "by": self.by,
-            "at": self.at,
-            "checklist": _checklist_json(self.checklist),
-            "override": self.override,
-            "note": self.note,
         }
 
 
@@ -325,32 +309,39 @@ class Review:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Review:
-        return cls(
-            decision=_get(data, "decision", str),
-            candidate=_get(data, "candidate", int),
-            image=_get(data, "image", int, optional=True),
-            run=_get(data, "run", str),
-            request_hash=_get(data, "request_hash", str),
-            by=_get(data, "by", str),
-            at=_get(data, "at", str),
-            checklist=_checklist(data),
-            override=bool(_get(data, "override", bool)),
-            note=_get(data, "note", str, optional=True),
-        )
+        return cls(decision=_get(data, "decision", str), **_decision(data))
 
     def to_json(self) -> JSON:
-        return {
-            "decision": self.decision,
-            "candidate": self.candidate,
-            "image": self.image,
-            "run": self.run,
-            "request_hash": self.request_hash,
-            "by": self.by,
-            "at": self.at,
-            "checklist": _checklist_json(self.checklist),
-            "override": self.override,
-            "note": self.note,
-        }
+        return {"decision": self.decision, **_decision_json(self)}
+
+
+def _decision(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields an approval and a review share: which image, for which request, by whom, why."""
+    return {
+        "candidate": _get(data, "candidate", int),
+        "image": _get(data, "image", int, optional=True),
+        "run": _get(data, "run", str),
+        "request_hash": _get(data, "request_hash", str),
+        "by": _get(data, "by", str),
+        "at": _get(data, "at", str),
+        "checklist": _checklist(data),
+        "override": bool(_get(data, "override", bool)),
+        "note": _get(data, "note", str, optional=True),
+    }
+
+
+def _decision_json(decision: Approval | Review) -> JSON:
+    return {
+        "candidate": decision.candidate,
+        "image": decision.image,
+        "run": decision.run,
+        "request_hash": decision.request_hash,
+        "by": decision.by,
+        "at": decision.at,
+        "checklist": _checklist_json(decision.checklist),
+        "override": decision.override,
+        "note": decision.note,
+    }
 
 
 @dataclass(frozen=True)
