@@ -11,10 +11,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
-from imgbuild.models import get_model
+from imgbuild.models import Price, Pricing, get_model, route_of
 
 if TYPE_CHECKING:
     from imgbuild.edits import EditDecision
@@ -38,6 +38,11 @@ class Resolution:
     @property
     def root(self) -> Path:
         return self.project.root
+
+    @property
+    def pricing(self) -> Pricing:
+        """How this build's images are priced: the provider's route and currency rates."""
+        return Pricing.of(self.provider, self.project.config.providers.get(self.provider, {}))
 
     def batch(self, batch_id: str) -> Batch:
         return next(b for b in self.project.batches if b.id == batch_id)
@@ -158,7 +163,8 @@ def _check_limits(batch: Batch, shot: int, req: ImageRequest, root: Path, proble
     from imgbuild.requests import limit_problems
 
     sizes = {ref.path: os.path.getsize(root / ref.path) for ref in req.references}
-    for key, message in limit_problems(req, get_model(req.model).limits(req.provider), sizes):
+    pixels = {ref.path: _pixels(root / ref.path) for ref in req.references}
+    for key, message in limit_problems(req, get_model(req.model).limits(req.provider), sizes, pixels):
         if key == "output_format":
             line, path = batch.line("output_format"), "output_format"
         elif key:
@@ -166,6 +172,17 @@ def _check_limits(batch: Batch, shot: int, req: ImageRequest, root: Path, proble
         else:
             line, path = batch.line("shots", shot), f"shots[{shot}]"
         problems.append(Problem(batch.file, line, path, message))
+
+
+def _pixels(path: Path) -> int:
+    """Width × height from the image's header (0 when Pillow cannot read it: the upload says why)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return int(image.width * image.height)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+        return 0
 
 
 def _check_provider(name: str, project: Project, problems: list[Problem]) -> bool:
@@ -181,15 +198,45 @@ def _check_provider(name: str, project: Project, problems: list[Problem]) -> boo
 
 
 def _check_models(provider: str, project: Project, problems: list[Problem]) -> set[str]:
-    """The ids of the batches whose model the provider serves; a problem for each other batch."""
+    """The ids of the batches whose model the provider (in its region) serves; a problem for each
+    other batch, and for a budget that cannot be checked in USD."""
+    settings = project.config.providers.get(provider, {})
+    region = settings.get("region")
+    where = project.config.file or "imgbuild.yaml"
     served = set()
     for batch in project.batches:
-        if provider in get_model(batch.model).provider_models:
-            served.add(batch.id)
-        else:
-            problems.append(
-                Problem(
-                    batch.file, batch.line("model"), "model", f"{batch.model!r} is not served by provider {provider!r}"
-                )
+        model = get_model(batch.model)
+        if provider not in model.provider_models:
+            message = f"{batch.model!r} is not served by provider {provider!r}"
+        elif region is not None and model.region_model(provider, region) is None:
+            others = ", ".join(sorted(model.regions.get(provider, {})))
+            message = (
+                f"{model.label} is not served in {provider} region {region!r} (providers.{provider}.region in "
+                f"{where}); it is served in {others}"
             )
+        else:
+            served.add(batch.id)
+            _check_currency(provider, settings, project, model.price(route_of(provider, settings)), problems)
+            continue
+        problems.append(Problem(batch.file, batch.line("model"), "model", message))
     return served
+
+
+def _check_currency(
+    provider: str, settings: Mapping[str, Any], project: Project, price: Price | None, problems: list[Problem]
+) -> None:
+    """The budget is in USD: a route billing another currency needs its rate to be checked."""
+    if price is None or price.currency == "USD" or project.config.budget is None:
+        return
+    key = f"usd_per_{price.currency.lower()}"
+    if key in settings:
+        return
+    problem = Problem(
+        project.config.file or "imgbuild.yaml",
+        None,
+        f"providers.{provider}.{key}",
+        f"{route_of(provider, settings)} bills in {price.currency} and `budget:` is in USD: set "
+        f"providers.{provider}.{key} (the USD value of one {price.currency}) so the budget can be checked",
+    )
+    if problem not in problems:
+        problems.append(problem)

@@ -134,7 +134,7 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
             "meta": {"imgbuild": "lock"},
         }
     # Every stale image of the project, selected or not: the budget check errs on the safe side.
-    images, cost, _ = estimate(stale)
+    images, cost, _ = estimate(stale, resolution.pricing)
     session.estimate = Estimate(images, cost)
 
 

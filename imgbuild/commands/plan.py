@@ -21,7 +21,7 @@ def plan(root: Path, *, verbose: bool = False) -> int:
     print(f"provider: {resolution.provider}" + ("" if paid else " (offline placeholders, no cost)"))
     for batch in resolution.project.batches:
         mine = [s for s in states if s.request.batch == batch.id]
-        images, cost, by_model = estimate((s.request, s.todo) for s in mine)
+        images, cost, by_model = estimate(((s.request, s.todo) for s in mine), resolution.pricing)
         calls = sum(len(s.todo) for s in mine)
         candidates = sum(s.request.candidates for s in mine)
         kinds = Counter(s.status for s in mine if s.stale)
@@ -56,11 +56,12 @@ def plan(root: Path, *, verbose: bool = False) -> int:
                 print(f"  {state.request.asset_id} #{','.join(map(str, state.todo))}: {'; '.join(state.reasons)}")
             if not stale:
                 print(f"  checked {len(mine)} assets: every candidate is made for its current request")
-    images, total_cost, by_model = estimate((s.request, s.todo) for s in states)
+    pricing = resolution.pricing
+    images, total_cost, by_model = estimate(((s.request, s.todo) for s in states), pricing)
     if paid and by_model:
         for model, (_, n) in sorted(by_model.items()):
-            price = get_model(model).price_per_image
-            print(f"  {model}: {_count(n, 'paid image')} × ${price:.3f} = ${n * price:.2f}")
+            _, cost, _ = estimate(((s.request, s.todo) for s in states if s.request.model == model), pricing)
+            print(f"  {model}: {_count(n, 'paid image')} × {pricing.describe(get_model(model))} = ${cost:.2f}")
     orphans = find_orphans(resolution)
     for orphan in orphans:
         print(f"orphaned: {orphan.asset_dir}: {orphan.reason()}")

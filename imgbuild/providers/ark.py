@@ -44,30 +44,34 @@ class ArkProvider(HostedProvider):
         super().__init__(settings, api)
 
     def model_id(self, call: Call) -> str:
-        model = call.request.provider_model
-        return f"doubao-{model}" if self.region == "cn-beijing" else model
+        """The region's id for the request's model (the record keeps the registry's BytePlus id)."""
+        req = call.request
+        return get_model(req.model).region_model("ark", self.region) or req.provider_model
 
     def request_body(self, call: Call) -> dict[str, Any]:
+        """Only the fields the family takes (docs/models.md): Seedream 5.0 Pro, Flash and 5.5
+        answer 400 to any sequential field, "disabled" included."""
         req = call.request
         model = get_model(req.model)
+        takes = model.takes
         body: dict[str, Any] = {
             "model": self.model_id(call),
             "prompt": prompt_with_negative(req.prompt, req.negative_prompt),
             "size": req.size,
             "response_format": "url",
-            "watermark": False,  # Ark's default is a visible "AI generated" mark
         }
+        if "watermark" in takes:
+            body["watermark"] = False  # Ark's default is a visible "AI generated" mark
         if call.reference_urls:
             body["image"] = list(call.reference_urls)
-        if model.sequential:
-            body["sequential_image_generation"] = "auto"
-            body["sequential_image_generation_options"] = {"max_images": req.max_images}
-        else:
-            body["sequential_image_generation"] = "disabled"
-        if model.family == "seedream-5.0-lite":  # 4.x always answers JPEG and takes no output_format
+        if "sequential" in takes:
+            body["sequential_image_generation"] = "auto" if model.sequential else "disabled"
+            if model.sequential:
+                body["sequential_image_generation_options"] = {"max_images": req.max_images}
+        if "output_format" in takes:
             body["output_format"] = req.output_format
         mode = req.quality_settings.get("optimize_prompt", "standard")
-        if mode != "standard":  # "fast" prompt optimisation exists on 4.0 only; standard is the default
+        if "optimize_prompt" in takes and mode != "standard":  # "fast" exists on 4.0 only (its tiers say so)
             body["optimize_prompt_options"] = {"mode": mode}
         return body
 
