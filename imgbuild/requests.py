@@ -227,7 +227,7 @@ def limit_problems(
     ):
         out.append(
             (
-                "",
+                "aspect_ratio",
                 f"size {req.size} (quality {req.quality}, aspect {req.aspect_ratio}) is outside what {model.label} "
                 f"makes ({model.min_pixels:,}-{model.max_pixels:,} pixels)",
             )
@@ -239,7 +239,10 @@ def limit_problems(
         size = reference_bytes.get(ref.path, 0)
         if size > model.max_input_bytes:
             out.append(
-                ("references", f"reference image {ref.path!r} is {size} bytes; the limit is {model.max_input_bytes}")
+                (
+                    "references",
+                    f"reference image {ref.path!r} is {size:,} bytes; the limit is {model.max_input_bytes:,}",
+                )
             )
         pixels = (reference_pixels or {}).get(ref.path, 0)
         if pixels > model.max_input_pixels:

@@ -165,8 +165,8 @@ def _check_limits(batch: Batch, shot: int, req: ImageRequest, root: Path, proble
     sizes = {ref.path: os.path.getsize(root / ref.path) for ref in req.references}
     pixels = {ref.path: _pixels(root / ref.path) for ref in req.references}
     for key, message in limit_problems(req, get_model(req.model).limits(req.provider), sizes, pixels):
-        if key == "output_format":
-            line, path = batch.line("output_format"), "output_format"
+        if key in ("output_format", "aspect_ratio"):  # set for the whole batch
+            line, path = batch.line(key), key
         elif key:
             line, path = batch.line("shots", shot, key), f"shots[{shot}].{key}"
         else:

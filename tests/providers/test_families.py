@@ -1,0 +1,112 @@
+"""The newer Seedream families built for real against the loopback stand-ins, which answer 400 to
+any field the family does not take (as Ark does for 5.0 Pro, Flash and 5.5)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fakes.servers import FakeProviders
+from helpers import PERSONA, run_cli, write_project
+from PIL import Image
+
+KEY_ENV = {"ark": "ARK_API_KEY", "replicate": "REPLICATE_API_TOKEN", "fal": "FAL_KEY"}
+URL_ENV = {"ark": "IMGBUILD_ARK_BASE_URL", "replicate": "IMGBUILD_REPLICATE_BASE_URL", "fal": "IMGBUILD_FAL_BASE_URL"}
+
+BATCH = """\
+purpose: a newer family on a hosted route
+persona: mia
+source_basis:
+  - path: evidence/mia.md
+output: assets
+model: {model}
+quality: draft
+quality_reason: tests only
+aspect_ratio: "1:1"
+output_format: png
+fixed:
+  wardrobe: cream sweater
+  environment: home office
+  lighting: morning light
+shots:
+  - id: text
+    need: text to image
+    template: cover.j2
+  - id: edit
+    need: an edit
+    template: cover.j2
+    references:
+      - path: refs/face.png
+"""
+
+NEWER = [
+    ("image-seedream-v5-pro-text", "ark", "seedream-5-0-pro-260628"),
+    ("image-seedream-v5-flash-text", "ark", "seedream-5-0-flash-260915"),
+    ("image-seedream-v5.5-text", "ark", "seedream-5-5-261028"),
+    ("image-seedream-v5-pro-text", "replicate", "bytedance/seedream-5-pro"),
+    ("image-seedream-v5-pro-text", "fal", "fal-ai/bytedance/seedream/v5/pro"),
+    ("image-seedream-v5-flash-text", "fal", "fal-ai/bytedance/seedream/v5/flash"),
+]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProviders]:
+    with FakeProviders() as server:
+        yield server
+
+
+@pytest.mark.parametrize(("model", "route", "provider_model"), NEWER, ids=[f"{m}-{r}" for m, r, _ in NEWER])
+def test_a_newer_family_builds_text_and_edit_on_its_route(
+    model: str, route: str, provider_model: str, fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_project(
+        tmp_path,
+        batches={"covers": BATCH.format(model=model)},
+        personas={"mia": PERSONA},
+        config=f"provider: {route}\nproviders:\n  {route}:\n    retries: {{attempts: 3, base_delay: 0.01}}\n",
+    )
+    (root / "refs").mkdir()
+    Image.new("RGB", (64, 64), (200, 120, 90)).save(root / "refs" / "face.png")
+    monkeypatch.setenv(KEY_ENV[route], fake.keys[route])
+    monkeypatch.setenv(URL_ENV[route], fake.base_urls[route])
+    monkeypatch.setenv("IMGBUILD_FAL_STORAGE_URL", fake.base_urls["fal_storage"])
+
+    assert run_cli(root, "build") == 0
+    creates = fake.creates(route)
+    assert len(creates) == 2
+    for request in creates:
+        sent = request.json["input"] if route == "replicate" else request.json
+        assert not {"sequential_image_generation", "sequential_image_generation_options", "max_images"} & set(sent)
+        if route == "ark":
+            assert sent["model"] == provider_model
+        else:
+            assert provider_model in request.path
+    images = sorted((root / "assets").glob("*/images/candidates/*"))
+    assert len(images) == 2
+    for path in images:
+        with Image.open(path) as image:
+            image.load()
+
+
+def test_the_stand_in_refuses_a_disabled_sequential_field_as_ark_does(fake: FakeProviders) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(png, "PNG")
+    body = {
+        "model": "seedream-5-0-pro-260628",
+        "prompt": "a lighthouse",
+        "size": "2048x2048",
+        "sequential_image_generation": "disabled",
+        "image": ["data:image/png;base64," + base64.b64encode(png.getvalue()).decode()],
+    }
+    headers = {"Authorization": f"Bearer {fake.keys['ark']}"}
+    with httpx.Client(timeout=5) as client:
+        refused = client.post(f"{fake.base_urls['ark']}/images/generations", json=body, headers=headers)
+        del body["sequential_image_generation"]
+        accepted = client.post(f"{fake.base_urls['ark']}/images/generations", json=body, headers=headers)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "sequential_image_generation"
+    assert accepted.status_code == 200

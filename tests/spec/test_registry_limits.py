@@ -1,0 +1,125 @@
+"""Every kind of registry limit is an input error at load time, with the file and line, before any
+call: region, reference count, reference bytes and pixels, output format, size, identity sets,
+and a budget that cannot be checked in USD."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from helpers import PERSONA, rejected, run_cli, summary, write_project
+from PIL import Image
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that only claims its size: Pillow reads the header, never the (missing) pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def batch(model: str, *, aspect: str = "1:1", output_format: str = "png", shot: str = "") -> str:
+    return (
+        "purpose: limits\npersona: mia\nsource_basis:\n  - path: evidence/mia.md\noutput: assets\n"
+        f'model: {model}\nquality: standard\nquality_reason: tests\naspect_ratio: "{aspect}"\n'
+        f"output_format: {output_format}\n"
+        "fixed:\n  wardrobe: cream sweater\n  environment: home office\n  lighting: morning light\n"
+        "shots:\n  - id: hook\n    need: a first frame\n    template: cover.j2\n" + shot
+    )
+
+
+def project(tmp_path: Path, manifest: str, config: str = "provider: ark\n") -> Path:
+    root = write_project(tmp_path, batches={"covers": manifest}, personas={"mia": PERSONA}, config=config)
+    (root / "refs").mkdir()
+    for i in range(11):
+        Image.new("RGB", (32, 32), (i * 20, 90, 120)).save(root / "refs" / f"r{i}.png")
+    with (root / "refs" / "big.png").open("wb") as handle:
+        handle.truncate(30 * 1024 * 1024 + 1)  # sparse: one byte over the 30 MB limit, written at once
+    (root / "refs" / "huge.png").write_bytes(png_header(7000, 6000))
+    return root
+
+
+def refs(*names: str) -> str:
+    return "    references:\n" + "".join(f"      - path: refs/{name}\n" for name in names)
+
+
+CASES = {
+    "region": (
+        batch("image-seedream-v5-pro-text"),
+        "provider: ark\nproviders:\n  ark:\n    region: eu-west\n",
+        "batches/covers.yaml:6 model: Seedream 5.0 Pro is not served in ark region 'eu-west' "
+        "(providers.ark.region in imgbuild.yaml); it is served in ap-southeast, cn-beijing",
+    ),
+    "reference count": (
+        batch("image-seedream-v5-pro-text", shot=refs(*(f"r{i}.png" for i in range(11)))),
+        "provider: ark\n",
+        "batches/covers.yaml:19 shots[0].references: 11 reference images; ark takes at most 10 per call",
+    ),
+    "reference bytes": (
+        batch("image-seedream-v5.5-text", shot=refs("big.png")),
+        "provider: ark\n",
+        "batches/covers.yaml:19 shots[0].references: reference image 'refs/big.png' is 31,457,281 bytes; "
+        "the limit is 31,457,280",
+    ),
+    "reference pixels": (
+        batch("image-seedream-v5.5-text", shot=refs("huge.png")),
+        "provider: ark\n",
+        "batches/covers.yaml:19 shots[0].references: reference image 'refs/huge.png' has 42,000,000 pixels; "
+        "the limit is 36,000,000",
+    ),
+    "output format": (
+        batch("image-seedream-v4.5-text"),
+        "provider: ark\n",
+        "batches/covers.yaml:10 output_format: 'png' is not made by image-seedream-v4.5-text on ark (jpeg)",
+    ),
+    "size": (
+        batch("image-seedream-v5-pro-text", aspect="16:9"),
+        "provider: ark\n",
+        "batches/covers.yaml:9 aspect_ratio: size 2848x1600 (quality standard, aspect 16:9) is outside what "
+        "Seedream 5.0 Pro makes (921,600-4,194,304 pixels)",
+    ),
+    "identity set": (
+        batch("image-seedream-v5.5-text", shot="    max_images: 3\n"),
+        "provider: ark\n",
+        "batches/covers.yaml:19 shots[0].max_images: Seedream 5.5 makes one image per call, no identity sets: "
+        "drop `max_images`",
+    ),
+    "currency": (
+        batch("image-seedream-v5-pro-text"),
+        "provider: ark\nbudget: 5\nproviders:\n  ark:\n    region: cn-beijing\n",
+        "imgbuild.yaml providers.ark.usd_per_cny: ark@cn-beijing bills in CNY and `budget:` is in USD: set "
+        "providers.ark.usd_per_cny (the USD value of one CNY) so the budget can be checked",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_each_kind_of_registry_limit_is_an_input_error_with_file_and_line(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, config, message = CASES[kind]
+    root = project(tmp_path, manifest, config)
+    assert rejected(root, capsys) == [message, summary(1)]
+
+
+def test_what_the_region_serves_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    eu = project(
+        tmp_path, batch("image-seedream-v5-lite-text"), "provider: ark\nproviders:\n  ark:\n    region: eu-west\n"
+    )
+    assert run_cli(eu, "plan") == 0
+    assert "image-seedream-v5-lite-text: 1 paid image × $0.035 = $0.04" in capsys.readouterr().out
+
+
+def test_a_cny_route_is_priced_in_usd_at_the_projects_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = "provider: ark\nbudget: 1\nproviders:\n  ark:\n    region: cn-beijing\n    usd_per_cny: 0.5\n"
+    root = project(tmp_path, batch("image-seedream-v5-pro-text"), config)
+    assert run_cli(root, "plan") == 0
+    out = capsys.readouterr().out
+    # 2048x2048 is over 2.36 MP: the ¥0.60 band, at 0.5 USD per CNY
+    assert "image-seedream-v5-pro-text: 1 paid image × ¥0.300-0.600 by size (at 0.5 USD per CNY) = $0.30" in out
+    assert "estimated $0.30 at list prices (budget $1.00)" in out
