@@ -15,7 +15,7 @@ from typing import Any
 
 from imgbuild.models import get_model
 from imgbuild.providers import register
-from imgbuild.providers.base import Call, Job, Output, ProviderError, Response, Upload
+from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import HostedProvider, HttpApi, base_url, data_url, prompt_with_negative
 from imgbuild.requests import Reference
 
@@ -28,6 +28,11 @@ REGIONS = {
     "eu-west": "https://ark.eu-west.bytepluses.com/api/v3",
     "cn-beijing": "https://ark.cn-beijing.volces.com/api/v3",  # Volcengine: model ids carry "doubao-"
 }
+
+
+def _filtered(code: str) -> bool:
+    """Whether an Ark error code is its content filter's (docs: *SensitiveContentDetected*, *RiskDetection)."""
+    return "SensitiveContentDetected" in code or code.endswith("RiskDetection")
 
 
 @register("ark")
@@ -91,8 +96,14 @@ class ArkProvider(HostedProvider):
         error = raw.get("error")
         if isinstance(error, dict) and not raw.get("data"):
             raise ProviderError(f"ark: {error.get('code')} {error.get('message')}")
+        items = raw.get("data") or []
+        codes = [str((item.get("error") or {}).get("code", "")) for item in items if isinstance(item, dict)]
+        if items and len(codes) == len(items) and all(_filtered(code) for code in codes):
+            # Every image of the call was filtered (not billed): a refusal, retried as one.
+            first = items[0]["error"]
+            raise ContentRejected(f"ark refused the content: {first.get('code')} {first.get('message')}")
         outputs = []
-        for i, item in enumerate(raw.get("data") or []):
+        for i, item in enumerate(items):
             if "error" in item:
                 err = item["error"]
                 outputs.append(Output(index=i, error=f"{err.get('code')}: {err.get('message')}"))

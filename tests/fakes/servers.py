@@ -359,7 +359,7 @@ def _int_in(value: Any, low: int, high: int) -> bool:
 class FakeProviders:
     """Ark, Replicate and fal on one loopback server; use as a context manager (or start()/close()).
 
-    Attributes may be changed while it runs (`latency`, `fault_rate`, `cut_rate`, `keys`); jobs keep
+    Attributes may be changed while it runs (`latency`, `fault_rate`, `cut_rate`, `keys`, `filtered`); jobs keep
     the latency they were created with. Jobs and files stay in memory whoever disconnects, so a
     new client can resume polling a job that a killed one created.
     """
@@ -379,6 +379,7 @@ class FakeProviders:
         self.fault_rate = fault_rate
         self.cut_rate = cut_rate
         self.faults = faults
+        self.filtered = 0  # the next N accepted Ark creates answer with every output filtered (not billed)
         self.requests: list[RecordedRequest] = []
         self.billed: Counter[str] = Counter()  # accepted creates per provider
         self.billed_images: Counter[str] = Counter()  # images delivered per provider
@@ -723,12 +724,14 @@ class FakeProviders:
             return _ark_error(400, "InputTextSensitiveContentDetected", message, "prompt", request_id)
 
         count = min(cast(int, max_images), 15 - len(references)) if sequential == "auto" else 1
+        with self._lock:
+            filtered, self.filtered = self.filtered > 0, max(0, self.filtered - 1)
         if self.latency:
             time.sleep(self.latency)
         data: list[dict[str, Any]] = []
         stamp = datetime.now(UTC)
         for index in range(count):
-            if "PARTIAL" in prompt and count > 1 and index == count - 1:
+            if filtered or ("PARTIAL" in prompt and count > 1 and index == count - 1):
                 message = "The request failed because the output image may contain sensitive information."
                 data.append({"error": {"code": "OutputImageSensitiveContentDetected", "message": message}})
                 continue

@@ -14,6 +14,8 @@ from fakes.servers import FakeProviders
 from helpers import PERSONA, run_cli, write_project
 from PIL import Image
 
+from imgbuild.records import AssetStore
+
 KEY_ENV = {"ark": "ARK_API_KEY", "replicate": "REPLICATE_API_TOKEN", "fal": "FAL_KEY"}
 URL_ENV = {"ark": "IMGBUILD_ARK_BASE_URL", "replicate": "IMGBUILD_REPLICATE_BASE_URL", "fal": "IMGBUILD_FAL_BASE_URL"}
 
@@ -110,3 +112,59 @@ def test_the_stand_in_refuses_a_disabled_sequential_field_as_ark_does(fake: Fake
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "sequential_image_generation"
     assert accepted.status_code == 200
+
+
+# -- content-filter refusals ---------------------------------------------------------------------------
+
+ONE_SHOT = BATCH.split("  - id: edit")[0]
+
+
+def filter_project(root: Path, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch, extra: str = "") -> Path:
+    write_project(
+        root,
+        batches={"covers": ONE_SHOT.format(model="image-seedream-v5-pro-text")},
+        personas={"mia": PERSONA},
+        config=f"provider: ark\nproviders:\n  ark:\n    retries: {{attempts: 2, base_delay: 0.01}}\n{extra}",
+    )
+    monkeypatch.setenv("ARK_API_KEY", fake.keys["ark"])
+    monkeypatch.setenv("IMGBUILD_ARK_BASE_URL", fake.base_urls["ark"])
+    return root
+
+
+def events(root: Path) -> list[tuple[str, str]]:
+    """(event, reason) of every image event of the asset, oldest first, as the records hold them."""
+    history = AssetStore(root).read_history("assets/covers.text")
+    assert history is not None
+    return [(e.event, str(e.details.get("reason", ""))) for e in history.events if e.kind == "image"]
+
+
+def test_a_filtered_output_is_tried_again_once_and_each_attempt_is_recorded(
+    fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = filter_project(tmp_path, fake, monkeypatch)
+    fake.filtered = 1  # the first answer has its one image filtered; the second is fine
+    assert run_cli(root, "build") == 0
+    assert len(fake.creates("ark")) == 2
+    assert fake.billed_images["ark"] == 1  # Ark bills only the image it delivered
+    made = events(root)
+    assert [e for e, _ in made] == ["submitted", "failed", "submitted", "completed"]
+    assert "OutputImageSensitiveContentDetected" in made[1][1]
+    assert made[1][1].endswith("(content filter, attempt 1 of 2)")
+    assert len(list((root / "assets" / "covers.text" / "runs" / "image").iterdir())) == 2  # one run per attempt
+    assert len(list((root / "assets" / "covers.text" / "images" / "candidates").iterdir())) == 1
+
+
+def test_content_filter_retries_are_bounded_and_configurable(
+    fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = filter_project(tmp_path / "none", fake, monkeypatch, "    content_filter_retries: 0\n")
+    fake.filtered = 5
+    assert run_cli(root, "build") == 1
+    assert len(fake.creates("ark")) == 1
+    assert events(root)[-1][1].endswith("(content filter, attempt 1 of 1)")
+
+    again = filter_project(tmp_path / "three", fake, monkeypatch, "    content_filter_retries: 3\n")
+    fake.filtered = 10  # refused every time: four calls, then the asset fails
+    assert run_cli(again, "build") == 1
+    assert len(fake.creates("ark")) == 1 + 4
+    assert [r for e, r in events(again) if e == "failed"][-1].endswith("(content filter, attempt 4 of 4)")
