@@ -270,7 +270,7 @@ def make_request(
     The mode follows the shot: reference images make it an edit, `max_images` an identity set;
     the endpoint key is the batch model's family in that mode."""
     batch, shot = asset.batch, asset.shot
-    declared = get_model(batch.model)
+    declared = get_model(asset.model or batch.model)
     mode = mode_for(edit=bool(shot.references) or declared.edits, sequential=shot.max_images > 1 or declared.sequential)
     model = get_model(endpoint_key(declared.family, mode))
     tier = model.tiers[batch.quality]

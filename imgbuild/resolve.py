@@ -203,11 +203,11 @@ def _check_models(provider: str, project: Project, problems: list[Problem]) -> s
     settings = project.config.providers.get(provider, {})
     region = settings.get("region")
     where = project.config.file or "imgbuild.yaml"
-    served = set()
-    for batch in project.batches:
-        model = get_model(batch.model)
+    served, unserved = set(), set()
+    for batch, key in ((b, k) for b in project.batches for k in b.model_keys):
+        model = get_model(key)
         if provider not in model.provider_models:
-            message = f"{batch.model!r} is not served by provider {provider!r}"
+            message = f"{key!r} is not served by provider {provider!r}"
         elif region is not None and model.region_model(provider, region) is None:
             others = ", ".join(sorted(model.regions.get(provider, {})))
             message = (
@@ -218,8 +218,9 @@ def _check_models(provider: str, project: Project, problems: list[Problem]) -> s
             served.add(batch.id)
             _check_currency(provider, settings, project, model.price(route_of(provider, settings)), problems)
             continue
+        unserved.add(batch.id)
         problems.append(Problem(batch.file, batch.line("model"), "model", message))
-    return served
+    return served - unserved
 
 
 def _check_currency(
