@@ -12,7 +12,7 @@ from imgbuild.models import DEFAULT_MODEL, Fact, ModelSpec, endpoint_key, famili
 
 __all__ = ["render"]
 
-ROUTES = ("ark", "replicate", "fal")
+ROUTES = ("ark", "replicate", "fal", "openai")
 
 INTRO = """\
 # Models
@@ -76,7 +76,8 @@ def _limits() -> list[str]:
                 tiers,
                 f"{spec.min_pixels:,} – {spec.max_pixels:,}",
                 f"≤ {spec.max_references}",
-                f"≤ {spec.max_input_bytes // (1024 * 1024)} MB, ≤ {spec.max_input_pixels / 1e6:g} MP",
+                f"≤ {spec.max_input_bytes // (1024 * 1024)} MB, "
+                + (f"≤ {spec.max_input_pixels / 1e6:g} MP" if spec.max_input_pixels else "pixels not documented"),
                 str(spec.max_images),
                 ", ".join(spec.output_formats),
             )
@@ -102,7 +103,7 @@ def _ids() -> list[str]:
             else:
                 cells.append(f"`{spec.provider_models[route]}`" if route in spec.provider_models else "—")
         rows.append(cells)
-    return _table(("family", "Ark (per region)", "Replicate", "fal"), rows)
+    return _table(("family", "Ark (per region)", "Replicate", "fal", "OpenAI"), rows)
 
 
 def _provider_limits() -> list[str]:

@@ -178,7 +178,7 @@ class ModelSpec:
     min_aspect: float
     max_aspect: float
     max_input_bytes: int
-    max_input_pixels: int
+    max_input_pixels: int | None  # None: no limit documented
     prices: MappingProxyType[str, Price | None]  # route -> price; None: not known
     provider_limits: MappingProxyType[str, Limits]
     facts: MappingProxyType[str, Fact]

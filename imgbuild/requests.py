@@ -245,7 +245,7 @@ def limit_problems(
                 )
             )
         pixels = (reference_pixels or {}).get(ref.path, 0)
-        if pixels > model.max_input_pixels:
+        if model.max_input_pixels is not None and pixels > model.max_input_pixels:
             out.append(
                 (
                     "references",

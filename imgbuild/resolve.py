@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
-from imgbuild.models import Price, Pricing, get_model, route_of
+from imgbuild.models import ModelSpec, Pricing, get_model, route_of
 
 if TYPE_CHECKING:
     from imgbuild.edits import EditDecision
@@ -216,28 +216,40 @@ def _check_models(provider: str, project: Project, problems: list[Problem]) -> s
             )
         else:
             served.add(batch.id)
-            _check_currency(provider, settings, project, model.price(route_of(provider, settings)), problems)
+            _check_price(provider, settings, project, model, problems)
             continue
         unserved.add(batch.id)
         problems.append(Problem(batch.file, batch.line("model"), "model", message))
     return served - unserved
 
 
-def _check_currency(
-    provider: str, settings: Mapping[str, Any], project: Project, price: Price | None, problems: list[Problem]
+def _check_price(
+    provider: str, settings: Mapping[str, Any], project: Project, model: ModelSpec, problems: list[Problem]
 ) -> None:
-    """The budget is in USD: a route billing another currency needs its rate to be checked."""
-    if price is None or price.currency == "USD" or project.config.budget is None:
+    """A budget must be checkable in USD: a route billing another currency needs its rate, and a
+    family with no known price anywhere cannot be budgeted at all."""
+    if project.config.budget is None or provider == "preview":
         return
-    key = f"usd_per_{price.currency.lower()}"
-    if key in settings:
+    where, route = project.config.file or "imgbuild.yaml", route_of(provider, settings)
+    price = model.price(route)
+    if price is None and model.list_price_usd() is None:
+        problem = Problem(
+            where,
+            None,
+            "budget",
+            f"no price of {model.label} is known (docs/models.md), so `budget:` cannot be checked for it: "
+            "remove `budget:` or choose another model",
+        )
+    elif price is not None and price.currency != "USD" and f"usd_per_{price.currency.lower()}" not in settings:
+        key = f"usd_per_{price.currency.lower()}"
+        problem = Problem(
+            where,
+            None,
+            f"providers.{provider}.{key}",
+            f"{route} bills in {price.currency} and `budget:` is in USD: set providers.{provider}.{key} "
+            f"(the USD value of one {price.currency}) so the budget can be checked",
+        )
+    else:
         return
-    problem = Problem(
-        project.config.file or "imgbuild.yaml",
-        None,
-        f"providers.{provider}.{key}",
-        f"{route_of(provider, settings)} bills in {price.currency} and `budget:` is in USD: set "
-        f"providers.{provider}.{key} (the USD value of one {price.currency}) so the budget can be checked",
-    )
     if problem not in problems:
         problems.append(problem)

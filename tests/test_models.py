@@ -60,19 +60,23 @@ class Family:
     """What the provider documentation says each family's body holds (written out, not derived)."""
 
     def __init__(
-        self, key: str, ark: str | None, replicate: str | None, fal: str | None, *, png: bool, sequential: bool
+        self,
+        key: str,
+        ark: str | None,
+        replicate: str | None,
+        fal: str | None,
+        *,
+        png: bool,
+        sequential: bool,
+        openai: str | None = None,
     ) -> None:
-        self.key, self.ids, self.png, self.sequential = (
-            key,
-            {"ark": ark, "replicate": replicate, "fal": fal},
-            png,
-            sequential,
-        )
+        self.key, self.png, self.sequential = key, png, sequential
+        self.ids = {"ark": ark, "replicate": replicate, "fal": fal, "openai": openai}
 
 
 FAMILIES = {
     "seedream-5.0-lite": Family(
-        "v5-lite",
+        "image-seedream-v5-lite",
         "seedream-5-0-260128",
         "bytedance/seedream-5-lite",
         "fal-ai/bytedance/seedream/v5/lite",
@@ -80,7 +84,7 @@ FAMILIES = {
         sequential=True,
     ),
     "seedream-4.5": Family(
-        "v4.5",
+        "image-seedream-v4.5",
         "seedream-4-5-251128",
         "bytedance/seedream-4.5",
         "fal-ai/bytedance/seedream/v4.5",
@@ -88,10 +92,15 @@ FAMILIES = {
         sequential=True,
     ),
     "seedream-4.0": Family(
-        "v4", "seedream-4-0-250828", "bytedance/seedream-4", "fal-ai/bytedance/seedream/v4", png=False, sequential=True
+        "image-seedream-v4",
+        "seedream-4-0-250828",
+        "bytedance/seedream-4",
+        "fal-ai/bytedance/seedream/v4",
+        png=False,
+        sequential=True,
     ),
     "seedream-5.0-pro": Family(
-        "v5-pro",
+        "image-seedream-v5-pro",
         "seedream-5-0-pro-260628",
         "bytedance/seedream-5-pro",
         "fal-ai/bytedance/seedream/v5/pro",
@@ -99,12 +108,20 @@ FAMILIES = {
         sequential=False,
     ),
     "seedream-5.0-flash": Family(
-        "v5-flash", "seedream-5-0-flash-260915", None, "fal-ai/bytedance/seedream/v5/flash", png=True, sequential=False
+        "image-seedream-v5-flash",
+        "seedream-5-0-flash-260915",
+        None,
+        "fal-ai/bytedance/seedream/v5/flash",
+        png=True,
+        sequential=False,
     ),
-    "seedream-5.5": Family("v5.5", "seedream-5-5-261028", None, None, png=True, sequential=False),
+    "seedream-5.5": Family("image-seedream-v5.5", "seedream-5-5-261028", None, None, png=True, sequential=False),
 }
-ROUTES = [(f, r) for f, fam in FAMILIES.items() for r in ("ark", "replicate", "fal") if fam.ids[r]]
-KEYS = {"ark": "ARK_API_KEY", "replicate": "REPLICATE_API_TOKEN", "fal": "FAL_KEY"}
+FAMILIES["gpt-image-2"] = Family(
+    "image-gpt-image-2", None, None, None, png=True, sequential=False, openai="gpt-image-2"
+)
+ROUTES = [(f, r) for f, fam in FAMILIES.items() for r in ("ark", "replicate", "fal", "openai") if fam.ids[r]]
+KEYS = {"ark": "ARK_API_KEY", "replicate": "REPLICATE_API_TOKEN", "fal": "FAL_KEY", "openai": "OPENAI_API_KEY"}
 
 
 def modes_batch(family: Family, output_format: str, quality: str = "standard") -> str:
@@ -120,7 +137,7 @@ def modes_batch(family: Family, output_format: str, quality: str = "standard") -
         ]
     return (
         f"purpose: body tests\npersona: mia\nsource_basis:\n  - path: evidence/mia.md\noutput: assets\n"
-        f"model: image-seedream-{family.key}-text\nquality: {quality}\nquality_reason: tests\n"
+        f"model: {family.key}-text\nquality: {quality}\nquality_reason: tests\n"
         f'aspect_ratio: "1:1"\noutput_format: {output_format}\n'
         "fixed:\n  wardrobe: cream sweater\n  environment: home office\n  lighting: morning light\n"
         "shots:\n" + "".join(shots)
@@ -184,6 +201,9 @@ def expected(family: Family, route: str, shot: str, output_format: str) -> dict[
         if family.png:
             body["output_format"] = output_format
         return body
+    if route == "openai":  # quality from the tier (standard: medium), size from the gpt-1K table
+        body = {"model": model, "prompt": PROMPT, "size": "1024x1024", "quality": "medium", "output_format": "png"}
+        return body | ({"image[]": [REF]} if edit else {})
     if route == "replicate":
         inputs: dict[str, Any] = {"prompt": PROMPT, "size": "2K", "aspect_ratio": "1:1"}
         if family.sequential:

@@ -91,7 +91,10 @@ def test_one_shot_on_three_models_is_built_and_shown_side_by_side(
 
         assert run_cli(root, "plan") == 0
         plan = capsys.readouterr().out
-        assert f"covers: 3 assets (0 variant tests), 3 candidates; 3 to generate (3 new); {', '.join(sorted(MODELS))}" in plan
+        assert (
+            f"covers: 3 assets (0 variant tests), 3 candidates; 3 to generate (3 new); {', '.join(sorted(MODELS))}"
+            in plan
+        )
         assert "image-seedream-v5-pro-text: 1 paid image × " in plan
 
         assert run_cli(root, "build") == 0

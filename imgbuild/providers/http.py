@@ -218,7 +218,7 @@ class HttpApi:
         log: Log,
         json_body: Any = None,
         content: bytes | None = None,
-        files: dict[str, Any] | None = None,
+        files: dict[str, Any] | list[tuple[str, Any]] | None = None,  # a list repeats a name (`image[]`)
         data: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         auth: bool = True,
@@ -358,14 +358,18 @@ class HttpApi:
             self._sleep(pause)
 
 
-def _describe_upload(content: bytes | None, files: dict[str, Any] | None) -> Any:
+def _describe_upload(content: bytes | None, files: dict[str, Any] | list[tuple[str, Any]] | None) -> Any:
     if content is not None:
         return f"<{len(content)} bytes, sha256 {hashlib.sha256(content).hexdigest()}>"
     if files:
-        parts = {}
-        for name, value in files.items():
+        parts: dict[str, Any] = {}
+        for name, value in files.items() if isinstance(files, dict) else files:
             data = value[1] if isinstance(value, tuple) else value
-            parts[name] = f"<{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}>"
+            described = f"<{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}>"
+            if name.endswith("[]"):  # a repeated part: every one is listed
+                parts.setdefault(name, []).append(described)
+            else:
+                parts[name] = described
         return {"multipart": parts}
     return None
 
