@@ -12,7 +12,7 @@ from imgbuild.models import DEFAULT_MODEL, Fact, ModelSpec, endpoint_key, famili
 
 __all__ = ["render"]
 
-ROUTES = ("ark", "replicate", "fal", "openai")
+ROUTES = ("ark", "replicate", "fal", "openai", "gemini")
 
 INTRO = """\
 # Models
@@ -103,7 +103,7 @@ def _ids() -> list[str]:
             else:
                 cells.append(f"`{spec.provider_models[route]}`" if route in spec.provider_models else "—")
         rows.append(cells)
-    return _table(("family", "Ark (per region)", "Replicate", "fal", "OpenAI"), rows)
+    return _table(("family", "Ark (per region)", "Replicate", "fal", "OpenAI", "Gemini"), rows)
 
 
 def _provider_limits() -> list[str]:

@@ -53,7 +53,7 @@ def test_families_without_sequential_generation_have_no_sequential_endpoint() ->
 # -- exact bodies --------------------------------------------------------------------------------------
 
 PROMPT = "Photo of Mia Tan, oval face, light freckles, wearing a cream sweater, in a home office, morning light."
-REF = "https://refs.test/face.png"
+REF = "data:image/png;base64,iVBORw0KGgo="  # as uploads hand it over; hosted routes get a URL the same way
 
 
 class Family:
@@ -69,9 +69,10 @@ class Family:
         png: bool,
         sequential: bool,
         openai: str | None = None,
+        gemini: str | None = None,
     ) -> None:
         self.key, self.png, self.sequential = key, png, sequential
-        self.ids = {"ark": ark, "replicate": replicate, "fal": fal, "openai": openai}
+        self.ids = {"ark": ark, "replicate": replicate, "fal": fal, "openai": openai, "gemini": gemini}
 
 
 FAMILIES = {
@@ -120,8 +121,21 @@ FAMILIES = {
 FAMILIES["gpt-image-2"] = Family(
     "image-gpt-image-2", None, None, None, png=True, sequential=False, openai="gpt-image-2"
 )
-ROUTES = [(f, r) for f, fam in FAMILIES.items() for r in ("ark", "replicate", "fal", "openai") if fam.ids[r]]
-KEYS = {"ark": "ARK_API_KEY", "replicate": "REPLICATE_API_TOKEN", "fal": "FAL_KEY", "openai": "OPENAI_API_KEY"}
+FAMILIES["gemini-3.1-flash-image"] = Family(
+    "image-nano-banana-2", None, None, None, png=False, sequential=False, gemini="gemini-3.1-flash-image"
+)
+FAMILIES["gemini-3-pro-image"] = Family(
+    "image-nano-banana-pro", None, None, None, png=False, sequential=False, gemini="gemini-3-pro-image-preview"
+)
+ROUTE_NAMES = ("ark", "replicate", "fal", "openai", "gemini")
+ROUTES = [(f, r) for f, fam in FAMILIES.items() for r in ROUTE_NAMES if fam.ids[r]]
+KEYS = {
+    "ark": "ARK_API_KEY",
+    "replicate": "REPLICATE_API_TOKEN",
+    "fal": "FAL_KEY",
+    "openai": "OPENAI_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+}
 
 
 def modes_batch(family: Family, output_format: str, quality: str = "standard") -> str:
@@ -201,6 +215,12 @@ def expected(family: Family, route: str, shot: str, output_format: str) -> dict[
         if family.png:
             body["output_format"] = output_format
         return body
+    if route == "gemini":  # the prompt and every reference as parts of one turn; size tier 1K at standard
+        parts: list[dict[str, Any]] = [{"text": PROMPT}]
+        if edit:
+            parts.append({"inlineData": {"mimeType": "image/png", "data": REF.split(",")[1]}})
+        config = {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"}}
+        return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
     if route == "openai":  # quality from the tier (standard: medium), size from the gpt-1K table
         body = {"model": model, "prompt": PROMPT, "size": "1024x1024", "quality": "medium", "output_format": "png"}
         return body | ({"image[]": [REF]} if edit else {})
@@ -233,7 +253,7 @@ def test_each_family_route_and_mode_sends_its_exact_body(
     family: str, route: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fam = FAMILIES[family]
-    output_format = "png" if fam.png or route == "fal" else "jpeg"
+    output_format = "png" if fam.png or route in ("fal", "gemini") else "jpeg"
     sent = bodies_sent(tmp_path, monkeypatch, route, modes_batch(fam, output_format))
     shots = ["text", "edit", "set", "edit-set"] if fam.sequential else ["text", "edit"]
     assert sorted(sent) == sorted(shots)

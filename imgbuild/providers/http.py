@@ -139,6 +139,7 @@ class HttpApi:
         provider: str,
         key_env: str,
         auth_scheme: str,
+        auth_header: str = "Authorization",
         client: httpx.Client | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -146,7 +147,9 @@ class HttpApi:
     ) -> None:
         self.provider = provider
         self.key_env = key_env
-        self._auth = f"{auth_scheme} {api_key(key_env, provider)}"
+        key = api_key(key_env, provider)
+        self._auth_header = auth_header  # "x-goog-api-key", "x-key": the key itself, no scheme
+        self._auth = f"{auth_scheme} {key}" if auth_scheme else key
         # Image generation takes minutes: a client that gives up early may pay again on a retry.
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(connect=30.0, read=600.0, write=120.0, pool=None),
@@ -227,9 +230,10 @@ class HttpApi:
         """Send a request, retrying transient failures; return a 2xx response or raise.
 
         Raises ProviderRefused (stop the build), ContentRejected or ProviderError (this asset)."""
-        sent_headers = {"Authorization": self._auth} if auth else {}
+        sent_headers = {self._auth_header: self._auth} if auth else {}
         sent_headers.update(headers or {})
-        recorded_headers = {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in sent_headers.items()}
+        secret = {"authorization", self._auth_header.lower()}
+        recorded_headers = {k: ("<redacted>" if k.lower() in secret else v) for k, v in sent_headers.items()}
         recorded_body = redact_body(json_body) if json_body is not None else _describe_upload(content, files)
         started = time.monotonic()
         attempt = 0
@@ -450,11 +454,16 @@ class HostedProvider:
 
     name: str
     key_env: str  # the environment variable holding the key
-    auth_scheme: str  # "Bearer" or "Key"
+    auth_scheme: str  # "Bearer" or "Key"; "" sends the key alone
+    auth_header = "Authorization"
 
     def __init__(self, settings: Mapping[str, Any], api: HttpApi | None) -> None:
         self.api = api or HttpApi(
-            provider=self.name, key_env=self.key_env, auth_scheme=self.auth_scheme, retry=retry_policy(settings)
+            provider=self.name,
+            key_env=self.key_env,
+            auth_scheme=self.auth_scheme,
+            auth_header=self.auth_header,
+            retry=retry_policy(settings),
         )
 
     def download(self, call: Call, output: Output) -> bytes:

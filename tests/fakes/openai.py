@@ -16,10 +16,9 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
+from fakes.loopback import LoopbackJSON
 from fakes.servers import _multipart, render_image
 
 __all__ = ["KEY", "FakeOpenAI", "OpenAIRequest"]
@@ -42,30 +41,24 @@ class OpenAIRequest:
     images: tuple[tuple[str | None, str | None, bytes], ...] = ()  # (file name, content type, bytes)
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackJSON):
     """The stand-in, as a context manager; ``base_url`` is what $IMGBUILD_OPENAI_BASE_URL takes."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[OpenAIRequest] = []
         self.billed = 0  # images generated (the API bills each one)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self.url}/v1"
 
     def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
+        super().__enter__()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         if headers.get("authorization") != f"Bearer {KEY}":
             return 401, _error("Incorrect API key provided.", "invalid_request_error", None, "invalid_api_key")
         if path == "/v1/images/generations":
@@ -150,23 +143,3 @@ def _size(text: str) -> tuple[int, int] | None:
 
 def _error(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
-
-
-def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, payload = fake.answer(self.path, headers, body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet
-
-    return Handler
