@@ -12,7 +12,7 @@ from imgbuild.models import DEFAULT_MODEL, Fact, ModelSpec, endpoint_key, famili
 
 __all__ = ["render"]
 
-ROUTES = ("ark", "replicate", "fal", "openai", "gemini")
+ROUTES = ("ark", "replicate", "fal", "openai", "gemini", "bfl")
 
 INTRO = """\
 # Models
@@ -34,7 +34,7 @@ FIELDS = {  # capability -> the request fields it stands for (Ark's names; other
     "output_format": "`output_format`",
     "watermark": "`watermark` (sent as false)",
     "optimize_prompt": "`optimize_prompt_options`",
-    "seed": "`seed`",
+    "seed": "`seed` (derived from the request hash and the candidate)",
 }
 
 
@@ -76,8 +76,8 @@ def _limits() -> list[str]:
                 tiers,
                 f"{spec.min_pixels:,} – {spec.max_pixels:,}",
                 f"≤ {spec.max_references}",
-                f"≤ {spec.max_input_bytes // (1024 * 1024)} MB, "
-                + (f"≤ {spec.max_input_pixels / 1e6:g} MP" if spec.max_input_pixels else "pixels not documented"),
+                (f"≤ {spec.max_input_bytes // (1024 * 1024)} MB" if spec.max_input_bytes else "bytes not documented")
+                + (f", ≤ {spec.max_input_pixels / 1e6:g} MP" if spec.max_input_pixels else ", pixels not documented"),
                 str(spec.max_images),
                 ", ".join(spec.output_formats),
             )
@@ -103,7 +103,7 @@ def _ids() -> list[str]:
             else:
                 cells.append(f"`{spec.provider_models[route]}`" if route in spec.provider_models else "—")
         rows.append(cells)
-    return _table(("family", "Ark (per region)", "Replicate", "fal", "OpenAI", "Gemini"), rows)
+    return _table(("family", "Ark (per region)", "Replicate", "fal", "OpenAI", "Gemini", "BFL"), rows)
 
 
 def _provider_limits() -> list[str]:

@@ -177,8 +177,8 @@ class ModelSpec:
     max_pixels: int
     min_aspect: float
     max_aspect: float
-    max_input_bytes: int
-    max_input_pixels: int | None  # None: no limit documented
+    max_input_bytes: int | None  # None: no limit documented
+    max_input_pixels: int | None
     prices: MappingProxyType[str, Price | None]  # route -> price; None: not known
     provider_limits: MappingProxyType[str, Limits]
     facts: MappingProxyType[str, Fact]

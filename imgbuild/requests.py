@@ -237,7 +237,7 @@ def limit_problems(
         out.append(("output_format", f"{req.output_format!r} is not made by {req.model} on {req.provider} ({made})"))
     for ref in req.references:
         size = reference_bytes.get(ref.path, 0)
-        if size > model.max_input_bytes:
+        if model.max_input_bytes is not None and size > model.max_input_bytes:
             out.append(
                 (
                     "references",

@@ -13,6 +13,7 @@ from helpers import PERSONA, REPO, write_project
 from imgbuild.modeldoc import render
 from imgbuild.models import endpoint_key, families, get_model, model_keys, sources
 from imgbuild.providers import Call, create_provider
+from imgbuild.providers.bfl import seed_of
 from imgbuild.resolve import resolve
 
 # -- the registry's facts ----------------------------------------------------------------------------
@@ -70,9 +71,10 @@ class Family:
         sequential: bool,
         openai: str | None = None,
         gemini: str | None = None,
+        bfl: str | None = None,
     ) -> None:
         self.key, self.png, self.sequential = key, png, sequential
-        self.ids = {"ark": ark, "replicate": replicate, "fal": fal, "openai": openai, "gemini": gemini}
+        self.ids = {"ark": ark, "replicate": replicate, "fal": fal, "openai": openai, "gemini": gemini, "bfl": bfl}
 
 
 FAMILIES = {
@@ -121,13 +123,17 @@ FAMILIES = {
 FAMILIES["gpt-image-2"] = Family(
     "image-gpt-image-2", None, None, None, png=True, sequential=False, openai="gpt-image-2"
 )
+for flux in ("pro", "max"):
+    FAMILIES[f"flux-2-{flux}"] = Family(
+        f"image-flux-2-{flux}", None, None, None, png=True, sequential=False, bfl=f"flux-2-{flux}"
+    )
 FAMILIES["gemini-3.1-flash-image"] = Family(
     "image-nano-banana-2", None, None, None, png=False, sequential=False, gemini="gemini-3.1-flash-image"
 )
 FAMILIES["gemini-3-pro-image"] = Family(
     "image-nano-banana-pro", None, None, None, png=False, sequential=False, gemini="gemini-3-pro-image-preview"
 )
-ROUTE_NAMES = ("ark", "replicate", "fal", "openai", "gemini")
+ROUTE_NAMES = ("ark", "replicate", "fal", "openai", "gemini", "bfl")
 ROUTES = [(f, r) for f, fam in FAMILIES.items() for r in ROUTE_NAMES if fam.ids[r]]
 KEYS = {
     "ark": "ARK_API_KEY",
@@ -135,6 +141,7 @@ KEYS = {
     "fal": "FAL_KEY",
     "openai": "OPENAI_API_KEY",
     "gemini": "GEMINI_API_KEY",
+    "bfl": "BFL_API_KEY",
 }
 
 
@@ -180,6 +187,9 @@ def bodies_sent(
             out[req.shot] = provider.request_body(call)
             if route == "fal":
                 out[req.shot]["<endpoint>"] = provider.endpoint(call)  # type: ignore[attr-defined]
+            if route == "bfl":  # the seed comes from the request hash and the candidate
+                assert out[req.shot]["seed"] == seed_of(req.request_hash, 1)
+                out[req.shot]["seed"] = "<seed>"
         return out
     finally:
         provider.close()
@@ -215,6 +225,9 @@ def expected(family: Family, route: str, shot: str, output_format: str) -> dict[
         if family.png:
             body["output_format"] = output_format
         return body
+    if route == "bfl":  # seeded; references as input_image, input_image_2, ...; 1 MP at standard
+        body = {"prompt": PROMPT, "width": 1024, "height": 1024, "seed": "<seed>", "output_format": output_format}
+        return body | ({"input_image": REF} if edit else {})
     if route == "gemini":  # the prompt and every reference as parts of one turn; size tier 1K at standard
         parts: list[dict[str, Any]] = [{"text": PROMPT}]
         if edit:
@@ -265,7 +278,8 @@ def test_each_family_route_and_mode_sends_its_exact_body(
             assert "max_images" not in fields
         if not fam.png:
             assert "output_format" not in fields
-        assert "seed" not in fields  # no Seedream family documents a seed
+        if family.startswith("seedream"):
+            assert "seed" not in fields  # no Seedream family documents a seed
 
 
 def test_fast_prompt_optimisation_is_sent_to_4_0_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

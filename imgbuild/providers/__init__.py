@@ -39,7 +39,9 @@ def register(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
 
 
 # Built-in providers, imported when first used: a preview build needs no HTTP client.
-_BUILTIN = {name: f"imgbuild.providers.{name}" for name in ("ark", "fal", "gemini", "openai", "preview", "replicate")}
+_BUILTIN = {
+    name: f"imgbuild.providers.{name}" for name in ("ark", "bfl", "fal", "gemini", "openai", "preview", "replicate")
+}
 
 
 def provider_names() -> list[str]:

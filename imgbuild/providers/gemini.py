@@ -26,9 +26,7 @@ KEY_ENV = "GEMINI_API_KEY"  # the google-genai SDK's variable
 BASE_URL_ENV = "IMGBUILD_GEMINI_BASE_URL"
 DEFAULT_BASE = "https://generativelanguage.googleapis.com/v1beta"
 # finishReason / blockReason values that mean the safety system withheld the image
-_REFUSALS = frozenset(
-    {"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII"}
-)
+_REFUSALS = frozenset({"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII"})
 
 
 @register("gemini")
