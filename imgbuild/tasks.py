@@ -16,16 +16,17 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import TaskLoader2
-from doit.exceptions import TaskFailed, UnmetDependency
+from doit.control import TaskControl
+from doit.exceptions import InvalidCommand, TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
-from imgbuild.build import BuildSession, Estimate, make_candidate
+from imgbuild.build import BuildSession, Estimate, StaleWork, make_candidate
 from imgbuild.error_handler import write_crash_log
 from imgbuild.errors import (
     EXIT_BUG,
@@ -36,6 +37,7 @@ from imgbuild.errors import (
     BuildStop,
     InvalidInput,
     NotStarted,
+    UsageError,
 )
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
@@ -51,7 +53,10 @@ __all__ = [
     "ProjectLoader",
     "doit_config",
     "image_task_name",
+    "price",
     "project_tasks",
+    "select",
+    "selected_images",
     "task_dicts",
 ]
 
@@ -97,7 +102,7 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
     """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them)."""
     index = StateIndex(resolution)
     locks = LockWriter(index)
-    stale = []
+    stale: dict[str, StaleWork] = {}
     for batch_id, requests in resolution.requests.items():
         count = sum(r.candidates * r.max_images for r in requests)
         yield {"basename": batch_id, "name": None, "doc": f"{resolution.batch(batch_id).purpose} ({count} images)"}
@@ -122,7 +127,7 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
                     "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k},
                 }
             if todo:  # priced only when stale: nothing extra on a no-op build
-                stale.append((req, tuple(todo)))
+                stale[req.asset_id] = (req, tuple(todo))
         yield {
             "basename": batch_id,
             "name": LOCK_TASK,
@@ -133,9 +138,58 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
             "io": {"capture": False},
             "meta": {"imgbuild": "lock"},
         }
-    # Every stale image of the project, selected or not: the budget check errs on the safe side.
-    images, cost, _ = estimate(stale)
-    session.estimate = Estimate(images, cost)
+    # Until the reporter knows the selection, the budget counts every stale image of the project.
+    session.stale = stale
+    session.project_estimate = session.estimate = price(stale)
+
+
+def price(stale: Mapping[str, StaleWork], chosen: Mapping[str, set[int]] | None = None) -> Estimate:
+    """What making the stale candidates would cost at list prices: all of them, or only the
+    `chosen` ones (asset id → candidate numbers). An identity set counts at its `max_images`."""
+    work: Iterable[StaleWork] = stale.values()
+    if chosen is not None:
+        work = [(req, tuple(k for k in todo if k in chosen.get(req.asset_id, ()))) for req, todo in stale.values()]
+    images, cost, _ = estimate(work)
+    return Estimate(images, cost)
+
+
+def selected_images(tasks: Mapping[str, Any], selected: Iterable[str]) -> list[Any]:
+    """The image tasks a doit run of the `selected` task names executes: those selected and every
+    task they depend on (a batch's group task and its lock task depend on each of its images)."""
+    seen: set[str] = set()
+    pending = list(selected)
+    while pending:
+        name = pending.pop()
+        if name not in seen and name in tasks:
+            seen.add(name)
+            pending.extend(tasks[name].task_dep)
+    return [tasks[name] for name in seen if ProgressReporter._is_image(tasks[name])]
+
+
+def chosen_candidates(images: Iterable[Any]) -> dict[str, set[int]]:
+    """asset id → candidate numbers of image tasks."""
+    chosen: dict[str, set[int]] = {}
+    for task in images:
+        chosen.setdefault(task.meta["asset"], set()).add(task.meta["candidate"])
+    return chosen
+
+
+def select(resolution: Resolution, selection: Sequence[str]) -> dict[str, set[int]]:
+    """The candidates (asset id → candidate numbers, stale or not) that `imgbuild build SELECTION`
+    would run, by doit's own rules: batch ids, task names and globs such as ``'covers:*park*'``,
+    with every task they depend on. A name that is none of these is a usage error."""
+    tasks = generate_tasks("imgbuild", task_dicts(resolution, make_session(resolution)))
+    control = TaskControl(tasks)
+    try:
+        control.process(list(selection))
+    except InvalidCommand as exc:
+        raise UsageError(
+            f"nothing in this project is called {exc.not_found!r}: select batch ids or task globs such as"
+            f" '{resolution.project.batches[0].id}:*' (`imgbuild ls` lists the assets)"
+            if resolution.project.batches
+            else f"nothing in this project is called {exc.not_found!r}: the project has no batches"
+        ) from None
+    return chosen_candidates(selected_images(control.tasks, control.selected_tasks))
 
 
 class Refused(TaskFailed):
@@ -277,10 +331,10 @@ class ProgressReporter:
         return bool(task.meta) and task.meta.get("imgbuild") == "image"
 
     def initialize(self, tasks: dict[str, Any], selected_tasks: list[str] | None) -> None:
-        images = [t for t in tasks.values() if self._is_image(t)]
-        chosen = set(selected_tasks or ())
-        picked = [t for t in images if t.name in chosen or t.name.split(":", 1)[0] in chosen]
-        self.total = len(picked) or len(images)
+        picked = selected_images(tasks, tasks if selected_tasks is None else selected_tasks)
+        self.total = len(picked)
+        # Before the first call: the budget counts what this run will make, not the whole project.
+        self.session.estimate = price(self.session.stale, chosen_candidates(picked))
         self.started = time.monotonic()
 
     def get_status(self, task: Any) -> None:

@@ -1,0 +1,168 @@
+"""Paper cuts a new user hit (issue 16), each tried as a new user would: on a fresh `imgbuild init`
+project (or the repository's examples), with the hosted provider played by a loopback server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fakes.servers import FakeProviders
+from helpers import run_cli, run_doit
+
+import imgbuild.main
+
+FAST_RETRIES = "providers:\n  ark:\n    retries: {attempts: 2, base_delay: 0.01, max_delay: 0.02}\n"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProviders]:
+    with FakeProviders() as server:
+        yield server
+
+
+def new_project(tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str = "") -> Path:
+    """`imgbuild init` as a new user runs it, with `config` appended to its imgbuild.yaml."""
+    assert run_cli(tmp_path, "init", "proj") == 0
+    capsys.readouterr()
+    root = tmp_path / "proj"
+    if config:
+        path = root / "imgbuild.yaml"
+        path.write_text(path.read_text().replace("provider: preview", "provider: ark", 1) + config)
+    return root
+
+
+def on_ark(root: Path, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARK_API_KEY", fake.keys["ark"])
+    monkeypatch.setenv("IMGBUILD_ARK_BASE_URL", fake.base_urls["ark"])
+
+
+def identity_sets(root: Path, max_images: int) -> None:
+    """The scaffold's shot made into identity sets of `max_images` images per candidate."""
+    path = root / "batches/first-frames.yaml"
+    path.write_text(path.read_text().replace("    candidates: 2\n", f"    candidates: 2\n    max_images: {max_images}\n"))
+
+
+# -- 1. the budget counts what the build will make ------------------------------------------------
+
+
+def test_a_selection_under_the_budget_builds_in_an_over_budget_project(
+    fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 4 assets × 2 candidates × sets of 3 = 24 images ($0.84); the park half is 12 ($0.42).
+    root = new_project(tmp_path, capsys, FAST_RETRIES + "budget: 0.50\n")
+    identity_sets(root, 3)
+    on_ark(root, fake, monkeypatch)
+
+    assert run_cli(root, "plan", "first-frames:*park*") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "provider: ark",
+        "first-frames: 2 of 4 assets (0 variant tests), 4 candidates; 12 images in 4 calls to generate (2 new);"
+        " image-seedream-v5-lite-sequential at max ~$0.42",
+        "  image-seedream-v5-lite-sequential: 12 paid images × $0.035 = $0.42",
+        "selection: 12 images to generate, estimated $0.42 at list prices (budget $0.50)",
+        "whole project: 24 images to generate, estimated $0.84 at list prices (budget $0.50: a build would refuse)",
+    ]
+
+    assert run_cli(root, "build") == 3  # the whole project: refused before any call
+    out = capsys.readouterr().out
+    assert (
+        "imgbuild: STOPPED: this build would make 24 images for about $0.84 at list prices, over the budget"
+        " of $0.50 in imgbuild.yaml; build a part of it (batch ids or task globs such as 'BATCH:*park*';"
+        " `imgbuild plan SELECTION` prices one) or raise `budget:`"
+    ) in out
+    assert fake.requests == []
+
+    assert run_cli(root, "build", "first-frames:*park*") == 0  # its part: 4 calls of 3 images
+    assert "imgbuild: 4 generated, 0 up to date, 0 failed, 0 not started" in capsys.readouterr().out
+    assert len(fake.creates("ark")) == 4
+    made = {p.parent.parent.parent.name for p in (root / "assets").glob("*/images/candidates/*")}
+    assert made == {"first-frames.hook.city-park-bench.overcast-daylight", "first-frames.hook.city-park-bench.golden-hour-sun"}
+
+    # Plain doit selects the same way, and the rest of the project now fits the budget too.
+    result = run_doit(root, "first-frames")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "imgbuild: 4 generated, 4 up to date, 0 failed, 0 not started" in result.stdout
+    assert len(fake.creates("ark")) == 8
+
+
+def test_a_selection_over_the_budget_counts_only_its_selection(
+    fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = new_project(tmp_path, capsys, FAST_RETRIES + "budget: 0.30\n")
+    identity_sets(root, 3)
+    on_ark(root, fake, monkeypatch)
+    for how in ("imgbuild build", "doit"):
+        if how == "doit":
+            result = run_doit(root, "first-frames:*park*")
+            code, out = result.returncode, result.stdout
+        else:
+            code, out = run_cli(root, "build", "first-frames:*park*"), capsys.readouterr().out
+        assert code == 3, (how, out)
+        assert (
+            "this build would make 12 images for about $0.42 at list prices (the whole project: 24 images,"
+            " about $0.84), over the budget of $0.30 in imgbuild.yaml" in out
+        ), how
+        assert "0 generated, 0 up to date, 0 failed, 4 not started" in out, how
+    assert fake.requests == []
+
+
+def test_plan_rejects_a_selection_that_names_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = new_project(tmp_path, capsys)
+    assert run_cli(root, "plan", "first-frame") == 2
+    assert capsys.readouterr().err == (
+        "imgbuild: error: nothing in this project is called 'first-frame': select batch ids or task globs"
+        " such as 'first-frames:*' (`imgbuild ls` lists the assets)\n"
+    )
+    assert run_cli(root, "plan", "first-frames:*nowhere*") == 0
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        "the selection matches no image",
+        "selection: 0 images to generate",
+        "whole project: 8 images to generate (free with preview; about $0.28 at list price on a hosted provider)",
+    ]
+
+
+def test_the_manifest_docs_show_the_stop_message_the_build_prints() -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs/manifests.md").read_text()
+    assert (
+        "imgbuild: STOPPED: this build would make 8 images for about $0.28 at list prices, over the budget of"
+        " $0.20 in imgbuild.yaml; build a part of it (batch ids or task globs such as 'BATCH:*park*';"
+        " `imgbuild plan SELECTION` prices one) or raise `budget:`"
+    ) in docs
+    assert "a selection does not\nlower the sum" not in docs
+
+
+# -- 3. an unreachable host names the setting ------------------------------------------------------
+
+
+def test_an_unreachable_host_names_the_setting_that_chose_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = new_project(tmp_path, capsys, FAST_RETRIES + "    base_url: http://127.0.0.1:9\n")
+    monkeypatch.setenv("ARK_API_KEY", "a-key-no-server-will-see")
+    monkeypatch.delenv("IMGBUILD_ARK_BASE_URL", raising=False)
+    assert run_cli(root, "build") == 3
+    assert (
+        "imgbuild: STOPPED: ark: cannot connect to http://127.0.0.1:9 after 2 tries ([Errno 111] Connection"
+        " refused); the URL comes from providers.ark.base_url in imgbuild.yaml ($IMGBUILD_ARK_BASE_URL would"
+        " win over it): fix it\n"
+    ) in capsys.readouterr().out
+
+    monkeypatch.setenv("IMGBUILD_ARK_BASE_URL", "http://127.0.0.1:9/api/v3")
+    assert run_cli(root, "build") == 3
+    assert (
+        "after 2 tries ([Errno 111] Connection refused); the URL comes from $IMGBUILD_ARK_BASE_URL (it wins"
+        " over providers.ark.base_url in imgbuild.yaml): fix or unset it\n"
+    ) in capsys.readouterr().out
+
+
+# -- 4. reject's help -----------------------------------------------------------------------------
+
+
+def test_reject_help_does_not_mention_an_option_it_lacks(capsys: pytest.CaptureFixture[str]) -> None:
+    for command, mentions in (("reject", False), ("approve", True)):
+        with pytest.raises(SystemExit):
+            imgbuild.main.main([command, "--help"])
+        out = capsys.readouterr().out
+        assert ("--override" in out) is mentions, command
+        assert "a note on the decision" in out
