@@ -166,3 +166,31 @@ def test_reject_help_does_not_mention_an_option_it_lacks(capsys: pytest.CaptureF
         out = capsys.readouterr().out
         assert ("--override" in out) is mentions, command
         assert "a note on the decision" in out
+
+
+# -- 9. plan warns before a hosted build without its key -------------------------------------------
+
+
+def test_plan_warns_when_the_providers_key_is_not_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = new_project(tmp_path, capsys, FAST_RETRIES)
+    monkeypatch.delenv("ARK_API_KEY", raising=False)
+    assert run_cli(root, "plan") == 0
+    out = capsys.readouterr()
+    assert out.err == (
+        "warning: ARK_API_KEY is not set: a build with provider 'ark' would stop before its first call;"
+        " export the ark API key as ARK_API_KEY first (keys are read from the environment only)\n"
+    )
+    assert out.out.splitlines()[-1] == "total: 8 images to generate, estimated $0.28 at list prices"
+
+    monkeypatch.setenv("ARK_API_KEY", "  ")  # blank is not set: the build would refuse it too
+    assert run_cli(root, "plan") == 0
+    assert "ARK_API_KEY is not set" in capsys.readouterr().err
+    monkeypatch.setenv("ARK_API_KEY", "a-key")
+    assert run_cli(root, "plan") == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.delenv("ARK_API_KEY")
+    monkeypatch.setenv("IMGBUILD_PROVIDER", "preview")  # the offline provider needs no key
+    assert run_cli(root, "plan") == 0
+    assert capsys.readouterr().err == ""

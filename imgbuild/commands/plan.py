@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -9,11 +10,14 @@ from pathlib import Path
 
 from imgbuild.errors import EXIT_OK
 from imgbuild.models import get_model
+from imgbuild.providers import missing_key
 from imgbuild.resolve import resolve
 from imgbuild.state import AssetState, StateIndex, assess, estimate, find_orphans
 from imgbuild.tasks import select
 
 __all__ = ["plan"]
+
+log = logging.getLogger("imgbuild")
 
 
 def plan(root: Path, *, verbose: bool = False, selection: Sequence[str] = ()) -> int:
@@ -75,6 +79,13 @@ def plan(root: Path, *, verbose: bool = False, selection: Sequence[str] = ()) ->
         print(f"orphaned: {orphan.asset_dir}: {orphan.reason()}")
     if not states:
         print("the selection matches no image")
+    key = missing_key(resolution.provider) if images else None
+    if key:  # found now rather than at the build's first call
+        log.warning(
+            "%s is not set: a build with provider %r would stop before its first call; export the %s API key"
+            " as %s first (keys are read from the environment only)",
+            key, resolution.provider, resolution.provider, key,
+        )  # fmt: skip
     budget = resolution.project.config.budget
     print(_total("selection" if selection else "total", images, total_cost, paid, budget))
     if selection:  # what the budget would say of a build without a selection
