@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fakes.servers import FakeProviders
-from helpers import run_cli, run_doit
+from helpers import copy_examples, rejected, run_cli, run_doit, summary
 
 import imgbuild.main
 
@@ -194,3 +194,88 @@ def test_plan_warns_when_the_providers_key_is_not_set(
     monkeypatch.setenv("IMGBUILD_PROVIDER", "preview")  # the offline provider needs no key
     assert run_cli(root, "plan") == 0
     assert capsys.readouterr().err == ""
+
+
+# -- 2. unquoted values YAML reads as something other than text ------------------------------------
+
+
+def test_an_unquoted_ratio_is_reported_as_needing_quotes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = new_project(tmp_path, capsys)
+    monkeypatch.chdir(root)  # where a user runs it: paths in messages are relative to it
+    batch = root / "batches/first-frames.yaml"
+    text = batch.read_text()
+    batch.write_text(
+        text.replace('aspect_ratio: "9:16"', "aspect_ratio: 9:16").replace(
+            "  wardrobe: grey hoodie", "  wardrobe: 2026-12-01"
+        )
+    )
+    assert rejected(root, capsys) == [
+        "batches/first-frames.yaml:10 aspect_ratio: YAML reads 9:16 as the number 556 (base 60), expected one of"
+        " '1:1', '4:3', '3:4', '16:9', '9:16', '3:2', '2:3', '21:9' — quote it: '9:16'",
+        "batches/first-frames.yaml:13 fixed.wardrobe: YAML reads 2026-12-01 as the date 2026-12-01, expected"
+        " string — quote it: '2026-12-01'",
+        summary(2),
+    ]
+
+
+# -- 7. evidence that cannot ground anything --------------------------------------------------------
+
+
+def test_an_empty_evidence_file_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = new_project(tmp_path, capsys)
+    monkeypatch.chdir(root)  # where a user runs it: paths in messages are relative to it
+    (root / "evidence/ava-benchmark.md").write_text("\n  \n")
+    assert rejected(root, capsys) == [
+        "batches/first-frames.yaml:6 source_basis[0].path: evidence file 'evidence/ava-benchmark.md' is empty:"
+        " an empty file backs nothing (write down what it shows)",
+        "personas/ava.yaml:12 evidence[0].path: evidence file 'evidence/ava-benchmark.md' is empty:"
+        " an empty file backs nothing (write down what it shows)",
+        summary(2),
+    ]
+
+
+def test_an_anchor_that_is_not_in_its_file_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = copy_examples(tmp_path / "examples")
+    monkeypatch.chdir(root)
+    persona = root / "personas/mia.yaml"
+    persona.write_text(persona.read_text().replace('anchor: "#identity"', 'anchor: "#identty"'))
+    batch = root / "covers.yaml"
+    batch.write_text(batch.read_text().replace('anchor: "#environments"', 'anchor: "#wardrobe-1"'))
+    (root / "evidence/notes.txt").write_text("Covers: faces in the upper third.\n")
+    persona.write_text(
+        persona.read_text().replace(
+            "evidence:\n", "evidence:\n  - path: evidence/notes.txt\n    anchor: upper third\n"
+            "  - path: evidence/notes.txt\n    anchor: lower third\n", 1
+        )
+    )
+    lines = rejected(root, capsys)
+    assert lines == [
+        "covers.yaml:10 source_basis[1].anchor: '#wardrobe-1' is not a heading of evidence/mia-benchmark.md"
+        " (its anchors: '#benchmark-study-with-me-creators-q3-sample-of-10-channels', '#identity', '#wardrobe',"
+        " '#environments', '#lighting')",
+        "personas/mia.yaml:14 evidence[1].anchor: 'lower third' does not occur in evidence/notes.txt",
+        "personas/mia.yaml:16 evidence[2].anchor: '#identty' is not a heading of evidence/mia-benchmark.md"
+        " (its anchors: '#benchmark-study-with-me-creators-q3-sample-of-10-channels', '#identity', '#wardrobe',"
+        " '#environments', '#lighting')",
+        summary(3),
+    ]
+
+
+def test_anchors_follow_github_headings_not_code_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = new_project(tmp_path, capsys)
+    (root / "evidence/ava-benchmark.md").write_text(
+        "# Ava\n\n## Identity\n\n```\n# not-a-heading\n```\n\n## Identity\n\nLighting\n--------\n"
+        '\n<a id="Clip-12"></a>\n'
+    )
+    persona = root / "personas/ava.yaml"
+    text = persona.read_text()
+    for anchor, ok in (("#identity-1", True), ("#lighting", True), ("#clip-12", True), ("#not-a-heading", False)):
+        persona.write_text(text.replace('"#identity"', f'"{anchor}"'))
+        assert (run_cli(root, "plan") == 0) is ok, anchor
+        capsys.readouterr()
