@@ -3,14 +3,18 @@ project (or the repository's examples), with the hosted provider played by a loo
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fakes.servers import FakeProviders
 from helpers import copy_examples, rejected, run_cli, run_doit, summary
 
 import imgbuild.main
+from imgbuild.resolve import resolve
 
 FAST_RETRIES = "providers:\n  ark:\n    retries: {attempts: 2, base_delay: 0.01, max_delay: 0.02}\n"
 
@@ -279,3 +283,33 @@ def test_anchors_follow_github_headings_not_code_blocks(tmp_path: Path, capsys: 
         persona.write_text(text.replace('"#identity"', f'"{anchor}"'))
         assert (run_cli(root, "plan") == 0) is ok, anchor
         capsys.readouterr()
+
+
+# -- 5. the scaffold and the examples read well for every value they ship --------------------------
+
+
+def test_every_shipped_value_reads_well_in_its_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = new_project(tmp_path, capsys)
+    allowed = yaml.safe_load((root / "personas/ava.yaml").read_text())["allowed"]
+    batch = root / "batches/first-frames.yaml"
+    text = batch.read_text().replace("fixed:\n  wardrobe: grey hoodie\n", "")
+    batch.write_text(text.replace("vary:\n", f"vary:\n  wardrobe: {json.dumps(allowed['wardrobe'])}\n"))
+    prompts = {r.asset_id: r.prompt for r in resolve(root).all_requests()}
+    assert len(prompts) == 8  # every wardrobe × environment × lighting the persona allows
+    assert prompts["first-frames.hook.city-park-bench.golden-hour-sun.grey-hoodie"] == (
+        "Photorealistic vertical first frame for a short video. Ava, early thirties, heart-shaped face, warm brown"
+        " eyes, short curly dark hair, athletic, average height. Wardrobe: grey hoodie. Setting: city park bench."
+        " Light: golden-hour sun. Candid, natural skin texture, clean sporty-casual, solid colours. Face in the upper"
+        " third, space at the bottom for a caption. Purpose: Scroll-stopping first frame; Ava mid-sentence, looking"
+        " into the lens"
+    )
+    for wardrobe in allowed["wardrobe"]:
+        for environment in allowed["environment"]:
+            for lighting in allowed["lighting"]:
+                wanted = f"Wardrobe: {wardrobe}. Setting: {environment}. Light: {lighting}."
+                assert sum(wanted in p for p in prompts.values()) == 1, wanted
+
+    examples = copy_examples(tmp_path / "examples")
+    for prompt in (r.prompt for r in resolve(examples).all_requests()):
+        assert not re.search(r"\ba [aeiou]", prompt, re.IGNORECASE), prompt  # "wearing a olive overshirt"
+        assert "Wardrobe: " in prompt
