@@ -313,3 +313,33 @@ def test_every_shipped_value_reads_well_in_its_prompt(tmp_path: Path, capsys: py
     for prompt in (r.prompt for r in resolve(examples).all_requests()):
         assert not re.search(r"\ba [aeiou]", prompt, re.IGNORECASE), prompt  # "wearing a olive overshirt"
         assert "Wardrobe: " in prompt
+
+
+# -- 8. plan -v says what it checked; messages point at ls ------------------------------------------
+
+
+def test_plan_verbose_says_what_it_checked_once_things_are_current(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = new_project(tmp_path, capsys)
+    assert run_cli(root, "build", "first-frames:*park*") == 0
+    capsys.readouterr()
+    assert run_cli(root, "plan", "-v") == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "  first-frames.hook.small-kitchen-with-morning-clutter.overcast-daylight #1,2: new asset: never generated",
+        "  first-frames.hook.small-kitchen-with-morning-clutter.golden-hour-sun #1,2: new asset: never generated",
+        "  checked 4 assets: the other 2 made for their current requests",
+        "total: 4 images to generate (free with preview; about $0.14 at list price on a hosted provider)",
+    ]
+    assert run_cli(root, "build") == 0
+    capsys.readouterr()
+    assert run_cli(root, "plan", "-v") == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "first-frames: 4 assets (0 variant tests), 8 candidates; 0 to generate; image-seedream-v5-lite-text at max",
+        "  checked 4 assets: every candidate is made for its current request",
+        "total: 0 images to generate",
+    ]
+    assert run_cli(root, "explain", "first-frames.hook.city-park") == 2
+    assert "(`imgbuild ls` lists every asset)" in capsys.readouterr().err
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    assert not [p.name for p in docs.glob("*.md") if "plan -v` lists" in p.read_text()]

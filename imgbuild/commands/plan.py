@@ -67,8 +67,11 @@ def plan(root: Path, *, verbose: bool = False, selection: Sequence[str] = ()) ->
             stale = [s for s in mine if s.stale]
             for state in stale:
                 print(f"  {state.request.asset_id} #{','.join(map(str, state.todo))}: {'; '.join(state.reasons)}")
+            current = len(mine) - len(stale)
             if not stale:
-                print(f"  checked {len(mine)} assets: every candidate is made for its current request")
+                print(f"  checked {_count(len(mine), 'asset')}: every candidate is made for its current request")
+            elif current:
+                print(f"  checked {_count(len(mine), 'asset')}: the other {current} made for their current requests")
     images, total_cost, by_model = estimate((s.request, s.todo) for s in states)
     if paid and by_model:
         for model, (_, n) in sorted(by_model.items()):
