@@ -44,7 +44,8 @@ def on_ark(root: Path, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> 
 def identity_sets(root: Path, max_images: int) -> None:
     """The scaffold's shot made into identity sets of `max_images` images per candidate."""
     path = root / "batches/first-frames.yaml"
-    path.write_text(path.read_text().replace("    candidates: 2\n", f"    candidates: 2\n    max_images: {max_images}\n"))
+    text = path.read_text()
+    path.write_text(text.replace("    candidates: 2\n", f"    candidates: 2\n    max_images: {max_images}\n"))
 
 
 # -- 1. the budget counts what the build will make ------------------------------------------------
@@ -81,7 +82,7 @@ def test_a_selection_under_the_budget_builds_in_an_over_budget_project(
     assert "imgbuild: 4 generated, 0 up to date, 0 failed, 0 not started" in capsys.readouterr().out
     assert len(fake.creates("ark")) == 4
     made = {p.parent.parent.parent.name for p in (root / "assets").glob("*/images/candidates/*")}
-    assert made == {"first-frames.hook.city-park-bench.overcast-daylight", "first-frames.hook.city-park-bench.golden-hour-sun"}
+    assert made == {f"first-frames.hook.city-park-bench.{light}" for light in ("overcast-daylight", "golden-hour-sun")}
 
     # Plain doit selects the same way, and the rest of the project now fits the budget too.
     result = run_doit(root, "first-frames")
@@ -254,8 +255,10 @@ def test_an_anchor_that_is_not_in_its_file_is_bad_input(
     (root / "evidence/notes.txt").write_text("Covers: faces in the upper third.\n")
     persona.write_text(
         persona.read_text().replace(
-            "evidence:\n", "evidence:\n  - path: evidence/notes.txt\n    anchor: upper third\n"
-            "  - path: evidence/notes.txt\n    anchor: lower third\n", 1
+            "evidence:\n",
+            "evidence:\n  - path: evidence/notes.txt\n    anchor: upper third\n"
+            "  - path: evidence/notes.txt\n    anchor: lower third\n",
+            1,
         )
     )
     lines = rejected(root, capsys)
