@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     for decision in ("approve", "reject"):
         p = sub.add_parser(decision, help=f"{decision} a candidate, recording the review checklist")
         p.add_argument("asset", help="asset id")
-        p.add_argument("candidate", help="candidate number (K, or K.I for image I of a sequential set)")
+        p.add_argument(
+            "candidate", help="candidate number K (of an identity set: the whole set), or K.I for image I of a set"
+        )
         p.add_argument(
             "--pass",
             dest="passed",

@@ -14,6 +14,7 @@ from fakes.servers import FakeProviders
 from helpers import copy_examples, rejected, run_cli, run_doit, summary
 
 import imgbuild.main
+from imgbuild.records import AssetRecord
 from imgbuild.resolve import resolve
 
 FAST_RETRIES = "providers:\n  ark:\n    retries: {attempts: 2, base_delay: 0.01, max_delay: 0.02}\n"
@@ -346,3 +347,66 @@ def test_plan_verbose_says_what_it_checked_once_things_are_current(
     assert "(`imgbuild ls` lists every asset)" in capsys.readouterr().err
     docs = Path(__file__).resolve().parents[1] / "docs"
     assert not [p.name for p in docs.glob("*.md") if "plan -v` lists" in p.read_text()]
+
+
+# -- 10. approving an identity set as a whole ------------------------------------------------------
+
+SET_ASSET = "first-frames.hook.city-park-bench.golden-hour-sun"
+
+
+def test_an_identity_set_is_approved_and_rejected_as_a_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = new_project(tmp_path, capsys)
+    identity_sets(root, 3)
+    batch = root / "batches/first-frames.yaml"  # one asset, small placeholders: the test is about records
+    text = batch.read_text().replace("quality: max\n", "quality: draft\nquality_reason: a test\n")
+    text = text.replace("[small kitchen with morning clutter, city park bench]", "[city park bench]")
+    batch.write_text(text.replace("[overcast daylight, golden-hour sun]", "[golden-hour sun]"))
+    assert run_cli(root, "build") == 0
+    capsys.readouterr()
+    folder = root / "assets" / SET_ASSET
+    record = json.loads((folder / "asset.json").read_text())
+    made = [c for c in record["candidates"] if c["candidate"] == 2]
+    assert [c["image"] for c in made] == [1, 2, 3]
+
+    assert run_cli(root, "approve", SET_ASSET, "2", "--pass", "all", "--by", "ana") == 0
+    copies = [f"assets/{SET_ASSET}/images/approved/{Path(c['file']).name}" for c in made]
+    assert capsys.readouterr().out.splitlines() == [
+        f"approved {SET_ASSET} candidate 2: the whole set of 3 images (by ana)",
+        "  checklist: realism pass, benchmark-fit pass, repeatability pass, copied-creator pass, ad-drift pass",
+        *(f"  approved image: {copy}" for copy in copies),
+        "  batches/first-frames.lock.json updated",
+    ]
+    for cand, copy in zip(made, copies, strict=True):
+        assert (root / copy).read_bytes() == (folder / cand["file"]).read_bytes()
+    data = json.loads((folder / "asset.json").read_text())
+    assert AssetRecord.from_json(data).to_json() == data  # the new field round-trips byte for byte
+    approval = data["approval"]
+    assert (approval["candidate"], approval["image"]) == (2, None)
+    assert [(i["image"], i["source"], i["sha256"]) for i in approval["images"]] == [
+        (c["image"], c["file"], c["sha256"]) for c in made
+    ]
+    lock = json.loads((root / "batches/first-frames.lock.json").read_text())["assets"][SET_ASSET]["approval"]
+    assert [(i["image"], i["file"], i["sha256"]) for i in lock["images"]] == [
+        (c["image"], copy, c["sha256"]) for c, copy in zip(made, copies, strict=True)
+    ]
+
+    assert run_cli(root, "status") == 0
+    assert capsys.readouterr().out == ("first-frames: 1/1 current, 1 approved; image-seedream-v5-lite-sequential\n")
+    assert run_cli(root, "ls", SET_ASSET) == 0
+    assert capsys.readouterr().out.startswith(f"{SET_ASSET}  current  approved  ")
+    assert run_cli(root, "check", "--approved") == 0
+    assert capsys.readouterr().out.endswith("match their manifests and have a current approved image\n")
+    assert run_cli(root, "explain", SET_ASSET) == 0
+    assert "  approval: candidate 2 (the whole set of 3 images) by ana at " in capsys.readouterr().out
+
+    assert run_cli(root, "reject", SET_ASSET, "2", "--fail", "repeatability=faces drift", "--by", "ana") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"rejected {SET_ASSET} candidate 2: the whole set of 3 images (by ana)"
+    assert f"  candidate 2 was the approved image: {SET_ASSET} has no approval now" in out[-2]
+    entry = json.loads((root / "batches/first-frames.lock.json").read_text())["assets"][SET_ASSET]
+    assert (entry["approval"], entry["rejected"]) == (None, ["2.1", "2.2", "2.3"])
+    assert run_cli(root, "approve", SET_ASSET, "1.2", "--pass", "all") == 0  # one image still works
+    entry = json.loads((root / "batches/first-frames.lock.json").read_text())["assets"][SET_ASSET]
+    assert (entry["approval"]["image"], "images" in entry["approval"]) == (2, False)
