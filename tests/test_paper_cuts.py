@@ -52,13 +52,26 @@ def identity_sets(root: Path, max_images: int) -> None:
 # -- 1. the budget counts what the build will make ------------------------------------------------
 
 
+def sets_on_ark(
+    tmp_path: Path,
+    fake: FakeProviders,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    budget: float,
+) -> Path:
+    """The scaffold on Ark with a budget, in sets of 3: 4 assets × 2 candidates × 3 = 24 images
+    ($0.84); the park half is 12 ($0.42)."""
+    root = new_project(tmp_path, capsys, FAST_RETRIES + f"budget: {budget:.2f}\n")
+    identity_sets(root, 3)
+    on_ark(root, fake, monkeypatch)
+    return root
+
+
 def test_a_selection_under_the_budget_builds_in_an_over_budget_project(
     fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # 4 assets × 2 candidates × sets of 3 = 24 images ($0.84); the park half is 12 ($0.42).
-    root = new_project(tmp_path, capsys, FAST_RETRIES + "budget: 0.50\n")
-    identity_sets(root, 3)
-    on_ark(root, fake, monkeypatch)
+    root = sets_on_ark(tmp_path, fake, monkeypatch, capsys, budget=0.50)
 
     assert run_cli(root, "plan", "first-frames:*park*") == 0
     assert capsys.readouterr().out.splitlines() == [
@@ -95,9 +108,7 @@ def test_a_selection_under_the_budget_builds_in_an_over_budget_project(
 def test_a_selection_over_the_budget_counts_only_its_selection(
     fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = new_project(tmp_path, capsys, FAST_RETRIES + "budget: 0.30\n")
-    identity_sets(root, 3)
-    on_ark(root, fake, monkeypatch)
+    root = sets_on_ark(tmp_path, fake, monkeypatch, capsys, budget=0.30)
     for how in ("imgbuild build", "doit"):
         if how == "doit":
             result = run_doit(root, "first-frames:*park*")
