@@ -16,7 +16,7 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,9 @@ __all__ = [
     "project_tasks",
     "select",
     "selected_images",
+    "selects_all",
     "task_dicts",
+    "task_name",
 ]
 
 LOCK_TASK = "_lock"  # cannot clash with an asset id: those start with a letter or digit
@@ -111,7 +113,7 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
             todo = []
             for k in range(1, req.candidates + 1):
                 name = image_task_name(req.asset_id, k)
-                names.append(f"{batch_id}:{name}")
+                names.append(f"{batch_id}:{name}")  # = task_name(req, k)
                 done = index.candidate_done(req, k)
                 if not done:
                     todo.append(k)
@@ -143,19 +145,28 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
     session.project_estimate = session.estimate = price(stale)
 
 
-def price(stale: Mapping[str, StaleWork], chosen: Mapping[str, set[int]] | None = None) -> Estimate:
-    """What making the stale candidates would cost at list prices: all of them, or only the
-    `chosen` ones (asset id → candidate numbers). An identity set counts at its `max_images`."""
+def price(stale: Mapping[str, StaleWork], selected: Container[str] | None = None) -> Estimate:
+    """What making the stale candidates would cost at list prices: all of them, or only those
+    whose image task (``batch:asset.cK``) is `selected`. An identity set counts at `max_images`."""
     work: Iterable[StaleWork] = stale.values()
-    if chosen is not None:
-        work = [(req, tuple(k for k in todo if k in chosen.get(req.asset_id, ()))) for req, todo in stale.values()]
+    if selected is not None:
+        work = [
+            (req, tuple(k for k in todo if task_name(req, k) in selected)) for req, todo in stale.values()
+        ]  # fmt: skip
     images, cost, _ = estimate(work)
     return Estimate(images, cost)
 
 
-def selected_images(tasks: Mapping[str, Any], selected: Iterable[str]) -> list[Any]:
+def task_name(req: ImageRequest, candidate: int) -> str:
+    """The full doit name of a candidate's image task."""
+    return f"{req.batch}:{image_task_name(req.asset_id, candidate)}"
+
+
+def selected_images(tasks: Mapping[str, Any], selected: Sequence[str]) -> list[Any]:
     """The image tasks a doit run of the `selected` task names executes: those selected and every
     task they depend on (a batch's group task and its lock task depend on each of its images)."""
+    if selects_all(tasks, selected):  # the common case, without walking the dependencies
+        return [task for task in tasks.values() if ProgressReporter._is_image(task)]
     seen: set[str] = set()
     pending = list(selected)
     while pending:
@@ -166,18 +177,15 @@ def selected_images(tasks: Mapping[str, Any], selected: Iterable[str]) -> list[A
     return [tasks[name] for name in seen if ProgressReporter._is_image(tasks[name])]
 
 
-def chosen_candidates(images: Iterable[Any]) -> dict[str, set[int]]:
-    """asset id → candidate numbers of image tasks."""
-    chosen: dict[str, set[int]] = {}
-    for task in images:
-        chosen.setdefault(task.meta["asset"], set()).add(task.meta["candidate"])
-    return chosen
+def selects_all(tasks: Mapping[str, Any], selected: Sequence[str]) -> bool:
+    """Whether `selected` names every task (doit's selection when none was given)."""
+    return len(selected) == len(tasks) and tasks.keys() == set(selected)
 
 
-def select(resolution: Resolution, selection: Sequence[str]) -> dict[str, set[int]]:
-    """The candidates (asset id → candidate numbers, stale or not) that `imgbuild build SELECTION`
-    would run, by doit's own rules: batch ids, task names and globs such as ``'covers:*park*'``,
-    with every task they depend on. A name that is none of these is a usage error."""
+def select(resolution: Resolution, selection: Sequence[str]) -> set[str]:
+    """The image task names (stale or not) that `imgbuild build SELECTION` would run, by doit's
+    own rules: batch ids, task names and globs such as ``'covers:*park*'``, with every task they
+    depend on. A name that is none of these is a usage error."""
     tasks = generate_tasks("imgbuild", task_dicts(resolution, make_session(resolution)))
     control = TaskControl(tasks)
     try:
@@ -189,7 +197,7 @@ def select(resolution: Resolution, selection: Sequence[str]) -> dict[str, set[in
             if resolution.project.batches
             else f"nothing in this project is called {exc.not_found!r}: the project has no batches"
         ) from None
-    return chosen_candidates(selected_images(control.tasks, control.selected_tasks))
+    return {task.name for task in selected_images(control.tasks, control.selected_tasks)}
 
 
 class Refused(TaskFailed):
@@ -331,10 +339,12 @@ class ProgressReporter:
         return bool(task.meta) and task.meta.get("imgbuild") == "image"
 
     def initialize(self, tasks: dict[str, Any], selected_tasks: list[str] | None) -> None:
-        picked = selected_images(tasks, tasks if selected_tasks is None else selected_tasks)
+        names = list(tasks) if selected_tasks is None else selected_tasks
+        picked = selected_images(tasks, names)
         self.total = len(picked)
-        # Before the first call: the budget counts what this run will make, not the whole project.
-        self.session.estimate = price(self.session.stale, chosen_candidates(picked))
+        if self.session.stale and not selects_all(tasks, names):
+            # Before the first call: the budget counts what this run will make, not the whole project.
+            self.session.estimate = price(self.session.stale, {task.name for task in picked})
         self.started = time.monotonic()
 
     def get_status(self, task: Any) -> None:

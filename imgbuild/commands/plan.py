@@ -13,7 +13,7 @@ from imgbuild.models import get_model
 from imgbuild.providers import missing_key
 from imgbuild.resolve import resolve
 from imgbuild.state import AssetState, StateIndex, assess, estimate, find_orphans
-from imgbuild.tasks import select
+from imgbuild.tasks import select, task_name
 
 __all__ = ["plan"]
 
@@ -97,13 +97,14 @@ def plan(root: Path, *, verbose: bool = False, selection: Sequence[str] = ()) ->
     return EXIT_OK
 
 
-def _selected(states: list[AssetState], chosen: dict[str, set[int]]) -> list[AssetState]:
-    """The states of the chosen assets, each with only its chosen candidates to make."""
-    return [
-        replace(s, todo=tuple(k for k in s.todo if k in chosen[s.request.asset_id]))
-        for s in states
-        if s.request.asset_id in chosen
-    ]
+def _selected(states: list[AssetState], chosen: set[str]) -> list[AssetState]:
+    """The states of the assets with a chosen image task, each with only its chosen candidates to make."""
+    out = []
+    for state in states:
+        req = state.request
+        if any(task_name(req, k) in chosen for k in range(1, req.candidates + 1)):
+            out.append(replace(state, todo=tuple(k for k in state.todo if task_name(req, k) in chosen)))
+    return out
 
 
 def _total(label: str, images: int, cost: float, paid: bool, budget: float | None) -> str:
