@@ -421,3 +421,21 @@ def test_an_identity_set_is_approved_and_rejected_as_a_whole(
     assert run_cli(root, "approve", SET_ASSET, "1.2", "--pass", "all") == 0  # one image still works
     entry = json.loads((root / "batches/first-frames.lock.json").read_text())["assets"][SET_ASSET]
     assert (entry["approval"]["image"], "images" in entry["approval"]) == (2, False)
+
+
+def test_a_default_provider_url_points_at_the_network_and_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imgbuild.providers import create_provider
+
+    monkeypatch.setenv("FAL_KEY", "a-key-never-sent")
+    monkeypatch.delenv("IMGBUILD_FAL_BASE_URL", raising=False)
+    monkeypatch.setenv("IMGBUILD_FAL_STORAGE_URL", "http://127.0.0.1:9")
+    provider = create_provider("fal", Path("."), {})
+    try:
+        assert provider.api.url_sources == {  # type: ignore[attr-defined]
+            "https://queue.fal.run": "the URL is fal's public API: check the network (a proxy or test server"
+            " goes in providers.fal.base_url in imgbuild.yaml, or $IMGBUILD_FAL_BASE_URL)",
+            "http://127.0.0.1:9": "the URL comes from $IMGBUILD_FAL_STORAGE_URL (it wins over"
+            " providers.fal.storage_url in imgbuild.yaml): fix or unset it",
+        }
+    finally:
+        provider.close()  # type: ignore[attr-defined]
