@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PERSONA, REPO, write_project
+from helpers import PERSONA, REPO, model_batch, write_project
 
 from imgbuild.modeldoc import render
 from imgbuild.models import endpoint_key, families, get_model, model_keys, sources
@@ -156,13 +156,7 @@ def modes_batch(family: Family, output_format: str, quality: str = "standard") -
             "  - id: edit-set\n    need: an edited set\n    template: cover.j2\n    max_images: 2\n"
             "    references:\n      - path: refs/face.png\n",
         ]
-    return (
-        f"purpose: body tests\npersona: mia\nsource_basis:\n  - path: evidence/mia.md\noutput: assets\n"
-        f"model: {family.key}-text\nquality: {quality}\nquality_reason: tests\n"
-        f'aspect_ratio: "1:1"\noutput_format: {output_format}\n'
-        "fixed:\n  wardrobe: cream sweater\n  environment: home office\n  lighting: morning light\n"
-        "shots:\n" + "".join(shots)
-    )
+    return model_batch(f"{family.key}-text", "".join(shots), quality=quality, output_format=output_format)
 
 
 def bodies_sent(

@@ -8,32 +8,20 @@ from pathlib import Path
 
 import pytest
 from fakes.servers import FakeProviders
-from helpers import PERSONA, rejected, run_cli, summary, write_project
+from helpers import PERSONA, hosted_model_project, model_batch, rejected, run_cli, summary, write_project
 
 from imgbuild.resolve import resolve
 
 MODELS = ["image-seedream-v5-lite-text", "image-seedream-v4.5-text", "image-seedream-v5-pro-text"]
 
-BATCH = """\
-purpose: one shot on three models
-persona: mia
-source_basis:
-  - path: evidence/mia.md
-output: assets
-{models}
-quality: draft
-quality_reason: comparing models
-aspect_ratio: "1:1"
-output_format: jpeg
-fixed:
-  wardrobe: cream sweater
-  environment: home office
-  lighting: morning light
-shots:
-  - id: hook
-    need: the same first frame on each model
-    template: cover.j2
-"""
+SHOT = "  - id: hook\n    need: the same first frame on each model\n    template: cover.j2\n"
+
+
+def several(models: str) -> str:
+    """The batch, with `models` (a `model:` list or a `vary:` block) on lines 6 on."""
+    return model_batch(None, SHOT, extra=models + "\n", quality="draft", output_format="jpeg")
+
+
 AS_LIST = "model: [" + ", ".join(MODELS) + "]"
 AS_VARY = "vary:\n  model: [" + ", ".join(MODELS) + "]"
 IDS = ["covers.hook.seedream-5-0-lite", "covers.hook.seedream-4-5", "covers.hook.seedream-5-0-pro"]
@@ -67,15 +55,8 @@ class GridCells(HTMLParser):
 
 
 def ark_project(root: Path, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch, models: str) -> Path:
-    write_project(
-        root,
-        batches={"covers": BATCH.format(models=models)},
-        personas={"mia": PERSONA},
-        config="provider: ark\nproviders:\n  ark:\n    retries: {attempts: 3, base_delay: 0.01}\n",
-    )
-    monkeypatch.setenv("ARK_API_KEY", fake.keys["ark"])
-    monkeypatch.setenv("IMGBUILD_ARK_BASE_URL", fake.base_urls["ark"])
-    return root
+    env = {"ARK_API_KEY": fake.keys["ark"], "IMGBUILD_ARK_BASE_URL": fake.base_urls["ark"]}
+    return hosted_model_project(root, monkeypatch, "ark", several(models), env=env)
 
 
 @pytest.mark.parametrize("models", [AS_LIST, AS_VARY], ids=["list", "vary"])
@@ -114,14 +95,14 @@ def test_one_shot_on_three_models_is_built_and_shown_side_by_side(
 
 def test_the_model_list_is_checked_with_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     twice = "model: [image-seedream-v5-lite-text, image-seedream-v5-lite-edit]"
-    write_project(tmp_path / "a", batches={"covers": BATCH.format(models=twice)}, personas={"mia": PERSONA})
+    write_project(tmp_path / "a", batches={"covers": several(twice)}, personas={"mia": PERSONA})
     assert rejected(tmp_path / "a", capsys) == [
         "a/batches/covers.yaml:6 model[1]: 'image-seedream-v5-lite-edit' and 'image-seedream-v5-lite-text' are both "
         "Seedream 5.0 lite: list a family once",
         summary(1),
     ]
     typo = "vary:\n  model: [image-seedream-v5-pro-txt]"
-    write_project(tmp_path / "b", batches={"covers": BATCH.format(models=typo)}, personas={"mia": PERSONA})
+    write_project(tmp_path / "b", batches={"covers": several(typo)}, personas={"mia": PERSONA})
     assert rejected(tmp_path / "b", capsys) == [
         "b/batches/covers.yaml:7 vary.model[0]: 'image-seedream-v5-pro-txt' is not a model — did you mean "
         "'image-seedream-v5-pro-text'?",

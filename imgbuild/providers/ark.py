@@ -8,7 +8,6 @@ makes no network call. Facts: ../shared/reference/providers.md §1; docs/provide
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from imgbuild.models import get_model
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HostedProvider, HttpApi, base_url, data_url, prompt_with_negative
+from imgbuild.providers.http import HostedProvider, HttpApi, base_url, inline_upload, prompt_with_negative
 from imgbuild.requests import Reference
 
 __all__ = ["REGIONS", "ArkProvider"]
@@ -115,7 +114,4 @@ class ArkProvider(HostedProvider):
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # Ark reads data URLs (≤ 10 MB, checked before the build): nothing to send ahead.
-        return Upload(
-            url=data_url(data),
-            raw={"inline": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
-        )
+        return inline_upload(data)

@@ -18,7 +18,15 @@ from typing import Any
 
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HostedProvider, HttpApi, PollClock, base_url, data_url, prompt_with_negative
+from imgbuild.providers.http import (
+    HostedProvider,
+    HttpApi,
+    PollClock,
+    base_url,
+    data_url_parts,
+    inline_upload,
+    prompt_with_negative,
+)
 from imgbuild.requests import Reference
 
 __all__ = ["BflProvider"]
@@ -75,7 +83,9 @@ class BflProvider(HostedProvider):
         return body
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:
-        body = {k: v.split(",", 1)[1] if k.startswith("input_image") else v for k, v in self.request_body(call).items()}
+        body = {
+            k: data_url_parts(v)[1] if k.startswith("input_image") else v for k, v in self.request_body(call).items()
+        }
         url = f"{self.base}/{call.request.provider_model}"
         submitted = self.api.call("POST", url, json_body=body, log=call.log, what="create").json()
         if not isinstance(submitted, dict) or not submitted.get("id") or not submitted.get("polling_url"):
@@ -118,7 +128,4 @@ class BflProvider(HostedProvider):
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # Input images go inline with the request: nothing to send ahead.
-        return Upload(
-            url=data_url(data),
-            raw={"inline": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
-        )
+        return inline_upload(data)

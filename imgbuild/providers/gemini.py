@@ -9,7 +9,6 @@ A blocked prompt or an image withheld for safety is a content refusal. Facts: do
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,14 @@ from typing import Any
 from imgbuild.models import get_model
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HostedProvider, HttpApi, base_url, data_url, prompt_with_negative
+from imgbuild.providers.http import (
+    HttpApi,
+    SynchronousProvider,
+    base_url,
+    data_url_parts,
+    inline_upload,
+    prompt_with_negative,
+)
 from imgbuild.requests import Reference
 
 __all__ = ["GeminiProvider"]
@@ -30,7 +36,7 @@ _REFUSALS = frozenset({"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PR
 
 
 @register("gemini")
-class GeminiProvider(HostedProvider):
+class GeminiProvider(SynchronousProvider):
     """Gemini image generation and editing in one synchronous call."""
 
     name = "gemini"
@@ -46,8 +52,8 @@ class GeminiProvider(HostedProvider):
         req = call.request
         parts: list[dict[str, Any]] = [{"text": prompt_with_negative(req.prompt, req.negative_prompt)}]
         for url in call.reference_urls:
-            head, encoded = url.split(",", 1)
-            parts.append({"inlineData": {"mimeType": head.removeprefix("data:").split(";")[0], "data": encoded}})
+            mime, encoded = data_url_parts(url)
+            parts.append({"inlineData": {"mimeType": mime, "data": encoded}})
         size_tier = get_model(req.model).tiers[req.quality].size_tier
         return {
             "contents": [{"role": "user", "parts": parts}],
@@ -59,13 +65,8 @@ class GeminiProvider(HostedProvider):
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:
         url = f"{self.base}/models/{call.request.provider_model}:generateContent"
-        raw = self.api.call("POST", url, json_body=self.request_body(call), log=call.log, what="create").json()
-        if not isinstance(raw, dict):
-            raise ProviderError(f"gemini answered with {type(raw).__name__}, expected an object")
-        return self.parse(call, raw)
-
-    def resume(self, call: Call, job: Job) -> Response:
-        raise ProviderError("gemini calls are synchronous: there is no job to resume")
+        answer = self.api.call("POST", url, json_body=self.request_body(call), log=call.log, what="create")
+        return self.answered(call, answer)
 
     def parse(self, call: Call, raw: dict[str, Any]) -> Response:
         blocked = (raw.get("promptFeedback") or {}).get("blockReason")
@@ -88,7 +89,4 @@ class GeminiProvider(HostedProvider):
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # References go inline as parts of the call: nothing to send ahead.
-        return Upload(
-            url=data_url(data),
-            raw={"inline": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
-        )
+        return inline_upload(data)

@@ -32,7 +32,17 @@ from typing import Any, ClassVar
 import httpx
 
 from imgbuild.errors import ProviderRefused
-from imgbuild.providers.base import MAX_IMAGE_BYTES, Call, ContentRejected, Output, ProviderError, redact_body
+from imgbuild.providers.base import (
+    MAX_IMAGE_BYTES,
+    Call,
+    ContentRejected,
+    Job,
+    Output,
+    ProviderError,
+    Response,
+    Upload,
+    redact_body,
+)
 
 __all__ = [
     "Exchange",
@@ -498,6 +508,23 @@ class HostedProvider:
         self.api.close()
 
 
+class SynchronousProvider(HostedProvider):
+    """A hosted API that answers a call with its images: no job to record, nothing to resume."""
+
+    def answered(self, call: Call, response: httpx.Response) -> Response:
+        """The parsed answer of a call; a JSON body that is not an object fails this asset."""
+        raw = response.json()
+        if not isinstance(raw, dict):
+            raise ProviderError(f"{self.name} answered with {type(raw).__name__}, expected an object")
+        return self.parse(call, raw)
+
+    def parse(self, call: Call, raw: dict[str, Any]) -> Response:
+        raise NotImplementedError
+
+    def resume(self, call: Call, job: Job) -> Response:
+        raise ProviderError(f"{self.name} calls are synchronous: there is no job to resume")
+
+
 class PollClock:
     """When to poll a job: learnt from the jobs of this build that already finished.
 
@@ -550,6 +577,20 @@ def prompt_with_negative(prompt: str, negative: str | None) -> str:
 def data_url(data: bytes) -> str:
     """A ``data:image/<fmt>;base64,...`` URL (lowercase format, as Ark requires)."""
     return f"data:{image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def data_url_parts(url: str) -> tuple[str, str]:
+    """(MIME type, base64 text) of a data URL made by `data_url`."""
+    head, encoded = url.split(",", 1)
+    return head.removeprefix("data:").split(";", 1)[0], encoded
+
+
+def inline_upload(data: bytes) -> Upload:
+    """A reference image that travels inside the call itself (as a data URL, a multipart part or
+    base64): nothing is sent ahead, and the record keeps its size and hash."""
+    return Upload(
+        url=data_url(data), raw={"inline": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    )
 
 
 def image_mime(data: bytes) -> str:

@@ -8,14 +8,20 @@ part of the call itself, so an "upload" makes no network call. Facts: docs/model
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HostedProvider, HttpApi, base_url, data_url, prompt_with_negative
+from imgbuild.providers.http import (
+    HttpApi,
+    SynchronousProvider,
+    base_url,
+    data_url_parts,
+    inline_upload,
+    prompt_with_negative,
+)
 from imgbuild.requests import Reference
 
 __all__ = ["OpenAIProvider"]
@@ -27,7 +33,7 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 @register("openai")
-class OpenAIProvider(HostedProvider):
+class OpenAIProvider(SynchronousProvider):
     """gpt-image-2: a text call is JSON, an edit is multipart with one ``image[]`` part per reference."""
 
     name = "openai"
@@ -70,13 +76,7 @@ class OpenAIProvider(HostedProvider):
                 log=call.log,
                 what="create",
             )
-        raw = answer.json()
-        if not isinstance(raw, dict):
-            raise ProviderError(f"openai answered with {type(raw).__name__}, expected an object")
-        return self.parse(call, raw)
-
-    def resume(self, call: Call, job: Job) -> Response:
-        raise ProviderError("openai image calls are synchronous: there is no job to resume")
+        return self.answered(call, answer)
 
     def parse(self, call: Call, raw: dict[str, Any]) -> Response:
         items = raw.get("data")
@@ -95,14 +95,10 @@ class OpenAIProvider(HostedProvider):
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # The bytes go as a part of the edit itself: nothing to send ahead.
-        return Upload(
-            url=data_url(data),
-            raw={"inline": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
-        )
+        return inline_upload(data)
 
 
 def _file_part(index: int, url: str) -> tuple[str, bytes, str]:
     """An ``image[]`` part from a reference's data URL: (file name, bytes, MIME type)."""
-    head, encoded = url.split(",", 1)
-    mime = head.removeprefix("data:").split(";", 1)[0]
+    mime, encoded = data_url_parts(url)
     return f"reference-{index}.{_EXTENSIONS.get(mime, 'png')}", base64.b64decode(encoded), mime

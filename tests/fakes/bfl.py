@@ -43,6 +43,8 @@ class _Job:
 class FakeBfl(LoopbackJSON):
     """The stand-in; ``base_url`` is what $IMGBUILD_BFL_BASE_URL takes."""
 
+    prefix = "/v1"
+
     def __init__(self) -> None:
         super().__init__()
         self.creates: list[_Job] = []
@@ -50,14 +52,6 @@ class FakeBfl(LoopbackJSON):
         self.hold = False
         self.downloads = 0
         self._lock = threading.Lock()
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1"
-
-    def __enter__(self) -> FakeBfl:
-        super().__enter__()
-        return self
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         parts = urlsplit(path)

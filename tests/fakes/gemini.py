@@ -40,18 +40,12 @@ class GeminiRequest:
 class FakeGemini(LoopbackJSON):
     """The stand-in; ``base_url`` is what $IMGBUILD_GEMINI_BASE_URL takes."""
 
+    prefix = "/v1beta"
+
     def __init__(self) -> None:
         super().__init__()
         self.requests: list[GeminiRequest] = []
         self._lock = threading.Lock()
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1beta"
-
-    def __enter__(self) -> FakeGemini:
-        super().__enter__()
-        return self
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         match = re.fullmatch(r"/v1beta/models/([^/:]+):generateContent", path)

@@ -9,13 +9,16 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["LoopbackJSON"]
 
 
 class LoopbackJSON:
-    """Serve ``answer`` on a free loopback port; use as a context manager."""
+    """Serve ``answer`` on a free loopback port; use as a context manager. ``base_url`` is the
+    API base a provider is pointed at (``prefix``: the API's version path)."""
+
+    prefix = ""
 
     def __init__(self) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -25,10 +28,14 @@ class LoopbackJSON:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    @property
+    def base_url(self) -> str:
+        return self.url + self.prefix
+
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         raise NotImplementedError
 
-    def __enter__(self) -> LoopbackJSON:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

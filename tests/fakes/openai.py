@@ -44,19 +44,13 @@ class OpenAIRequest:
 class FakeOpenAI(LoopbackJSON):
     """The stand-in, as a context manager; ``base_url`` is what $IMGBUILD_OPENAI_BASE_URL takes."""
 
+    prefix = "/v1"
+
     def __init__(self) -> None:
         super().__init__()
         self.requests: list[OpenAIRequest] = []
         self.billed = 0  # images generated (the API bills each one)
         self._lock = threading.Lock()
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1"
-
-    def __enter__(self) -> FakeOpenAI:
-        super().__enter__()
-        return self
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         if headers.get("authorization") != f"Bearer {KEY}":

@@ -14,28 +14,12 @@ from pathlib import Path
 
 import pytest
 from fakes.bfl import KEY, FakeBfl
-from helpers import PERSONA, run_cli, write_project
-from PIL import Image
+from helpers import hosted_model_project, model_batch, run_cli
 
 from imgbuild.providers.bfl import seed_of
 from imgbuild.resolve import resolve
 
-BATCH = """\
-purpose: FLUX.2 beside Seedream
-persona: mia
-source_basis:
-  - path: evidence/mia.md
-output: assets
-model: image-flux-2-pro-text
-quality: standard
-quality_reason: comparing models
-aspect_ratio: "3:2"
-output_format: png
-fixed:
-  wardrobe: cream sweater
-  environment: home office
-  lighting: morning light
-shots:
+SHOTS = """\
   - id: text
     need: text to image, two candidates
     template: cover.j2
@@ -50,19 +34,12 @@ shots:
 PROMPT = "Photo of Mia Tan, oval face, light freckles, wearing a cream sweater, in a home office, morning light."
 
 
-def project(root: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeBfl, batch: str = BATCH) -> Path:
-    write_project(
-        root,
-        batches={"covers": batch},
-        personas={"mia": PERSONA},
-        config="provider: bfl\nproviders:\n  bfl:\n    retries: {attempts: 2, base_delay: 0.01}\n",
+def project(root: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeBfl, shots: str = SHOTS) -> Path:
+    env = {"BFL_API_KEY": KEY, "IMGBUILD_BFL_BASE_URL": fake.base_url}
+    batch = model_batch("image-flux-2-pro-text", shots, aspect="3:2")
+    return hosted_model_project(
+        root, monkeypatch, "bfl", batch, env=env, refs={"face.png": (64, 48), "side.png": (48, 64)}
     )
-    (root / "refs").mkdir()
-    Image.new("RGB", (64, 48), (200, 120, 90)).save(root / "refs" / "face.png")
-    Image.new("RGB", (48, 64), (90, 120, 200)).save(root / "refs" / "side.png")
-    monkeypatch.setenv("BFL_API_KEY", KEY)
-    monkeypatch.setenv("IMGBUILD_BFL_BASE_URL", fake.base_url)
-    return root
 
 
 def test_text_and_multi_reference_edit_send_the_documented_bodies(
@@ -121,9 +98,9 @@ def test_a_killed_build_resumes_its_bfl_jobs_without_creating_again(
 
 
 def test_a_moderated_request_is_retried_once_then_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    batch = BATCH.split("  - id: text")[0] + "  - id: refused\n    need: a refusal\n    prompt: FORBIDDEN Mia\n"
+    refused = "  - id: refused\n    need: a refusal\n    prompt: FORBIDDEN Mia\n"
     with FakeBfl() as fake:
-        root = project(tmp_path, monkeypatch, fake, batch)
+        root = project(tmp_path, monkeypatch, fake, refused)
         assert run_cli(root, "build") == 1
     assert len(fake.creates) == 2
     assert fake.downloads == 0

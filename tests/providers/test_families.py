@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fakes.servers import FakeProviders
-from helpers import PERSONA, run_cli, write_project
+from helpers import hosted_model_project, model_batch, run_cli
 from PIL import Image
 
 from imgbuild.records import AssetStore
@@ -19,22 +19,7 @@ from imgbuild.records import AssetStore
 KEY_ENV = {"ark": "ARK_API_KEY", "replicate": "REPLICATE_API_TOKEN", "fal": "FAL_KEY"}
 URL_ENV = {"ark": "IMGBUILD_ARK_BASE_URL", "replicate": "IMGBUILD_REPLICATE_BASE_URL", "fal": "IMGBUILD_FAL_BASE_URL"}
 
-BATCH = """\
-purpose: a newer family on a hosted route
-persona: mia
-source_basis:
-  - path: evidence/mia.md
-output: assets
-model: {model}
-quality: draft
-quality_reason: tests only
-aspect_ratio: "1:1"
-output_format: png
-fixed:
-  wardrobe: cream sweater
-  environment: home office
-  lighting: morning light
-shots:
+SHOTS = """\
   - id: text
     need: text to image
     template: cover.j2
@@ -44,6 +29,17 @@ shots:
     references:
       - path: refs/face.png
 """
+
+
+def family_project(
+    root: Path, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch, model: str, route: str, **kw: str
+) -> Path:
+    """`model` on `route` against the stand-ins: a text and an edit shot (or `shots`)."""
+    env = {KEY_ENV[route]: fake.keys[route], URL_ENV[route]: fake.base_urls[route]}
+    env["IMGBUILD_FAL_STORAGE_URL"] = fake.base_urls["fal_storage"]
+    batch = model_batch(model, kw.pop("shots", SHOTS), quality="draft")
+    return hosted_model_project(root, monkeypatch, route, batch, env=env, refs={"face.png": (64, 64)}, **kw)
+
 
 NEWER = [
     ("image-seedream-v5-pro-text", "ark", "seedream-5-0-pro-260628"),
@@ -65,18 +61,7 @@ def fake() -> Iterator[FakeProviders]:
 def test_a_newer_family_builds_text_and_edit_on_its_route(
     model: str, route: str, provider_model: str, fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = write_project(
-        tmp_path,
-        batches={"covers": BATCH.format(model=model)},
-        personas={"mia": PERSONA},
-        config=f"provider: {route}\nproviders:\n  {route}:\n    retries: {{attempts: 3, base_delay: 0.01}}\n",
-    )
-    (root / "refs").mkdir()
-    Image.new("RGB", (64, 64), (200, 120, 90)).save(root / "refs" / "face.png")
-    monkeypatch.setenv(KEY_ENV[route], fake.keys[route])
-    monkeypatch.setenv(URL_ENV[route], fake.base_urls[route])
-    monkeypatch.setenv("IMGBUILD_FAL_STORAGE_URL", fake.base_urls["fal_storage"])
-
+    root = family_project(tmp_path, fake, monkeypatch, model, route)
     assert run_cli(root, "build") == 0
     creates = fake.creates(route)
     assert len(creates) == 2
@@ -116,19 +101,10 @@ def test_the_stand_in_refuses_a_disabled_sequential_field_as_ark_does(fake: Fake
 
 # -- content-filter refusals ---------------------------------------------------------------------------
 
-ONE_SHOT = BATCH.split("  - id: edit")[0]
 
-
-def filter_project(root: Path, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch, extra: str = "") -> Path:
-    write_project(
-        root,
-        batches={"covers": ONE_SHOT.format(model="image-seedream-v5-pro-text")},
-        personas={"mia": PERSONA},
-        config=f"provider: ark\nproviders:\n  ark:\n    retries: {{attempts: 2, base_delay: 0.01}}\n{extra}",
-    )
-    monkeypatch.setenv("ARK_API_KEY", fake.keys["ark"])
-    monkeypatch.setenv("IMGBUILD_ARK_BASE_URL", fake.base_urls["ark"])
-    return root
+def filter_project(root: Path, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch, settings: str = "") -> Path:
+    one = SHOTS.split("  - id: edit")[0]
+    return family_project(root, fake, monkeypatch, "image-seedream-v5-pro-text", "ark", shots=one, settings=settings)
 
 
 def events(root: Path) -> list[tuple[str, str]]:

@@ -9,27 +9,12 @@ from pathlib import Path
 
 import pytest
 from fakes.gemini import KEY, FakeGemini
-from helpers import PERSONA, run_cli, write_project
+from helpers import hosted_model_project, model_batch, run_cli
 from PIL import Image
 
 from imgbuild.records import AssetStore
 
-BATCH = """\
-purpose: Nano Banana beside Seedream
-persona: mia
-source_basis:
-  - path: evidence/mia.md
-output: assets
-model: {model}
-quality: high
-quality_reason: comparing models
-aspect_ratio: "9:16"
-output_format: png
-fixed:
-  wardrobe: cream sweater
-  environment: home office
-  lighting: morning light
-shots:
+SHOTS = """\
   - id: text
     need: text to image
     template: cover.j2
@@ -44,19 +29,13 @@ shots:
 PROMPT = "Photo of Mia Tan, oval face, light freckles, wearing a cream sweater, in a home office, morning light."
 
 
-def project(root: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeGemini, batch: str) -> Path:
-    write_project(
-        root,
-        batches={"covers": batch},
-        personas={"mia": PERSONA},
-        config="provider: gemini\nproviders:\n  gemini:\n    retries: {attempts: 2, base_delay: 0.01}\n",
-    )
-    (root / "refs").mkdir()
-    for i, name in enumerate(("face", "side", "hands")):
-        Image.new("RGB", (48, 64), (200, 40 * i, 90)).save(root / "refs" / f"{name}.png")
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    monkeypatch.setenv("IMGBUILD_GEMINI_BASE_URL", fake.base_url)
-    return root
+def project(root: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeGemini, model: str, shots: str = SHOTS) -> Path:
+    env = {"GEMINI_API_KEY": KEY, "IMGBUILD_GEMINI_BASE_URL": fake.base_url}
+    batch = model_batch(model, shots, quality="high", aspect="9:16")
+    return hosted_model_project(root, monkeypatch, "gemini", batch, env=env, refs=dict.fromkeys(REFS, (48, 64)))
+
+
+REFS = ("face.png", "side.png", "hands.png")
 
 
 @pytest.mark.parametrize(
@@ -70,7 +49,7 @@ def test_text_and_a_several_reference_edit_send_the_documented_body(
     model: str, provider_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with FakeGemini() as fake:
-        root = project(tmp_path, monkeypatch, fake, BATCH.format(model=model))
+        root = project(tmp_path, monkeypatch, fake, model)
         assert run_cli(root, "build") == 0
     assert sorted(r.model for r in fake.requests) == [provider_model, provider_model]
     config = {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "9:16", "imageSize": "2K"}}
@@ -94,10 +73,9 @@ def test_text_and_a_several_reference_edit_send_the_documented_body(
 def test_blocked_and_withheld_images_are_content_refusals(
     word: str, reason: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batch = BATCH.format(model="image-nano-banana-2-text").split("  - id: text")[0]
-    batch += f"  - id: refused\n    need: a refusal\n    prompt: {word} content for Mia\n"
+    refused = f"  - id: refused\n    need: a refusal\n    prompt: {word} content for Mia\n"
     with FakeGemini() as fake:
-        root = project(tmp_path, monkeypatch, fake, batch)
+        root = project(tmp_path, monkeypatch, fake, "image-nano-banana-2-text", refused)
         assert run_cli(root, "build") == 1
     assert len(fake.requests) == 2  # the call and one retry
     history = AssetStore(root).read_history("assets/covers.refused")

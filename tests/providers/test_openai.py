@@ -10,27 +10,12 @@ from pathlib import Path
 
 import pytest
 from fakes.openai import KEY, FakeOpenAI
-from helpers import PERSONA, run_cli, write_project
+from helpers import hosted_model_project, model_batch, run_cli
 from PIL import Image
 
 from imgbuild.records import AssetStore
 
-BATCH = """\
-purpose: gpt-image-2 beside Seedream
-persona: mia
-source_basis:
-  - path: evidence/mia.md
-output: assets
-model: image-gpt-image-2-text
-quality: standard
-quality_reason: comparing models
-aspect_ratio: "2:3"
-output_format: png
-fixed:
-  wardrobe: cream sweater
-  environment: home office
-  lighting: morning light
-shots:
+SHOTS = """\
   - id: text
     need: text to image
     template: cover.j2
@@ -41,6 +26,7 @@ shots:
       - path: refs/face.png
       - path: refs/side.jpg
 """
+BATCH = model_batch("image-gpt-image-2-text", SHOTS, aspect="2:3")
 REFUSED = """\
   - id: refused
     need: a prompt the safety system refuses
@@ -50,18 +36,10 @@ PROMPT = "Photo of Mia Tan, oval face, light freckles, wearing a cream sweater, 
 
 
 def project(root: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, batch: str = BATCH) -> Path:
-    write_project(
-        root,
-        batches={"covers": batch},
-        personas={"mia": PERSONA},
-        config="provider: openai\nproviders:\n  openai:\n    retries: {attempts: 2, base_delay: 0.01}\n",
+    env = {"OPENAI_API_KEY": KEY, "IMGBUILD_OPENAI_BASE_URL": fake.base_url}
+    return hosted_model_project(
+        root, monkeypatch, "openai", batch, env=env, refs={"face.png": (64, 96), "side.jpg": (96, 64)}
     )
-    (root / "refs").mkdir()
-    Image.new("RGB", (64, 96), (200, 120, 90)).save(root / "refs" / "face.png")
-    Image.new("RGB", (96, 64), (90, 120, 200)).save(root / "refs" / "side.jpg", "JPEG")
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("IMGBUILD_OPENAI_BASE_URL", fake.base_url)
-    return root
 
 
 def test_text_and_multipart_edit_send_the_documented_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from helpers import PERSONA, rejected, run_cli, summary, write_project
+from helpers import PERSONA, model_batch, rejected, run_cli, summary, write_project
 from PIL import Image
 
 
@@ -24,13 +24,8 @@ def png_header(width: int, height: int) -> bytes:
 
 
 def batch(model: str, *, aspect: str = "1:1", output_format: str = "png", shot: str = "") -> str:
-    return (
-        "purpose: limits\npersona: mia\nsource_basis:\n  - path: evidence/mia.md\noutput: assets\n"
-        f'model: {model}\nquality: standard\nquality_reason: tests\naspect_ratio: "{aspect}"\n'
-        f"output_format: {output_format}\n"
-        "fixed:\n  wardrobe: cream sweater\n  environment: home office\n  lighting: morning light\n"
-        "shots:\n  - id: hook\n    need: a first frame\n    template: cover.j2\n" + shot
-    )
+    hook = "  - id: hook\n    need: a first frame\n    template: cover.j2\n" + shot
+    return model_batch(model, hook, aspect=aspect, output_format=output_format)
 
 
 def project(tmp_path: Path, manifest: str, config: str = "provider: ark\n") -> Path:
