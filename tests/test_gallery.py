@@ -275,13 +275,18 @@ def test_page_in_headless_chromium(gallery_page: Path, tmp_path: Path) -> None:
         assert article.one("p", cls="hashes").all("code")[0].attrs["title"] == req.request_hash
         assert article.all("div", cls="review")
 
-    # Images: lazy, sized so the layout does not jump, and loaded from disk through relative links.
+    # Images: thumbnails cached under .imgbuild/thumbs/ (loaded at once, not lazily: a lazy image
+    # out of view is a grey box in a screenshot or a print), sized so the layout does not jump,
+    # each linked to its full image, all opened from disk through relative links.
     images = [img for img in dom.all("img") if not _in_details(img)]
     assert len(images) == 12
     for img in images:
-        assert img.attrs["loading"] == "lazy"
-        assert (img.attrs["width"], img.attrs["height"]) == ("2048", "2048")
-    not_loaded = [img.attrs["src"] for img in images if img.attrs.get("data-loaded") != "2048"]
+        assert "loading" not in img.attrs
+        assert (img.attrs["width"], img.attrs["height"], img.attrs["data-full-width"]) == ("360", "360", "2048")
+        assert unquote(img.attrs["src"]).startswith("../.imgbuild/thumbs/")
+        full = next(p for p in img.ancestors() if p.tag == "a").attrs["href"]
+        assert unquote(full).startswith("../assets/") and full.endswith(".jpg")
+    not_loaded = [img.attrs["src"] for img in images if img.attrs.get("data-loaded") != "360"]
     assert not not_loaded, f"images the browser could not open over file://: {not_loaded}"
     for link in [a.attrs["href"] for a in dom.all("a")]:
         if link.startswith("#"):
@@ -474,7 +479,7 @@ def test_text_is_escaped(tmp_path: Path) -> None:
     assert run_cli(tmp_path, "gallery") == 0
     page = (tmp_path / "gallery" / "covers.html").read_text(encoding="utf-8")
     assert "<script" not in page and "<b>tests" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; Mia Tan &amp; co" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; Mia Tan &amp; co" in page
     dom = parse_html(page)
     assert dom.one("p", cls="purpose").text == "covers & <b>tests</b>"
     prompts = {p.text for p in dom.all("p", cls="prompt")}

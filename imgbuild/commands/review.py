@@ -51,7 +51,7 @@ from imgbuild.review import (
 )
 from imgbuild.state import StateIndex, lock_entry
 
-__all__ = ["REVIEWER_ENV", "review", "reviewer"]
+__all__ = ["REVIEWER_ENV", "Decided", "decide", "review", "reviewer", "undo"]
 
 REVIEWER_ENV = "IMGBUILD_REVIEWER"
 
@@ -65,6 +65,18 @@ class _Target:
     cid: CandidateId
     entry: Candidate
     data: bytes | None  # the image bytes (approve only), verified against the recorded sha256
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A decision as recorded: what to tell the reviewer, and what undoing it restores."""
+
+    asset_id: str
+    asset_dir: str
+    decision: str
+    review: Review  # the entry appended to asset.json's reviews
+    previous_approval: Approval | None  # the approval before the decision
+    lines: tuple[str, ...]
 
 
 def review(
@@ -82,11 +94,31 @@ def review(
     """Approve or reject candidate `candidate` of asset `asset`, recording the checklist.
 
     Raises ReviewError (exit 2, nothing written) when the ids or the checklist do not allow it."""
+    done = decide(root, decision, asset, candidate, passed=passed, failed=failed, note=note, by=by, override=override)
+    print("\n".join(done.lines))
+    return EXIT_OK
+
+
+def decide(
+    root: Path,
+    decision: str,
+    asset: str,
+    candidate: str,
+    *,
+    passed: Sequence[str],
+    failed: Sequence[str],
+    note: str | None,
+    by: str | None,
+    override: bool,
+    resolution: Resolution | None = None,
+) -> Decided:
+    """Record one decision (the CLI's and the review studio's one path). Raises ReviewError,
+    having written nothing, when the ids or the checklist do not allow it."""
     if decision not in (APPROVE, REJECT):
         raise AssertionError(f"unknown decision {decision!r}")
     note = note.strip() if note and note.strip() else None
     cid = parse_candidate_id(candidate)
-    resolution = resolve(root)
+    resolution = resolution or resolve(root)
     req = resolution.find(asset)
     store = AssetStore(resolution.root)
     with _no_build_running(resolution.root, decision), store.locked(req.asset_dir):
@@ -96,11 +128,30 @@ def review(
         check_decision(decision, checklist, note=note, override=override)
         who = reviewer(resolution.root, by)
         if decision == APPROVE:
-            lines = _approve(resolution, store, target, checklist, note=note, by=who, override=override)
+            lines, made = _approve(resolution, store, target, checklist, note=note, by=who, override=override)
         else:
-            lines = _reject(resolution, store, target, checklist, note=note, by=who)
-    print("\n".join(lines))
-    return EXIT_OK
+            lines, made = _reject(resolution, store, target, checklist, note=note, by=who)
+    return Decided(req.asset_id, req.asset_dir, decision, made, target.record.approval, tuple(lines))
+
+
+def undo(root: Path, done: Decided, *, resolution: Resolution | None = None) -> str:
+    """Take back `done`: asset.json's approval and reviews as they were before it, an ``undone``
+    event in index.json, the lock entry rewritten. Refused (ReviewError, nothing written) when
+    the asset has had another decision since."""
+    resolution = resolution or resolve(root)
+    req = resolution.find(done.asset_id)
+    store = AssetStore(resolution.root)
+    with _no_build_running(resolution.root, "undo"), store.locked(req.asset_dir):
+        record = store.read_asset(req.asset_dir)
+        if record is None or not record.reviews or record.reviews[-1] != done.review:
+            raise ReviewError(
+                f"asset {req.asset_id} has had another decision since this one; nothing was undone"
+                " (its reviews in asset.json show them all)"
+            )
+        store.undo_decision(req.asset_dir, record, done.previous_approval)
+        _update_lock(resolution, store, req)
+    label = CandidateId(done.review.candidate, done.review.image)
+    return f"undid the {done.decision} of {req.asset_id} candidate {label}"
 
 
 def reviewer(root: Path, by: str | None) -> str:
@@ -189,7 +240,7 @@ def _approve(
     note: str | None,
     by: str,
     override: bool,
-) -> list[str]:
+) -> tuple[list[str], Review]:
     req, record, entry, cid = target.request, target.record, target.entry, target.cid
     assert target.data is not None
     name = PurePosixPath(entry.file).name
@@ -241,7 +292,7 @@ def _approve(
             " until a candidate of the new request is approved (run doit to make them)"
         )
     lines.append(lock_line)
-    return lines
+    return lines, review_entry
 
 
 def _reject(
@@ -252,7 +303,7 @@ def _reject(
     *,
     note: str | None,
     by: str,
-) -> list[str]:
+) -> tuple[list[str], Review]:
     req, record, entry, cid = target.request, target.record, target.entry, target.cid
     at = utc_now()
     was_approved = record.approval is not None and record.approval.source == entry.file
@@ -273,7 +324,7 @@ def _reject(
             f" (its copy stays in images/approved/)"
         )
     lines.append(lock_line)
-    return lines
+    return lines, review_entry
 
 
 def _said(result: CheckResult) -> str:

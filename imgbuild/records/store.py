@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
 from imgbuild.records.errors import BrokenRecord, RecordShapeError, UnknownRecordVersion
 from imgbuild.records.model import (
+    Approval,
     AssetRecord,
     Candidate,
     History,
@@ -566,6 +567,28 @@ class AssetStore:
             request_hash=review.request_hash,
             by=review.by,
             override=review.override,
+        )
+        return record
+
+    def undo_decision(self, asset_dir: str, record: AssetRecord, approval: Approval | None) -> AssetRecord:
+        """Take back the newest review of `record` (the caller has checked it is the one meant):
+        asset.json without it and with `approval` restored, and an ``undone`` event in index.json,
+        so the history still shows that it was made. An approved copy stays, as after a reject."""
+        review = record.reviews[-1]
+        record = replace(record, reviews=record.reviews[:-1], approval=approval)
+        self._write_asset(asset_dir, record)
+        self._append(
+            asset_dir,
+            record.asset_id,
+            "undone",
+            "review",
+            new_run_id(),
+            decision=review.decision,
+            candidate=review.candidate,
+            image=review.image,
+            candidate_run=review.run,
+            decided_at=review.at,
+            by=review.by,
         )
         return record
 
