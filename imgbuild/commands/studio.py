@@ -1,0 +1,24 @@
+"""`imgbuild review`: serve the review studio on 127.0.0.1 until Ctrl-C (see imgbuild.studio)."""
+
+from __future__ import annotations
+
+import webbrowser
+from collections.abc import Sequence
+from pathlib import Path
+
+from imgbuild.errors import EXIT_OK
+
+__all__ = ["studio"]
+
+
+def studio(root: Path, batches: Sequence[str], *, port: int, open_browser: bool, by: str | None) -> int:
+    """Serve the studio for `batches` (default: all), print its address and, unless told not to,
+    open it in the browser. Returns when the server stops (Ctrl-C)."""
+    from imgbuild.studio import StudioServer, create_app  # the web stack loads only for this command
+
+    server = StudioServer(create_app(root, batches, by=by), port)
+    print(f"imgbuild review: {server.url} (Ctrl-C to stop)", flush=True)
+    if open_browser:
+        webbrowser.open(server.url)
+    server.serve()
+    return EXIT_OK
