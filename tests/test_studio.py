@@ -4,14 +4,13 @@ Debian's chromium-driver, installed by tests/setup.sh), refusals over real loopb
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from browser import FIRST_SCREEN_IMAGES, chromium, press, wait_for
 from helpers import BATCH, run_cli, snapshot, write_project
 
 from imgbuild.review import CHECKLIST
@@ -23,7 +22,6 @@ FIRST, SECOND, THIRD, FOURTH = (
     "covers.hook.cafe.morning-light",
     "covers.hook.cafe.lamp-light",
 )
-SETUP_HINT = "run the README's test set-up command (bash tests/setup.sh installs chromium and chromium-driver)"
 
 
 def asset_record(root: Path, asset: str) -> dict[str, Any]:
@@ -50,57 +48,10 @@ def studio(project: Path) -> Iterator[StudioServer]:
 # -- the browser -------------------------------------------------------------------------------------
 
 
-def _browser_binaries() -> tuple[str, str]:
-    found = [shutil.which(n) for n in ("chromium", "chromedriver")]
-    if not all(found):
-        message = f"chromium or chromedriver is not installed: {SETUP_HINT}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found[0] or "", found[1] or ""
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Headless Chromium driven by Selenium through Debian's chromedriver (no driver download)."""
-    binary, driver_path = _browser_binaries()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--window-size=1440,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-def press(driver: Any, keys: str) -> None:
-    """Key presses sent to the page as a person types them."""
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    ActionChains(driver).send_keys(keys).perform()
-
-
-def wait_for(driver: Any, script: str, what: str, timeout: float = 10) -> Any:
-    """Wait until the JavaScript expression `script` is truthy; returns its value."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(
-        lambda d: d.execute_script(f"return {script}"), message=f"waiting for {what}"
-    )
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+        yield driver
 
 
 def pane_asset(driver: Any) -> str:
@@ -126,8 +77,7 @@ def test_keys_approve_with_an_override_and_reject(
     # Every image on the first screen has loaded.
     assert wait_for(
         browser,
-        "[...document.images].filter(i => i.getBoundingClientRect().top < innerHeight)"
-        ".every(i => i.complete && i.naturalWidth > 0)",
+        f"{FIRST_SCREEN_IMAGES}.every(i => i.complete && i.naturalWidth > 0)",
         "the first screen's images",
     )
 
