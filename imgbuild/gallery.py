@@ -188,7 +188,7 @@ def read_asset(store: AssetStore, req: ImageRequest, thumbnails: Thumbnails | No
     for item in candidate_reviews(record, req.request_hash):
         view = _candidate(store, req, item.candidate, item.state, _review(item.review) if item.review else None)
         if thumbnails is not None and view.exists:
-            view = replace(view, thumb=thumbnails.ensure(view.file, view.sha256 or None))
+            view = replace(view, thumb=thumbnails.ensure(view.file, view.sha256 or None, (view.width, view.height)))
         (current if view.request_hash == req.request_hash else earlier).append(view)
     current.sort(key=lambda c: (c.candidate, c.image or 0, c.run))
     earlier.sort(key=_newest_request_first(earlier))

@@ -197,4 +197,5 @@
     e.preventDefault();
   });
   document.body.dataset.ready = "1";  // the page is interactive: its key handler is in place
+  performance.mark("imgbuild-ready");
 })();
