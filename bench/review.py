@@ -4,7 +4,8 @@ with every image on it loaded, once the thumbnails exist?
 What it measures
     1. Writes the no-op benchmark's project (bench/noop.py) with N assets and CANDIDATES
        candidates each, builds it once with the offline ``preview`` provider, and runs
-       ``imgbuild gallery`` once, which makes every thumbnail (timed: the one-off cost).
+       ``imgbuild gallery``, which makes every thumbnail not made yet (timed: the one-off cost;
+       ``--fresh-thumbs`` makes them all again in a kept ``--dir``).
     2. Starts ``imgbuild review --no-open`` (the real command, a child process) and opens it in
        headless Chromium through Selenium and Debian's chromedriver, REPEAT times, each in a
        fresh tab with the cache off (CDP ``Network.setCacheDisabled``). For each load the page
@@ -69,6 +70,7 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=2, help="candidates per asset (default 2)")
     parser.add_argument("--repeat", type=int, default=7, help="loads of each page (default 7)")
     parser.add_argument("--dir", type=Path, default=None, help="keep the project here (default: a temp folder)")
+    parser.add_argument("--fresh-thumbs", action="store_true", help="make the thumbnails again (timed)")
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="imgbuild-review-bench-"))
     root = base / f"review-{args.n}x{args.candidates}"
@@ -84,10 +86,13 @@ def main() -> int:
         print(built.stdout[-2000:], built.stderr[-2000:], sep="\n")
         return 1
     print(f"set-up build: {time.perf_counter() - started:.1f} s ({args.n} assets × {args.candidates})")
-    shutil.rmtree(root / ".imgbuild" / "thumbs", ignore_errors=True)
+    thumbs = root / ".imgbuild" / "thumbs"
+    if args.fresh_thumbs:
+        shutil.rmtree(thumbs, ignore_errors=True)
+    made = "from a run before (--fresh-thumbs makes them again)" if thumbs.is_dir() else "made now"
     started = time.perf_counter()
     subprocess.run([*imgbuild, "gallery"], env=env, capture_output=True, check=True)
-    print(f"thumbnails + gallery page, first time: {time.perf_counter() - started:.1f} s")
+    print(f"thumbnails ({made}) + gallery page: {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     subprocess.run([*imgbuild, "gallery"], env=env, capture_output=True, check=True)
     print(f"gallery page again, thumbnails cached: {time.perf_counter() - started:.1f} s")

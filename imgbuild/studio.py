@@ -52,7 +52,7 @@ from imgbuild.state import APPROVED, REJECTED, STALE, UNREVIEWED, StateIndex, as
 from imgbuild.state import estimate as estimate_cost
 from imgbuild.thumbs import Thumbnails
 
-__all__ = ["FILTER_STATES", "Filters", "QueueItem", "StudioServer", "build_queue", "create_app"]
+__all__ = ["FILTER_STATES", "Filters", "QueueItem", "Queued", "StudioServer", "build_queue", "create_app", "load_cards"]
 
 HOST = "127.0.0.1"
 TOKEN_HEADER = "X-Imgbuild-Token"
@@ -61,6 +61,8 @@ FILTER_STATES = (UNREVIEWED, STALE, APPROVED, REJECTED, VARIANT_TEST, INTERRUPTE
 # The queue: what still needs a decision first, then what was rejected, then what is approved.
 _QUEUE_RANK = {UNREVIEWED: 0, STALE: 0, REJECTED: 1, APPROVED: 2}
 _LARGE_EDGE = 1024  # the asset pane's images: enough to judge a face, a fraction of the original
+FIRST_CARDS = 40  # queue cards sent with the page: more than a screen holds
+MORE_CARDS = 200  # cards per later request, fetched by the script once the page is interactive
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Filters:
         return cls((batch,) if batch else batches, query.get("shot") or None, state, pairs)
 
     def keeps(self, req: ImageRequest, tags: Sequence[str]) -> bool:
+        """Whether the asset of `req`, matching the state filters `tags`, is shown."""
         if self.batches and req.batch not in self.batches:
             return False
         if self.shot and req.shot != self.shot:
@@ -100,16 +103,13 @@ class Filters:
 
 
 @dataclass(frozen=True)
-class QueueItem:
-    """One asset in the queue: its card and where it stands in review."""
+class Queued:
+    """One asset's place in the queue: where it stands in review, known without its asset.json
+    (the lock entry says it while it is current)."""
 
-    view: AssetView
+    request: ImageRequest
     review_state: str  # UNREVIEWED, STALE, REJECTED, APPROVED (imgbuild.state)
     interrupted: bool
-
-    @property
-    def request(self) -> ImageRequest:
-        return self.view.request
 
     @property
     def to_review(self) -> bool:
@@ -117,31 +117,58 @@ class QueueItem:
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return _tags(self.request, self.review_state, self.interrupted)
+        """Every state filter this asset matches."""
+        return (
+            self.review_state,
+            *((VARIANT_TEST,) * bool(self.request.variant_test)),
+            *((INTERRUPTED,) * self.interrupted),
+        )
 
 
-def _tags(req: ImageRequest, review_state: str, interrupted: bool) -> tuple[str, ...]:
-    """Every state filter an asset matches."""
-    return (review_state, *((VARIANT_TEST,) * bool(req.variant_test)), *((INTERRUPTED,) * interrupted))
+@dataclass(frozen=True)
+class QueueItem:
+    """One asset's card in the queue: its place and its candidates."""
+
+    queued: Queued
+    view: AssetView
+
+    @property
+    def request(self) -> ImageRequest:
+        return self.queued.request
+
+    @property
+    def review_state(self) -> str:
+        return self.queued.review_state
+
+    @property
+    def interrupted(self) -> bool:
+        return self.queued.interrupted
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.queued.tags
 
 
-def build_queue(
-    resolution: Resolution, filters: Filters, thumbnails: Thumbnails | None
-) -> tuple[list[QueueItem], list[ImageRequest]]:
+def build_queue(resolution: Resolution, filters: Filters) -> tuple[list[Queued], list[ImageRequest]]:
     """(the queue, in review order: to review first, then rejected, then approved, each in
-    manifest order; every request the batches in view hold, for the filter menus)."""
+    manifest order; every request of the batches in view, for the filter menus)."""
     requests = [r for r in resolution.all_requests() if not filters.batches or r.batch in filters.batches]
     index = StateIndex(resolution)
     reviews = assess_reviews(resolution, index, requests)
     interrupted = {s.request.asset_id for s in assess(resolution, index, requests) if s.status == INTERRUPTED}
+    queue = [
+        queued
+        for req, review in zip(requests, reviews, strict=True)
+        if filters.keeps(req, (queued := Queued(req, review.status, req.asset_id in interrupted)).tags)
+    ]
+    queue.sort(key=lambda q: _QUEUE_RANK[q.review_state])  # stable: manifest order within a rank
+    return queue, requests
+
+
+def load_cards(resolution: Resolution, queued: Iterable[Queued], thumbnails: Thumbnails | None) -> list[QueueItem]:
+    """The cards of `queued`, read from their records (thumbnails made if missing)."""
     store = AssetStore(resolution.root)
-    items = []
-    for req, review in zip(requests, reviews, strict=True):
-        stopped = req.asset_id in interrupted
-        if filters.keeps(req, _tags(req, review.status, stopped)):
-            items.append(QueueItem(read_asset(store, req, thumbnails), review.status, stopped))
-    items.sort(key=lambda item: _QUEUE_RANK[item.review_state])  # stable: manifest order within a rank
-    return items, requests
+    return [QueueItem(q, read_asset(store, q.request, thumbnails)) for q in queued]
 
 
 # -- the app ----------------------------------------------------------------------------------------
@@ -185,17 +212,21 @@ def create_app(
     def page(request: Request) -> Response:
         resolution = resolve(session.root)
         filters = Filters.from_query(request.query_params, request.query_params.getlist("vary"), session.batches)
-        queue, requests = build_queue(resolution, filters, small)
+        queue, requests = build_queue(resolution, filters)
         wanted = request.query_params.get("asset")
-        current = next((i for i, item in enumerate(queue) if item.request.asset_id == wanted), None)
+        current = next((i for i, q in enumerate(queue) if q.request.asset_id == wanted), None)
         if current is None:  # resume: the first asset still to review
-            current = next((i for i, item in enumerate(queue) if item.to_review), 0 if queue else None)
+            current = next((i for i, q in enumerate(queue) if q.to_review), 0 if queue else None)
         detail = _asset_context(session, resolution, queue[current].request, large) if current is not None else None
+        # The first screen's cards come with the page; the script fetches the rest once it is up.
+        first = max(FIRST_CARDS, (current or 0) + FIRST_CARDS // 2)
         html = render(
             "studio.html",
             token=session.token,
             reviewer=_reviewer_shown(session),
-            queue=queue,
+            cards=load_cards(resolution, queue[:first], small),
+            total=len(queue),
+            more=filters.query(offset=str(first)) if first < len(queue) else "",
             current=current,
             detail=detail,
             filters=filters,
@@ -206,6 +237,19 @@ def create_app(
             href=session.href,
         )
         return HTMLResponse(html, headers=_NO_STORE)
+
+    def more_cards(request: Request) -> Response:
+        resolution = resolve(session.root)
+        filters = Filters.from_query(request.query_params, request.query_params.getlist("vary"), session.batches)
+        try:
+            offset = max(0, int(request.query_params.get("offset", "0")))
+        except ValueError:
+            return _refused(400, "offset: a number of cards")
+        queue, _ = build_queue(resolution, filters)
+        end = offset + MORE_CARDS
+        html = render("studio_cards.html", cards=load_cards(resolution, queue[offset:end], small), href=session.href)
+        headers = {**_NO_STORE, "X-Imgbuild-More": filters.query(offset=str(end)) if end < len(queue) else ""}
+        return HTMLResponse(html, headers=headers)
 
     def asset(request: Request) -> Response:
         resolution = resolve(session.root)
@@ -244,6 +288,7 @@ def create_app(
 
     routes = [
         Route("/", page),
+        Route("/queue", more_cards),
         Route("/asset/{asset_id}", asset),
         Route("/files/{path:path}", files),
         Route("/api/decide", decision, methods=["POST"]),
@@ -353,7 +398,7 @@ def _queue_item(resolution: Resolution, req: ImageRequest, thumbnails: Thumbnail
     index = StateIndex(resolution)
     review = assess_reviews(resolution, index, [req])[0]
     interrupted = assess(resolution, index, [req])[0].status == INTERRUPTED
-    return QueueItem(read_asset(AssetStore(resolution.root), req, thumbnails), review.status, interrupted)
+    return load_cards(resolution, [Queued(req, review.status, interrupted)], thumbnails)[0]
 
 
 def _asset_context(session: _Session, resolution: Resolution, req: ImageRequest, large: Thumbnails) -> dict[str, Any]:
@@ -401,7 +446,7 @@ def _menus(resolution: Resolution, requests: Iterable[ImageRequest], batches: tu
     }
 
 
-def _counts(queue: Sequence[QueueItem]) -> dict[str, int]:
+def _counts(queue: Sequence[Queued]) -> dict[str, int]:
     counts = dict.fromkeys(FILTER_STATES, 0)
     for item in queue:
         for tag in item.tags:

@@ -261,3 +261,101 @@ def test_the_command_prints_its_address_and_refuses_an_unknown_batch(
 ) -> None:
     assert run_cli(project, "review", "posters", "--no-open") == 2
     assert capsys.readouterr().err == "imgbuild: error: unknown batch 'posters' (batches: covers)\n"
+
+
+# -- what the pages show --------------------------------------------------------------------------------
+
+VARIANT = """\
+variant_tests:
+  - id: neon
+    reason: does a neon night still read as Mia?
+    fixed: {lighting: pink neon glow}
+"""
+
+
+def queue_of(html: str) -> list[tuple[str, str]]:
+    """(asset, state) of each queue card, in order."""
+    cards = html.split('<article class="card qcard')[1:]
+    return [
+        (c.split('data-asset="', 1)[1].split('"', 1)[0], c.split('data-state="', 1)[1].split('"', 1)[0]) for c in cards
+    ]
+
+
+def pane_of(html: str) -> str:
+    return html.split('<section id="asset"', 1)[1].split("</section>", 1)[0]
+
+
+def test_the_queue_puts_what_needs_review_first_and_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_project(tmp_path / "p", batches={"covers": BATCH + VARIANT})
+    assert run_cli(root, "build") == 0
+    assert run_cli(root, "approve", FIRST, "1", "--pass", "all", "--by", "ana") == 0
+    assert run_cli(root, "reject", SECOND, "2", "--fail", "realism", "--by", "ana") == 0
+    capsys.readouterr()
+    neon = ("covers.hook.vt-neon.home-office", "covers.hook.vt-neon.cafe")
+    server = StudioServer(create_app(root, by="ana")).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            page = client.get("/").text
+            assert queue_of(page) == [
+                (THIRD, "unreviewed"),
+                (FOURTH, "unreviewed"),
+                (neon[0], "unreviewed"),
+                (neon[1], "unreviewed"),
+                (SECOND, "rejected"),
+                (FIRST, "approved"),
+            ]
+            assert 'data-asset="' + THIRD + '"' in pane_of(page)  # resumes at the first still to review
+            states = {
+                state: [a for a, _ in queue_of(client.get("/", params={"state": state}).text)]
+                for state in ("approved", "rejected", "variant-test", "unreviewed", "stale", "interrupted")
+            }
+            assert states == {
+                "approved": [FIRST],
+                "rejected": [SECOND],
+                "variant-test": list(neon),
+                "unreviewed": [THIRD, FOURTH, *neon],
+                "stale": [],
+                "interrupted": [],
+            }
+            by_vary = client.get("/", params=[("vary", "environment=cafe"), ("vary", "lighting=lamp light")]).text
+            assert [a for a, _ in queue_of(by_vary)] == [FOURTH]
+            assert [a for a, _ in queue_of(client.get("/", params={"shot": "hook", "batch": "covers"}).text)] == [
+                a for a, _ in queue_of(page)
+            ]
+            assert "no asset matches these filters" in client.get("/", params={"shot": "nope"}).text
+            # Asked for by id, an asset is shown whatever its place in the queue.
+            assert 'data-asset="' + FIRST + '"' in pane_of(client.get("/", params={"asset": FIRST}).text)
+    finally:
+        server.stop()
+
+
+def test_an_edit_is_shown_beside_the_approved_image_it_is_made_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_project(tmp_path / "p")
+    assert run_cli(root, "build") == 0
+    assert run_cli(root, "approve", FIRST, "2", "--pass", "all", "--by", "ana") == 0
+    approved = asset_record(root, FIRST)["approval"]
+    (root / "batches" / "covers.yaml").write_text(BATCH.replace("wardrobe: cream sweater", "wardrobe: navy blazer"))
+    assert run_cli(root, "build") == 0
+    capsys.readouterr()
+    server = StudioServer(create_app(root, by="ana")).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            pane = pane_of(client.get(f"/asset/{FIRST}").text)
+            reference = pane.split('<figure class="big ref" data-role="approved"', 1)[1].split("</figure>", 1)[0]
+            assert f"assets/{FIRST}/{approved['file']}" in reference
+            assert "approved image this edit is made from" in reference
+            src = reference.split('src="', 1)[1].split('"', 1)[0]
+            assert client.get(src).headers["content-type"] == "image/jpeg"
+            assert "an edit of approved candidate 2: wardrobe cream sweater → navy blazer" in pane
+            changes = pane.split('<ul class="changes">', 1)[1].split("</ul>", 1)[0]
+            assert "fixed.wardrobe: &#39;cream sweater&#39; → &#39;navy blazer&#39;" in changes
+            assert '<span class="badge stale">stale approval</span> candidate 2' in pane
+            assert "USD at list prices for its 2 images" in pane
+            assert [c for c in ("asset.json", "index.json") if f"/files/assets/{FIRST}/{c}" in pane] == [
+                "asset.json",
+                "index.json",
+            ]
+    finally:
+        server.stop()

@@ -172,30 +172,49 @@
       if (e.key === "Enter" && !e.shiftKey && !panel.hidden) { e.preventDefault(); record(); }
       return;
     }
-    if (!overlay.hidden) return;
+    if (!overlay.hidden || !KEYS.test(e.key)) return;
+    e.preventDefault();
+    // One key at a time, each after the view the previous one asked for has arrived, so keys
+    // typed ahead of the network act on the asset they were meant for.
     const key = e.key;
+    busy = busy.then(() => act(key)).catch((error) => say(String(error), true));
+  });
+
+  const KEYS = /^([1-9.jkzcaruon]|Enter|Arrow(Up|Down|Left|Right))$/;
+  let busy = Promise.resolve();
+  async function act(key) {
     if (!panel.hidden) {
       if (/^[1-9]$/.test(key)) toggleItem(Number(key));
       else if (key === "o") override.checked = !override.checked;
       else if (key === "n") note.focus();
-      else if (key === "Enter") record();
-      else return;
-      e.preventDefault();
+      else if (key === "Enter") await record();
       return;
     }
     if (pendingSet !== null && /^[1-9]$/.test(key)) { pick(pendingSet + "." + key); pendingSet = null; }
     else if (/^[1-9]$/.test(key)) { pick(key); pendingSet = null; }
     else if (key === "." && picked()) pendingSet = picked().split(".")[0];
-    else if (key === "j" || key === "ArrowDown" || key === "ArrowRight") show(current + 1);
-    else if (key === "k" || key === "ArrowUp" || key === "ArrowLeft") show(current - 1);
+    else if (key === "j" || key === "ArrowDown" || key === "ArrowRight") await show(current + 1);
+    else if (key === "k" || key === "ArrowUp" || key === "ArrowLeft") await show(current - 1);
     else if (key === "z") zoom();
     else if (key === "c") compare();
     else if (key === "a") openPanel("approve");
     else if (key === "r") openPanel("reject");
-    else if (key === "u") undoLast();
-    else return;
-    e.preventDefault();
-  });
+    else if (key === "u") await undoLast();
+  }
+  // The rest of the queue, after the first screen: appended as it arrives, in order.
+  async function loadRest() {
+    let more = queue.dataset.more;
+    while (more) {
+      const answer = await fetch("/queue?" + more);
+      if (!answer.ok) { say("could not load the rest of the queue", true); return; }
+      queue.insertAdjacentHTML("beforeend", await answer.text());
+      more = answer.headers.get("X-Imgbuild-More");
+    }
+    queue.dataset.more = "";
+    document.body.dataset.queueLoaded = "1";
+  }
+
   document.body.dataset.ready = "1";  // the page is interactive: its key handler is in place
   performance.mark("imgbuild-ready");
+  loadRest();
 })();
