@@ -359,3 +359,65 @@ def test_an_edit_is_shown_beside_the_approved_image_it_is_made_from(
             ]
     finally:
         server.stop()
+
+
+def test_decisions_at_once_from_the_studio_and_the_cli_all_land_whole(
+    studio: StudioServer, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Four decisions on one asset at the same moment, two from the page and two from the CLI's
+    code in other threads: each waits its turn; asset.json and index.json hold all four."""
+    import threading
+
+    from imgbuild.commands.review import decide
+
+    token = create_token(studio)
+    passed = {item: {"result": "pass"} for item in CHECKLIST}
+    start = threading.Barrier(4)
+    answers: list[str] = []
+
+    def from_page(candidate: str) -> None:
+        with httpx.Client(base_url=studio.url, timeout=30) as client:
+            body = {"decision": "approve", "asset": FIRST, "candidate": candidate, "checklist": passed}
+            start.wait()
+            answer = client.post("/api/decide", json=body, headers={TOKEN_HEADER: token})
+            answers.append(answer.json().get("message") or answer.text)
+
+    def from_cli(candidate: str) -> None:
+        start.wait()
+        done = decide(
+            project, "reject", FIRST, candidate, passed=[], failed=["ad-drift"], note=None, by="bo", override=False
+        )
+        answers.append(done.lines[0])
+
+    threads = [
+        threading.Thread(target=from_page, args=("1",)),
+        threading.Thread(target=from_page, args=("2",)),
+        threading.Thread(target=from_cli, args=("1",)),
+        threading.Thread(target=from_cli, args=("2",)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(a.split(" (by")[0] for a in answers) == [
+        f"approved {FIRST} candidate 1",
+        f"approved {FIRST} candidate 2",
+        f"rejected {FIRST} candidate 1",
+        f"rejected {FIRST} candidate 2",
+    ]
+    record = asset_record(project, FIRST)
+    assert sorted((r["decision"], r["candidate"]) for r in record["reviews"]) == [
+        ("approve", 1),
+        ("approve", 2),
+        ("reject", 1),
+        ("reject", 2),
+    ]
+    history = json.loads((project / "assets" / FIRST / "index.json").read_text(encoding="utf-8"))["history"]
+    assert sorted(e["event"] for e in history if e["kind"] == "review") == [
+        "approved",
+        "approved",
+        "rejected",
+        "rejected",
+    ]
+    capsys.readouterr()
+    assert run_cli(project, "check") == 0

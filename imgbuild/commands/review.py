@@ -15,7 +15,9 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
+import re
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -199,15 +201,28 @@ def _read_target(store: AssetStore, req: ImageRequest, cid: CandidateId, *, veri
 @contextmanager
 def _no_build_running(root: Path, decision: str) -> Iterator[None]:
     """Hold the project's build lock: a running build rewrites asset.json and the lock file, and
-    would drop a decision recorded in between."""
-    try:
-        handle = acquire_build_lock(root / ".imgbuild", decision)
-    except BuildLocked as exc:
-        raise ReviewError(
-            f"a build is running in this project ({exc.holder}); {decision} when it has finished"
-        ) from None
+    would drop a decision recorded in between. Another decision (the CLI's, the studio's) holds
+    it for milliseconds: wait for that one, up to a few seconds, instead of refusing."""
+    deadline = time.monotonic() + _DECISION_WAIT
+    while True:
+        try:
+            handle = acquire_build_lock(root / ".imgbuild", decision)
+            break
+        except BuildLocked as exc:
+            if _DECISION_HOLDER.search(exc.holder) and time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            raise ReviewError(
+                f"a build is running in this project ({exc.holder}); {decision} when it has finished"
+            ) from None
     with handle:
         yield
+
+
+_DECISION_WAIT = 5.0  # seconds
+# The holder a decision writes into the lock ("pid N, imgbuild approve"), or none yet: the holder
+# writes its name just after taking the lock, so for an instant there is nothing to read.
+_DECISION_HOLDER = re.compile(rf"imgbuild (?:{APPROVE}|{REJECT}|undo)$|^another process$")
 
 
 # -- the two decisions --------------------------------------------------------------------------
