@@ -3,7 +3,7 @@ candidates (Starlette on uvicorn, bound to 127.0.0.1).
 
 It reads the records through the same views as the gallery (imgbuild.gallery) and the same state
 module (imgbuild.state), renders from the same Jinja templates (imgbuild.pages), and records every
-decision through :func:`imgbuild.commands.review.decide`, the code behind `imgbuild approve` /
+decision through :func:`imgbuild.decisions.decide`, the code behind `imgbuild approve` /
 `reject`, so the checklist rules, the reviewer identity and the files written are the CLI's.
 
 Safety, in one place each:
@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from imgbuild.commands.review import Decided, decide, undo
+from imgbuild.decisions import Decided, decide, reviewer, undo
 from imgbuild.errors import EXIT_INVALID, FatalError
 from imgbuild.gallery import AssetView, read_asset
 from imgbuild.pages import render
@@ -223,7 +223,7 @@ def create_app(
         html = render(
             "studio.html",
             token=session.token,
-            reviewer=_reviewer_shown(session),
+            reviewer=reviewer(session.root, session.by),
             cards=load_cards(resolution, queue[:first], small),
             total=len(queue),
             more=filters.query(offset=str(first)) if first < len(queue) else "",
@@ -452,12 +452,6 @@ def _counts(queue: Sequence[Queued]) -> dict[str, int]:
         for tag in item.tags:
             counts[tag] += 1
     return counts
-
-
-def _reviewer_shown(session: _Session) -> str:
-    from imgbuild.commands.review import reviewer
-
-    return reviewer(session.root, session.by)
 
 
 # -- serving ----------------------------------------------------------------------------------------------

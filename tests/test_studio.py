@@ -368,7 +368,7 @@ def test_decisions_at_once_from_the_studio_and_the_cli_all_land_whole(
     code in other threads: each waits its turn; asset.json and index.json hold all four."""
     import threading
 
-    from imgbuild.commands.review import decide
+    from imgbuild.decisions import decide
 
     token = create_token(studio)
     passed = {item: {"result": "pass"} for item in CHECKLIST}
@@ -421,3 +421,33 @@ def test_decisions_at_once_from_the_studio_and_the_cli_all_land_whole(
     ]
     capsys.readouterr()
     assert run_cli(project, "check") == 0
+
+
+def test_keys_pick_an_image_of_an_identity_set(
+    browser: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`1` `.` `3` picks image 3 of set 1, and approving it records image 3."""
+    from selenium.webdriver.common.keys import Keys
+
+    root = write_project(
+        tmp_path / "p",
+        batches={"covers": BATCH.replace("    candidates: 2\n", "    candidates: 1\n    max_images: 3\n")},
+    )
+    assert run_cli(root, "build") == 0
+    capsys.readouterr()
+    server = StudioServer(create_app(root, by="ana")).start()
+    try:
+        browser.get(server.url)
+        wait_for(browser, "document.body.dataset.ready", "the page's key handler")
+        labels = [f.get_attribute("data-candidate") for f in browser.find_elements("css selector", "#asset figure.big")]
+        assert labels == ["1.1", "1.2", "1.3"]
+        press(browser, "1.3")
+        picked = browser.find_elements("css selector", "#asset figure.big.picked")
+        assert [f.get_attribute("data-candidate") for f in picked] == ["1.3"]
+        press(browser, "a" + Keys.ENTER)
+        wait_for(browser, "document.getElementById('status').textContent.startsWith('approved')", "the approval")
+        assert status_line(browser) == f"approved {FIRST} candidate 1.3 (by ana)"
+    finally:
+        server.stop()
+    approval = asset_record(root, FIRST)["approval"]
+    assert (approval["candidate"], approval["image"]) == (1, 3)
