@@ -4,6 +4,7 @@ Debian's chromium-driver, installed by tests/setup.sh), refusals over real loopb
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -451,3 +452,33 @@ def test_keys_pick_an_image_of_an_identity_set(
         server.stop()
     approval = asset_record(root, FIRST)["approval"]
     assert (approval["candidate"], approval["image"]) == (1, 3)
+
+
+def test_imgbuild_review_serves_on_loopback_until_stopped(project: Path) -> None:
+    """The real command in a child process: it prints its 127.0.0.1 address, serves the page,
+    and stops on SIGINT (Ctrl-C) with exit code 0."""
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "imgbuild", "-C", str(project), "review", "--no-open", "--by", "ana"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.startswith("imgbuild review: http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)\n"), line
+        url = line.split()[2]
+        page = httpx.get(url, timeout=20)
+        assert page.status_code == 200 and 'reviewing as <b id="reviewer">ana</b>' in page.text
+    finally:
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=20)
+    assert (child.returncode, out) == (0, "imgbuild review: stopped\n"), err

@@ -13,12 +13,16 @@ __all__ = ["studio"]
 
 def studio(root: Path, batches: Sequence[str], *, port: int, open_browser: bool, by: str | None) -> int:
     """Serve the studio for `batches` (default: all), print its address and, unless told not to,
-    open it in the browser. Returns when the server stops (Ctrl-C)."""
+    open it in the browser. Returns 0 when the server is stopped with Ctrl-C."""
     from imgbuild.studio import StudioServer, create_app  # the web stack loads only for this command
 
     server = StudioServer(create_app(root, batches, by=by), port)
     print(f"imgbuild review: {server.url} (Ctrl-C to stop)", flush=True)
     if open_browser:
         webbrowser.open(server.url)
-    server.serve()
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a server is stopped: not an interrupted command (exit 130)
+    print("imgbuild review: stopped", flush=True)
     return EXIT_OK
