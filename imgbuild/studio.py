@@ -47,10 +47,10 @@ from imgbuild.pages import render
 from imgbuild.records import AssetStore
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
-from imgbuild.review import APPROVE, CHECKLIST, DECISIONS, REJECT
+from imgbuild.review import APPROVE, CHECKLIST, DECISIONS
 from imgbuild.state import APPROVED, REJECTED, STALE, UNREVIEWED, StateIndex, assess, assess_reviews, describe_changes
 from imgbuild.state import estimate as estimate_cost
-from imgbuild.thumbs import Thumbnails
+from imgbuild.thumbs import Thumb, Thumbnails
 
 __all__ = ["FILTER_STATES", "Filters", "QueueItem", "Queued", "StudioServer", "build_queue", "create_app", "load_cards"]
 
@@ -217,7 +217,7 @@ def create_app(
         current = next((i for i, q in enumerate(queue) if q.request.asset_id == wanted), None)
         if current is None:  # resume: the first asset still to review
             current = next((i for i, q in enumerate(queue) if q.to_review), 0 if queue else None)
-        detail = _asset_context(session, resolution, queue[current].request, large) if current is not None else None
+        pane = _asset_pane(resolution, queue[current].request, large) if current is not None else None
         # The first screen's cards come with the page; the script fetches the rest once it is up.
         first = max(FIRST_CARDS, (current or 0) + FIRST_CARDS // 2)
         html = render(
@@ -228,7 +228,7 @@ def create_app(
             total=len(queue),
             more=filters.query(offset=str(first)) if first < len(queue) else "",
             current=current,
-            detail=detail,
+            pane=pane,
             filters=filters,
             menus=_menus(resolution, requests, session.batches),
             states=FILTER_STATES,
@@ -256,11 +256,9 @@ def create_app(
         req = _find(resolution, request.path_params["asset_id"])
         if req is None:
             return _refused(404, f"no asset {request.path_params['asset_id']!r} in this project")
-        item, context = _queue_item(resolution, req, small), _asset_context(session, resolution, req, large)
-        return HTMLResponse(
-            render("studio_asset.html", item=item, **context, checklist=CHECKLIST, href=session.href),
-            headers=_NO_STORE,
-        )
+        item, pane = _queue_item(resolution, req, small), _asset_pane(resolution, req, large)
+        html = render("studio_asset.html", item=item, pane=pane, checklist=CHECKLIST, href=session.href)
+        return HTMLResponse(html, headers=_NO_STORE)
 
     def files(request: Request) -> Response:
         relative = request.path_params["path"]
@@ -401,9 +399,32 @@ def _queue_item(resolution: Resolution, req: ImageRequest, thumbnails: Thumbnail
     return load_cards(resolution, [Queued(req, review.status, interrupted)], thumbnails)[0]
 
 
-def _asset_context(session: _Session, resolution: Resolution, req: ImageRequest, large: Thumbnails) -> dict[str, Any]:
-    """Everything the asset pane shows besides the cards: large images, references, the approved
-    image an edit is made from, what changed since the approved request, cost, records."""
+@dataclass(frozen=True)
+class ReferenceView:
+    """A reference image shown beside the candidates: one the shot names, or the approved image an
+    edit is made from (role ``approved``)."""
+
+    path: str  # project-relative
+    role: str
+    thumb: Thumb | None  # None: the file is missing
+
+
+@dataclass(frozen=True)
+class AssetPane:
+    """Everything the asset pane shows: large candidates, references, what changed since the
+    approved request, the cost, the records."""
+
+    view: AssetView
+    attributes: Mapping[str, str]
+    changes: tuple[str, ...]  # since the approved request, when the approval is stale
+    references: tuple[ReferenceView, ...]
+    edit: Mapping[str, Any] | None
+    cost: float  # at list prices, for every image of the asset's candidates
+    images: int
+    records: tuple[str, ...]  # project-relative record files
+
+
+def _asset_pane(resolution: Resolution, req: ImageRequest, large: Thumbnails) -> AssetPane:
     store = AssetStore(resolution.root)
     view = read_asset(store, req, large)
     record = store.read_asset(req.asset_dir)
@@ -411,25 +432,15 @@ def _asset_context(session: _Session, resolution: Resolution, req: ImageRequest,
     changes: list[str] = []
     if approval is not None and approval.request_hash != req.request_hash and approval.request is not None:
         changes = describe_changes(approval.request, req.record())
-    references = []
-    for ref in req.references:
-        thumb = large.ensure(ref.path, ref.sha256) if store.exists(ref.path) else None
-        references.append({"path": ref.path, "role": ref.role, "thumb": thumb})
+    references = tuple(
+        ReferenceView(ref.path, ref.role, large.ensure(ref.path, ref.sha256) if store.exists(ref.path) else None)
+        for ref in req.references
+    )
     images, cost, _ = estimate_cost([(req, range(1, req.candidates + 1))])
-    records = [
-        f"{req.asset_dir}/{name}" for name in ("asset.json", "index.json") if store.exists(f"{req.asset_dir}/{name}")
-    ]
-    return {
-        "view": view,
-        "attributes": {**req.fixed, **req.vary},
-        "changes": changes,
-        "references": references,
-        "edit": req.edit,
-        "cost": cost,
-        "images": images,
-        "records": records,
-        "decisions": (APPROVE, REJECT),
-    }
+    records = tuple(
+        path for path in (f"{req.asset_dir}/asset.json", f"{req.asset_dir}/index.json") if store.exists(path)
+    )
+    return AssetPane(view, {**req.fixed, **req.vary}, tuple(changes), references, req.edit, cost, images, records)
 
 
 def _menus(resolution: Resolution, requests: Iterable[ImageRequest], batches: tuple[str, ...]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import webbrowser
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from imgbuild.errors import EXIT_OK
@@ -20,9 +21,7 @@ def studio(root: Path, batches: Sequence[str], *, port: int, open_browser: bool,
     print(f"imgbuild review: {server.url} (Ctrl-C to stop)", flush=True)
     if open_browser:
         webbrowser.open(server.url)
-    try:
+    with suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped, not an interruption (130)
         server.serve()
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a server is stopped: not an interrupted command (exit 130)
     print("imgbuild review: stopped", flush=True)
     return EXIT_OK

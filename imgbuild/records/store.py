@@ -555,9 +555,14 @@ class AssetStore:
     def _decide(self, asset_dir: str, record: AssetRecord, review: Review, event: str) -> AssetRecord:
         record = replace(record, reviews=(*record.reviews, review))
         self._write_asset(asset_dir, record)
+        self._append_review(asset_dir, record.asset_id, event, review, override=review.override)
+        return record
+
+    def _append_review(self, asset_dir: str, asset_id: str, event: str, review: Review, **details: Any) -> None:
+        """The index.json event of a decision (or of its undoing) about `review`'s image."""
         self._append(
             asset_dir,
-            record.asset_id,
+            asset_id,
             event,
             "review",
             new_run_id(),  # a review is no run: a fresh id keeps every decision in the history
@@ -566,9 +571,8 @@ class AssetStore:
             candidate_run=review.run,
             request_hash=review.request_hash,
             by=review.by,
-            override=review.override,
+            **details,
         )
-        return record
 
     def undo_decision(self, asset_dir: str, record: AssetRecord, approval: Approval | None) -> AssetRecord:
         """Take back the newest review of `record` (the caller has checked it is the one meant):
@@ -577,18 +581,8 @@ class AssetStore:
         review = record.reviews[-1]
         record = replace(record, reviews=record.reviews[:-1], approval=approval)
         self._write_asset(asset_dir, record)
-        self._append(
-            asset_dir,
-            record.asset_id,
-            "undone",
-            "review",
-            new_run_id(),
-            decision=review.decision,
-            candidate=review.candidate,
-            image=review.image,
-            candidate_run=review.run,
-            decided_at=review.at,
-            by=review.by,
+        self._append_review(
+            asset_dir, record.asset_id, "undone", review, decision=review.decision, decided_at=review.at
         )
         return record
 
