@@ -37,7 +37,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from imgbuild.decisions import Decided, decide, reviewer, undo
@@ -192,9 +192,7 @@ class _Session:
         return "/files/" + quote(relative, safe="/")
 
 
-def create_app(
-    root: Path, batches: Sequence[str] = (), *, by: str | None = None, token: str | None = None
-) -> Starlette:
+def create_app(root: Path, batches: Sequence[str] = (), *, by: str | None = None) -> Starlette:
     """The studio's ASGI app for the project at `root` (showing `batches`, default all)."""
     resolution = resolve(root)
     known_batches = [b.id for b in resolution.project.batches]
@@ -205,8 +203,7 @@ def create_app(
             f" (batches: {', '.join(known_batches) or 'none'})"
         )
     session = _Session(resolution.root, tuple(dict.fromkeys(batches)), by)
-    if token is not None:
-        session.token = token
+    project = os.path.realpath(session.root)
     small, large = Thumbnails(resolution.root), Thumbnails(resolution.root, _LARGE_EDGE)
 
     def page(request: Request) -> Response:
@@ -264,9 +261,10 @@ def create_app(
         relative = request.path_params["path"]
         if relative not in session.known:
             return _refused(404, "not a file the records know")
-        path = session.root / relative
-        real = os.path.realpath(path)
-        if real != os.path.abspath(path) or not real.startswith(os.path.realpath(session.root) + os.sep):
+        # Rendered paths are plain project-relative ones, so a file reached through a link on the
+        # way has a real path other than the one spelled (wherever the project itself lives).
+        real = os.path.realpath(os.path.join(project, relative))
+        if real != os.path.join(project, relative):
             return _refused(403, "a link: only files inside the project, by their own path, are served")
         if not os.path.isfile(real):
             return _refused(404, "no such file (any more)")
@@ -293,7 +291,7 @@ def create_app(
         Route("/api/undo", take_back, methods=["POST"]),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=[HOST, "localhost"])]
-    app = Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={FatalError: _project_error})
     app.state.session = session
     return app
 
@@ -305,6 +303,12 @@ class StudioUsageError(FatalError):
 
 
 _NO_STORE = {"Cache-Control": "no-store"}  # a decision made in the CLI shows on the next view
+
+
+async def _project_error(request: Request, exc: Exception) -> Response:
+    """The project cannot be read as it is now (a manifest edited into bad YAML while the page is
+    open, a broken record): the message the CLI would print, on the page, until it is fixed."""
+    return PlainTextResponse(f"imgbuild: error: {exc}\n", status_code=500, headers=_NO_STORE)
 
 
 def _refused(status: int, message: str) -> Response:

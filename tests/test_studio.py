@@ -482,3 +482,16 @@ def test_imgbuild_review_serves_on_loopback_until_stopped(project: Path) -> None
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=20)
     assert (child.returncode, out) == (0, "imgbuild review: stopped\n"), err
+
+
+def test_a_manifest_broken_while_the_page_is_open_is_reported_on_the_page(studio: StudioServer, project: Path) -> None:
+    manifest = project / "batches" / "covers.yaml"
+    good = manifest.read_text(encoding="utf-8")
+    with httpx.Client(base_url=studio.url, timeout=10) as client:
+        assert client.get("/").status_code == 200
+        manifest.write_text(good + "shots: [\n", encoding="utf-8")
+        broken = client.get("/")
+        assert broken.status_code == 500
+        assert broken.text.startswith("imgbuild: error: ") and "batches/covers.yaml" in broken.text
+        manifest.write_text(good, encoding="utf-8")
+        assert client.get("/").status_code == 200
