@@ -6,7 +6,6 @@ project in one pass. Nothing here writes a file.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -18,6 +17,13 @@ from imgbuild.errors import Problem
 from imgbuild.models import DEFAULT_MODEL, get_model
 from imgbuild.project import CONFIG_FILE
 from imgbuild.spec.expand import slug
+from imgbuild.spec.files import (
+    MAX_INPUT_BYTES,
+    MAX_REFERENCE_BYTES,
+    UnsafeInput,
+    check_reference,
+    read_input,
+)
 from imgbuild.spec.model import (
     Batch,
     Persona,
@@ -119,9 +125,17 @@ def load_project(root: Path, problems: list[Problem]) -> Project:
 def _parse(root: Path, path: Path, problems: list[Problem]) -> Document | None:
     shown = display(root, path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_input(root, path, shown=shown).data
+    except UnsafeInput as exc:
+        problems.append(Problem(shown, None, "", str(exc)))
+        return None
+    except OSError as exc:
+        problems.append(Problem(shown, None, "", f"cannot read the file: {exc.strerror or exc}"))
+        return None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         problems.append(Problem(shown, line, "", f"not UTF-8 text ({exc.reason}) — save the file as UTF-8"))
         return None
     doc, found = load_yaml(text, shown)
@@ -157,7 +171,7 @@ def _yaml_files(folder: Path, *, skip: str | None = None) -> Iterator[Path]:
                 "%s: ignored — imgbuild reads *.yaml files; rename it to %s", path, path.with_suffix(".yaml").name
             )
         for path in sorted(folder.glob("*.yaml")):
-            if path.name != skip and path.is_file():
+            if path.name != skip and not path.is_dir():  # a FIFO or a link out is refused when read
                 yield path
 
 
@@ -230,8 +244,17 @@ class _Loader:
             self.problems.append(doc.problem(at, _escape_message(relative, self.root, self.root)))
             return None
         if target not in self._hashes:
+            reference = kind == "reference image"
             try:
-                self._hashes[target] = hashlib.sha256(target.read_bytes()).hexdigest()
+                found = read_input(
+                    self.root,
+                    target,
+                    max_bytes=MAX_REFERENCE_BYTES if reference else MAX_INPUT_BYTES,
+                    keep=reference,
+                    shown=relative,
+                )
+                if reference:  # decoded now: a non-image or a bomb is bad input, not a failed paid call
+                    check_reference(found.data, relative)
             except FileNotFoundError:
                 self.problems.append(doc.problem(at, f"{kind} {relative!r} does not exist"))
                 return None
@@ -239,6 +262,13 @@ class _Loader:
                 article = "an" if kind[0] in "aeiou" else "a"
                 self.problems.append(doc.problem(at, f"{relative!r} is a folder, expected {article} {kind}"))
                 return None
+            except UnsafeInput as exc:
+                self.problems.append(doc.problem(at, str(exc)))
+                return None
+            except OSError as exc:
+                self.problems.append(doc.problem(at, f"cannot read {kind} {relative!r}: {exc.strerror or exc}"))
+                return None
+            self._hashes[target] = found.sha256
         return self._hashes[target]
 
     # -- batches --------------------------------------------------------------------------
