@@ -14,6 +14,7 @@ from imgbuild.build.images import EXTENSIONS, verify_image
 from imgbuild.build.session import BuildSession
 from imgbuild.errors import AssetFailed, BuildStop
 from imgbuild.providers import Call, Job, Provider, ProviderError, Response
+from imgbuild.providers.answers import BadAnswer
 from imgbuild.providers.base import redact_body
 from imgbuild.records import JobRef, KeptImage, PendingCall, new_run_id
 from imgbuild.requests import ImageRequest
@@ -145,6 +146,9 @@ def _finish(session: BuildSession, provider: Provider, call: Call, response: Res
             store.append_exchanges(req.asset_dir, call.run_id, call.log)
     except BuildStop:
         raise
+    except BadAnswer as exc:  # the answer itself is wrong (a bomb, a bad shape): retrying cannot help
+        store.fail(req.facts, call.run_id, call.candidate, str(exc))
+        raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {exc}") from exc
     except (AssetFailed, OSError) as exc:
         facts = req.facts
         if store.keep_failed(facts, call.run_id, call.candidate, str(exc)) >= KEEP_TRIES:

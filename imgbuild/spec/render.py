@@ -174,13 +174,13 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
 
         return bounded
 
-    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        __self.tick()
+    def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.tick()
         _check_numbers((*args, *kwargs.values()))
-        owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str) and getattr(__obj, "__name__", "") in ("format", "format_map"):
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, str) and getattr(obj, "__name__", "") in ("format", "format_map"):
             _check_format(owner)
-        return super().call(__context, __obj, *args, **kwargs)
+        return super().call(context, obj, *args, **kwargs)
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
         self.tick()
@@ -188,7 +188,11 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
             raise RenderLimit(f"{left!r} ** {right} is over the bounds of a prompt")
         if operator == "*":
             count, item = (right, left) if isinstance(right, int) else (left, right)
-            if isinstance(count, int) and isinstance(item, str | list | tuple) and len(item) * count > MAX_RENDERED_CHARS:
+            if (
+                isinstance(count, int)
+                and isinstance(item, str | list | tuple)
+                and len(item) * count > MAX_RENDERED_CHARS
+            ):
                 raise RenderLimit(f"repeating a value {count} times is over the {MAX_RENDERED_CHARS}-character bound")
         if operator == "%" and isinstance(left, str):
             _check_format(left)
