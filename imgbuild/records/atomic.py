@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from imgbuild.records.errors import WriteOutsideProject
+
 __all__ = ["atomic_write_bytes", "atomic_write_json", "json_bytes", "remove_stale_temp_files"]
 
 _counter = itertools.count()
@@ -32,8 +34,14 @@ def atomic_write_json(path: Path, data: Any, *, temp_dir: Path | None = None) ->
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None) -> None:
-    """Write `data` to `path` so that `path` holds either its old content or all of `data`."""
+    """Write `data` to `path` so that `path` holds either its old content or all of `data`.
+
+    A records write (its temp folder is a project's ``.imgbuild/tmp``) stays inside that project:
+    a folder on the way that is a link to somewhere outside — committed under assets/ or an
+    output folder, say — is refused (WriteOutsideProject) before any folder is made."""
     folder = temp_dir if temp_dir is not None else path.parent
+    if temp_dir is not None and temp_dir.parent.name == STATE_FOLDER:
+        _confined(path, temp_dir.parent.parent)
     try:
         _write(path, data, folder)
     except FileNotFoundError:  # a folder this process made was removed meanwhile: make it again
@@ -68,6 +76,20 @@ def _write(path: Path, data: bytes, folder: Path) -> None:
         if not renamed:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+
+STATE_FOLDER = ".imgbuild"
+
+
+def _confined(path: Path, project: Path) -> None:
+    """Refuse `path` when the nearest folder of it that exists is really outside `project`."""
+    probe = path.parent
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    real = probe.resolve()
+    root = project.resolve()
+    if not real.is_relative_to(root):
+        raise WriteOutsideProject(path, real)
 
 
 _made_folders: set[Path] = set()  # folders this process created or found: no mkdir per write

@@ -65,6 +65,9 @@ RESERVED_BATCH_IDS = frozenset(
     ]
 )
 
+# Folders that are never an output: version control and imgbuild's own state.
+_INTERNAL_FOLDERS = frozenset({".git", ".hg", ".svn", ".imgbuild"})
+
 _DEFAULTS: dict[str, Any] = {
     "provider": "preview",
     "assets_dir": "assets",
@@ -307,6 +310,10 @@ class _Loader:
         output = data.get("output")
         if output is not None and _inside(self.root, output) is None:
             self.problems.append(doc.problem(("output",), _escape_message(output, self.root, self.root)))
+        elif output is not None and (internal := self._internal(output)) is not None:
+            self.problems.append(
+                doc.problem(("output",), f"{output!r} is {internal} — put the images in a folder of their own")
+            )
         model = get_model(data.get("model", DEFAULT_MODEL))
         output_format = data.get("output_format", "png")  # checked against the provider in resolve()
         shots = tuple(
@@ -346,6 +353,23 @@ class _Loader:
             variant_tests=variant_tests,
             lines=doc.lines,
         )
+
+    def _internal(self, output: str) -> str | None:
+        """What `output` is when it is a folder imgbuild or git owns (assets there would mix with
+        records, manifests or the repository's own files); None for a folder of its own."""
+        target = _inside(self.root, output)
+        assert target is not None
+        if target == self.root:
+            return "the project folder itself"
+        first = target.relative_to(self.root).parts[0]
+        if first in _INTERNAL_FOLDERS:
+            return f"inside {first}/, an internal folder"
+        config = self.config
+        for key in ("batches_dir", "personas_dir", "templates_dir"):
+            folder = (self.root / getattr(config, key)).resolve()
+            if folder != self.root and target.is_relative_to(folder):
+                return f"inside {getattr(config, key)}/, the project's {key.removesuffix('_dir')} folder"
+        return None
 
     def _persona_ref(self, doc: Document, name: str | None, personas: Mapping[str, Persona]) -> Persona | None:
         if name is None or name in self.invalid_personas:
