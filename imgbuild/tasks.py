@@ -31,11 +31,13 @@ from imgbuild.errors import (
     EXIT_BUG,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_INVALID,
     EXIT_OK,
     EXPECTED,
     BuildStop,
     InvalidInput,
     NotStarted,
+    describe,
 )
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
@@ -159,7 +161,7 @@ def _image_action(session: BuildSession, req: ImageRequest, candidate: int) -> T
     except BuildStop as exc:
         return Refused(str(exc), exc)
     except EXPECTED as exc:
-        return TaskFailed(str(exc))
+        return TaskFailed(describe(exc))
     return None
 
 
@@ -171,7 +173,7 @@ def _write_lock_action(session: BuildSession, locks: LockWriter, batch_id: str) 
     try:
         locks.write(batch_id)
     except EXPECTED as exc:
-        return TaskFailed(str(exc))
+        return TaskFailed(describe(exc))
     return None
 
 
@@ -197,9 +199,9 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    except EXPECTED as exc:
-        print(f"imgbuild: error: {exc}", file=sys.stderr)
-        raise SystemExit(getattr(exc, "exit_code", EXIT_FAILED)) from None
+    except EXPECTED as exc:  # nothing could start: an OS error here is exit 2, like bad input
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
     session = make_session(resolution)
 
     def task_imgbuild() -> Iterator[dict[str, Any]]:

@@ -240,7 +240,13 @@ class HttpApi:
     ) -> None:
         self.provider = provider
         self.key_env = key_env
-        self._auth = f"{auth_scheme} {api_key(key_env, provider)}"
+        key = api_key(key_env, provider)
+        self._auth = f"{auth_scheme} {key}"
+        # What must never be written or shown, whatever a server echoes back: the key as sent,
+        # and its base64 (a Basic header, or a server quoting the header encoded).
+        self._secrets = tuple(
+            {key, base64.b64encode(key.encode()).decode(), base64.b64encode(self._auth.encode()).decode()}
+        )
         self.client = client or default_client()
         self.deadline_seconds = deadline_seconds
         self.retry = retry or RetryPolicy()
@@ -347,7 +353,7 @@ class HttpApi:
             except _TooLarge as exc:
                 exchange.error = str(exc)
                 exchange.seconds = time.monotonic() - exchange.started
-                log.append(exchange.record())
+                log.append(self.scrub(exchange.record()))
                 raise BadAnswer(f"{what}: {exc}") from None
             finally:
                 exchange.seconds = time.monotonic() - exchange.started
@@ -358,7 +364,7 @@ class HttpApi:
                 exchange.status = response.status_code
                 exchange.response_headers = _kept_headers(response.headers)
                 exchange.response_body = _recordable(response)
-            log.append(exchange.record())
+            log.append(self.scrub(exchange.record()))
             if response is not None and response.is_success:
                 return response
             retry_after = None
@@ -367,7 +373,7 @@ class HttpApi:
                     stable = self._stable_failure(response, url, what)
                     raise self._refuse(stable) if isinstance(stable, ProviderRefused) else stable
                 retry_after = _retry_after(response.headers.get("retry-after"))
-                failure = ProviderError(f"{what}: HTTP {response.status_code} {_error_text(response)}")
+                failure = ProviderError(f"{what}: HTTP {response.status_code} {self.scrub(_error_text(response))}")
             elif _unresolvable(failure):
                 raise self._refuse(
                     ProviderRefused(
@@ -400,7 +406,8 @@ class HttpApi:
             ) from exc
         if not isinstance(answer, dict):
             raise BadAnswer(f"{what}: {self.provider} answered with a JSON {type(answer).__name__}, expected an object")
-        return answer
+        scrubbed: dict[str, Any] = self.scrub(answer)  # saved as response.json: no echoed key goes with it
+        return scrubbed
 
     def _exchange(self, request: httpx.Request, *, same_origin_only: bool) -> httpx.Response:
         """Send `request` and read its whole answer, under the overall deadline and the size cap.
@@ -431,9 +438,21 @@ class HttpApi:
             self._gate.notify_all()
         return refusal
 
+    def scrub(self, value: Any) -> Any:
+        """`value` (a record, a message) with the key and its encodings replaced by <redacted>."""
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, "<redacted>")
+            return value
+        if isinstance(value, dict):
+            return {self.scrub(k): self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub(v) for v in value]
+        return value
+
     def _stable_failure(self, response: httpx.Response, url: str, what: str) -> Exception:
         """The exception for an answer that retrying will not change."""
-        status, text = response.status_code, _error_text(response)
+        status, text = response.status_code, self.scrub(_error_text(response))
         if status in (401, 403):
             return self._auth_refusal(response)
         if status == 404 and what == "create":
@@ -448,7 +467,7 @@ class HttpApi:
     def _auth_refusal(self, response: httpx.Response) -> ProviderRefused:
         return ProviderRefused(
             f"{self.provider} refused the key in {self.key_env} (HTTP {response.status_code}: "
-            f"{_error_text(response)}); check {self.key_env} — the build stopped"
+            f"{self.scrub(_error_text(response))}); check {self.key_env} — the build stopped"
         )
 
     def download(self, url: str, *, log: Log, max_bytes: int) -> bytes:
@@ -464,7 +483,7 @@ class HttpApi:
                         response.read()
                         exchange.response_body = _recordable(response)
                         if response.status_code not in _RETRY_STATUSES:
-                            log.append(exchange.record())
+                            log.append(self.scrub(exchange.record()))
                             raise ProviderError(f"download: HTTP {response.status_code} for {_without_query(url)}")
                         raise httpx.HTTPStatusError("retryable", request=response.request, response=response)
                     chunks, size = [], 0
@@ -475,12 +494,12 @@ class HttpApi:
                         chunks.append(chunk)
                     exchange.response_body = f"<{size} bytes>"
                     exchange.seconds = time.monotonic() - exchange.started
-                    log.append(exchange.record())
+                    log.append(self.scrub(exchange.record()))
                     return b"".join(chunks)
             except httpx.HTTPError as exc:
                 exchange.error = f"{type(exc).__name__}: {exc}"
                 exchange.seconds = time.monotonic() - exchange.started
-                log.append(exchange.record())
+                log.append(self.scrub(exchange.record()))
                 if attempt >= self.retry.attempts:
                     raise ProviderError(
                         f"download of {_without_query(url)} failed after {attempt} tries: {exc}"
