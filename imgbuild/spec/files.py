@@ -125,7 +125,7 @@ def check_reference(data: bytes, shown: str) -> tuple[str, int, int]:
             image.load()
             return str(image.format), width, height
     except UnidentifiedImageError as exc:
-        raise UnsafeInput(f"reference image {shown!r} is not a {', '.join(REFERENCE_FORMATS)} image ({exc})") from exc
+        raise UnsafeInput(f"reference image {shown!r} is not a {', '.join(REFERENCE_FORMATS)} image") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnsafeInput(f"reference image {shown!r} is a decompression bomb ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
