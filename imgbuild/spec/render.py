@@ -177,10 +177,13 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
     def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         self.tick()
         _check_numbers((*args, *kwargs.values()))
-        owner = getattr(obj, "__self__", None)
-        if isinstance(owner, str) and getattr(obj, "__name__", "") in ("format", "format_map"):
-            _check_format(owner)
         return super().call(context, obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)  # str.format / format_map, wrapped on access
+        if wrapped is not None:
+            _check_format(value.__self__)
+        return wrapped
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
         self.tick()

@@ -74,7 +74,9 @@ def test_evidence_over_the_size_cap(project, refused):
 
 def test_source_basis_linked_into_a_linked_folder(project, refused):
     link(project / "evidence/notes", project.parent / "outside")
-    write_project(project, batches={"covers": BATCH.replace("  - path: evidence/mia.md", "  - path: evidence/notes/secret.txt")})
+    write_project(
+        project, batches={"covers": BATCH.replace("  - path: evidence/mia.md", "  - path: evidence/notes/secret.txt")}
+    )
     refused(project, "batches/covers.yaml:4", "outside the project folder")
 
 
