@@ -180,7 +180,12 @@ def _keep(session: BuildSession, provider: Provider, call: Call, response: Respo
             data = store.read_bytes(target)
         else:
             data = provider.download(call, output) if output.data is None else output.data
-        width, height = verify_image(data, req.output_format)
+        try:
+            width, height = verify_image(data, req.output_format)
+        except AssetFailed as exc:
+            if output.data is not None and not isinstance(exc, BadAnswer):
+                raise BadAnswer(f"the answer's inline image: {exc}") from exc  # retrying the same bytes cannot help
+            raise
         if not on_disk:
             store.write_image(req.asset_dir, relative, data)
         remote = output.url if output.url and not output.url.startswith("preview:") else None

@@ -41,6 +41,7 @@ class BadAnswer(ProviderError):
 
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 16384}
+_URL = {"type": "string", "pattern": "^https?://[^\\s]+$", "maxLength": 16384}
 _ERROR = {"type": "object", "properties": {"code": {"type": ["string", "integer", "null"]}}}
 
 ARK_IMAGES: dict[str, Any] = {
@@ -52,7 +53,7 @@ ARK_IMAGES: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "anyOf": [{"required": ["url"]}, {"required": ["b64_json"]}, {"required": ["error"]}],
-                "properties": {"url": _TEXT, "b64_json": {"type": "string"}, "error": _ERROR},
+                "properties": {"url": _URL, "b64_json": {"type": "string"}, "error": _ERROR},
             },
         },
         "error": {"anyOf": [_ERROR, {"type": "null"}]},
@@ -66,7 +67,7 @@ REPLICATE_PREDICTION: dict[str, Any] = {
         "id": _TEXT,
         "status": {"type": "string"},
         "urls": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
-        "output": {"anyOf": [_TEXT, {"type": "null"}, {"type": "array", "maxItems": 64, "items": _TEXT}]},
+        "output": {"anyOf": [_URL, {"type": "null"}, {"type": "array", "maxItems": 64, "items": _URL}]},
         "metrics": {"type": ["object", "null"]},
     },
 }
@@ -112,7 +113,7 @@ def checked(raw: Any, schema: dict[str, Any], what: str) -> dict[str, Any]:
     error = next(iter(sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))), None)
     if error is not None:
         where = format_path(error.absolute_path) or "the answer"
-        raise BadAnswer(f"{what} is not in the documented shape: {where}: {_short(error.message)}")
+        raise BadAnswer(f"{what} is not in the documented shape: {where}: {_explain(error)}")
     assert isinstance(raw, dict)
     return raw
 
@@ -132,5 +133,17 @@ def checked_outputs(outputs: Sequence[Output], asked: int, what: str) -> tuple[O
     return tuple(outputs)
 
 
-def _short(message: str) -> str:
-    return message if len(message) <= 200 else message[:200] + "…"
+def _explain(error: Any) -> str:
+    """What is wrong, without quoting a huge value whole."""
+    instance, value = error.instance, error.validator_value
+    if error.validator in ("maxItems", "minItems") and isinstance(instance, list):
+        return f"{len(instance)} items, {'over' if error.validator == 'maxItems' else 'under'} the {value} allowed"
+    if error.validator in ("maxLength", "minLength") and isinstance(instance, str):
+        return f"a text of {len(instance)} characters, {'over' if error.validator == 'maxLength' else 'under'} {value}"
+    if error.validator == "type":
+        return f"{_short(repr(instance))} is not of type {value!r}"
+    return _short(str(error.message))
+
+
+def _short(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[:limit] + "…"

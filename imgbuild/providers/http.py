@@ -348,8 +348,8 @@ class HttpApi:
                 )
                 response = self._exchange(request, same_origin_only=auth)
             except httpx.HTTPError as exc:
-                exchange.error = f"{type(exc).__name__}: {exc}"
-                failure: Exception = exc
+                failure: Exception = self._timed_out(exc, exchange.started) or exc
+                exchange.error = f"{type(exc).__name__}: {failure}"
             except _TooLarge as exc:
                 exchange.error = str(exc)
                 exchange.seconds = time.monotonic() - exchange.started
@@ -393,6 +393,12 @@ class HttpApi:
             with self._rng_lock:
                 pause = self.retry.delay(attempt, retry_after, self._rng)
             self._sleep(min(pause, max(0.0, self.retry.total_seconds - elapsed)))
+
+    def _timed_out(self, exc: httpx.HTTPError, started: float) -> ProviderError | None:
+        """The failure of an exchange cut at its overall deadline, said in those words."""
+        if isinstance(exc, httpx.TimeoutException) and time.monotonic() - started >= 0.95 * self.deadline_seconds:
+            return ProviderError(f"no complete answer within the overall deadline of {self.deadline_seconds:g} s")
+        return None
 
     def call_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         """`call`, and the answer decoded as a JSON object; BadAnswer when it is not one."""
@@ -497,12 +503,13 @@ class HttpApi:
                     log.append(self.scrub(exchange.record()))
                     return b"".join(chunks)
             except httpx.HTTPError as exc:
-                exchange.error = f"{type(exc).__name__}: {exc}"
+                cause = self._timed_out(exc, exchange.started) or exc
+                exchange.error = f"{type(exc).__name__}: {cause}"
                 exchange.seconds = time.monotonic() - exchange.started
                 log.append(self.scrub(exchange.record()))
                 if attempt >= self.retry.attempts:
                     raise ProviderError(
-                        f"download of {_without_query(url)} failed after {attempt} tries: {exc}"
+                        f"download of {_without_query(url)} failed after {attempt} tries: {cause}"
                     ) from exc
             with self._rng_lock:
                 pause = self.retry.delay(attempt, None, self._rng)
