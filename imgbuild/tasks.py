@@ -41,6 +41,7 @@ from imgbuild.errors import (
 )
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
+from imgbuild.records.atomic import confined
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.spec.model import ProjectConfig
@@ -81,6 +82,7 @@ def make_session(resolution: Resolution) -> BuildSession:
 def doit_config(config: ProjectConfig, session: BuildSession) -> dict[str, Any]:
     """doit settings for a project: database in .imgbuild/, threads, our progress reporter."""
     state = config.state_dir
+    confined(state / "doit.db", config.root)  # doit's database and our records: never through a link out
     state.mkdir(parents=True, exist_ok=True)
     install_editor_schemas(config.root)
     return {
@@ -203,13 +205,18 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
         print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
         raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
     session = make_session(resolution)
+    try:
+        config = doit_config(resolution.project.config, session)
+    except EXPECTED as exc:  # the state folder cannot be made or is a link out: nothing started
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
 
     def task_imgbuild() -> Iterator[dict[str, Any]]:
         """imgbuild: generate every stale image of every batch."""
         with quiet_garbage_collector():
             yield from task_dicts(resolution, session)
 
-    return doit_config(resolution.project.config, session), task_imgbuild
+    return config, task_imgbuild
 
 
 @contextmanager

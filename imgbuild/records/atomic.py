@@ -18,7 +18,7 @@ from typing import Any
 
 from imgbuild.records.errors import WriteOutsideProject
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "json_bytes", "remove_stale_temp_files"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "confined", "json_bytes", "remove_stale_temp_files"]
 
 _counter = itertools.count()
 _counter_lock = threading.Lock()
@@ -41,7 +41,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None)
     output folder, say — is refused (WriteOutsideProject) before any folder is made."""
     folder = temp_dir if temp_dir is not None else path.parent
     if temp_dir is not None and temp_dir.parent.name == STATE_FOLDER:
-        _confined(path, temp_dir.parent.parent)
+        confined(path, temp_dir.parent.parent)
     try:
         _write(path, data, folder)
     except FileNotFoundError:  # a folder this process made was removed meanwhile: make it again
@@ -81,8 +81,9 @@ def _write(path: Path, data: bytes, folder: Path) -> None:
 STATE_FOLDER = ".imgbuild"
 
 
-def _confined(path: Path, project: Path) -> None:
-    """Refuse `path` when the nearest folder of it that exists is really outside `project`."""
+def confined(path: Path, project: Path) -> None:
+    """Refuse `path` (WriteOutsideProject) when the nearest folder of it that exists is really
+    outside `project`: nothing is written, and no folder made, through a link out."""
     probe = path.parent
     while not os.path.lexists(probe) and probe.parent != probe:
         probe = probe.parent
