@@ -326,7 +326,9 @@ class ProgressReporter:
             elif task.meta and task.meta.get("imgbuild") == "lock":
                 if not isinstance(fail, TaskFailed):
                     self.bugs.append(str(fail.get_msg()))
-                    self.notes.append(f"{task.name} not run: the lock file keeps its old entries until every image is made")
+                    self.notes.append(
+                        f"{task.name} not run: the lock file keeps its old entries until every image is made"
+                    )
                 else:  # the lock file could not be written (a full disk, a refused folder): the build failed
                     self.failures.append(f"{task.name}: {_failure_text(fail)}")
             else:
