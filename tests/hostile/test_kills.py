@@ -98,5 +98,6 @@ def test_kill_9_at_20_random_moments_then_a_rerun_loses_nothing(tmp_path, capsys
     assert kept <= billed <= kept + flagged, (billed, kept, flagged)
     with capsys.disabled():
         print(
-            f"\nkills: {KILLS} ({killed_in_build} mid-build), billed {billed}, kept {kept}, flagged possibly billed {flagged}, {elapsed:.1f} s"
+            f"\nkills: {KILLS} ({killed_in_build} mid-build), billed {billed}, kept {kept}, "
+            f"flagged possibly billed {flagged}, {elapsed:.1f} s"
         )
