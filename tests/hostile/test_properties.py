@@ -23,7 +23,7 @@ from imgbuild.providers.http import HttpApi
 from imgbuild.providers.replicate import ReplicateProvider
 from imgbuild.resolve import resolve
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 YAML_BITS = st.sampled_from(
     [
         ": ",
