@@ -33,14 +33,15 @@ def atomic_write_json(path: Path, data: Any, *, temp_dir: Path | None = None) ->
     atomic_write_bytes(path, json_bytes(data), temp_dir=temp_dir)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None, confine: bool = True) -> None:
     """Write `data` to `path` so that `path` holds either its old content or all of `data`.
 
     A records write (its temp folder is a project's ``.imgbuild/tmp``) stays inside that project:
     a folder on the way that is a link to somewhere outside — committed under assets/ or an
-    output folder, say — is refused (WriteOutsideProject) before any folder is made."""
+    output folder, say — is refused (WriteOutsideProject) before any folder is made. Only a
+    place the user names on the command line (``gallery --out``) is written with confine=False."""
     folder = temp_dir if temp_dir is not None else path.parent
-    if temp_dir is not None and temp_dir.parent.name == STATE_FOLDER:
+    if confine and temp_dir is not None and temp_dir.parent.name == STATE_FOLDER:
         confined(path, temp_dir.parent.parent)
     try:
         _write(path, data, folder)
