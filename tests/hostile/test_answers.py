@@ -18,9 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import BATCH as HELPER_BATCH
 from helpers import PERSONA, run_cli, write_project
+from hostile_support import png_header
 from PIL import Image
-from test_reads import png_header
 
 from imgbuild.providers import http as provider_http
 
@@ -28,31 +29,21 @@ SECONDS = 10.0
 KEY = "ark-hostile-test-key-5d1c"
 Script = Callable[["Handler"], None]
 
-BATCH = """\
-purpose: one image against a hostile server
-persona: mia
-source_basis:
-  - path: evidence/mia.md
-output: assets
-quality: draft
-quality_reason: tests only
-aspect_ratio: "1:1"
-output_format: png
-fixed:
-  wardrobe: cream sweater
-  environment: home office
-  lighting: morning light
-shots:
-  - id: hook
-    need: a first frame
-    template: cover.j2
-"""
+# helpers.BATCH with every attribute fixed and one candidate: one asset, one paid call.
+BATCH = (
+    HELPER_BATCH.replace(
+        "vary:\n  environment: [home office, cafe]\n  lighting: [morning light, lamp light]\n",
+        "  environment: home office\n  lighting: morning light\n",
+    )
+    .replace("    candidates: 2\n", "")
+    .replace("output_format: jpeg", "output_format: png")
+)
 
 CONFIG = """\
 provider: ark
 providers:
   ark:
-    deadline_seconds: 1.5
+    deadline_seconds: 0.8
     retries: {attempts: 1, base_delay: 0.01, max_delay: 0.01}
 """
 
@@ -236,7 +227,7 @@ def drip(h: Handler, interval: float, body: bytes) -> None:
 
 def test_a_server_dripping_its_headers_cannot_hang_the_build(hosted, server, capsys):
     server.script = lambda h: drip(h, 0.2, b"X-Slow: " + b"y" * 200 + b"\r\n\r\n")
-    failed_build(hosted, capsys, "no complete answer within the overall deadline of 1.5 s")
+    failed_build(hosted, capsys, "no complete answer within the overall deadline of 0.8 s")
 
 
 def test_a_server_dripping_its_body_cannot_hang_the_build(hosted, server, capsys):
@@ -249,7 +240,7 @@ def test_a_server_dripping_its_body_cannot_hang_the_build(hosted, server, capsys
             time.sleep(0.1)
 
     server.script = script
-    failed_build(hosted, capsys, "no complete answer within the overall deadline of 1.5 s")
+    failed_build(hosted, capsys, "no complete answer within the overall deadline of 0.8 s")
 
 
 def test_a_paid_call_is_not_redirected_to_another_origin(hosted, server, capsys):

@@ -13,12 +13,11 @@ import builtins
 import errno
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from hostile_support import run_command
 from PIL import Image
 
 ASSET = "covers.hook.home-office.morning-light"
@@ -26,14 +25,7 @@ SECONDS = 30.0
 IMAGES = 8  # helpers.BATCH: 4 assets × 2 candidates
 
 
-def run(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    started = time.monotonic()
-    code = run_cli(root, *args)
-    assert time.monotonic() - started < SECONDS
-    out = capsys.readouterr()
-    text = out.out + out.err
-    assert "Traceback" not in text and "unexpected error" not in text and "this is a bug" not in text, text
-    return code, text
+run = run_command
 
 
 def fail_under(monkeypatch: pytest.MonkeyPatch, folder: Path, code: int) -> Callable[[], None]:

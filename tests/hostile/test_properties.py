@@ -186,7 +186,7 @@ def providers_and_call() -> tuple[list[Any], Call]:
     return _PROVIDERS["list"], _PROVIDERS["call"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(data=st.data())
 def test_any_answer_is_parsed_or_fails_its_asset(data: st.DataObject) -> None:
     providers, call = providers_and_call()

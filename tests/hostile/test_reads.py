@@ -5,12 +5,11 @@ path is inside the project; anything else is an input error (exit 2) naming the 
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
 from helpers import BATCH, PERSONA, TEMPLATE, write_project
+from hostile_support import png_header
 from PIL import Image
 
 REFERENCE_BATCH = BATCH.replace(
@@ -31,16 +30,6 @@ def fifo(path: Path) -> None:
     if path.exists():
         path.unlink()
     os.mkfifo(path)
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that claims `width`×`height` pixels in a few bytes: a decompression bomb's header."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 # -- evidence, personas, manifests ----------------------------------------------------------

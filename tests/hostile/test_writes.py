@@ -5,11 +5,10 @@ assets/, an asset's folder, .imgbuild/ — stops the write before anything is ma
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 
 import pytest
-from helpers import BATCH, run_cli, snapshot, write_project
+from helpers import BATCH, snapshot, write_project
+from hostile_support import run_command
 
 from imgbuild.errors import EXIT_FAILED
 
@@ -17,14 +16,7 @@ ASSET = "covers.hook.home-office.morning-light"
 SECONDS = 30.0
 
 
-def build(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    started = time.monotonic()
-    code = run_cli(root, *args)
-    assert time.monotonic() - started < SECONDS
-    out = capsys.readouterr()
-    text = out.out + out.err
-    assert "Traceback" not in text and "unexpected error" not in text, text
-    return code, text
+build = run_command
 
 
 def test_an_output_folder_linked_out_is_bad_input(project, capsys):
