@@ -144,7 +144,7 @@ class _Builder:
                 self.open.discard(id(node))
         return self._scalar(node, path)
 
-    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+    def _scalar(self, node: yaml.Node, path: Path, *, key: bool = False) -> Any:
         try:
             value = self.ctor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # !!python/..., 2024-13-45
@@ -153,7 +153,7 @@ class _Builder:
         if isinstance(value, float) and not math.isfinite(value):
             self.problem(node, path, f"{node.value!r} is not a finite number")
             return None
-        if isinstance(value, bool):
+        if isinstance(value, bool) and not key:
             self.doc.raw_scalars[path] = str(node.value)
         return value
 
@@ -169,7 +169,7 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problem(key_node, path, "a mapping key must be a plain value")
                 continue
-            key = self._scalar(key_node, path)
+            key = self._scalar(key_node, path, key=True)
             if key is None and key_node.value not in ("", "~", "null", "Null", "NULL"):
                 continue  # could not be read: reported
             key = str(key) if not isinstance(key, str) else key

@@ -433,7 +433,7 @@ class HttpApi:
                 finally:
                     response.close()
                 request = self.client.build_request(
-                    request.method, target, headers=request.headers, content=request.content
+                    request.method, target, headers=request.headers, content=request.read()
                 )
             raise httpx.TooManyRedirects(f"over {_MAX_REDIRECTS} redirects", request=request)
 

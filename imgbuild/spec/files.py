@@ -27,6 +27,7 @@ from pathlib import Path
 import jinja2
 
 __all__ = [
+    "MAX_EVIDENCE_BYTES",
     "MAX_INPUT_BYTES",
     "MAX_REFERENCE_BYTES",
     "MAX_REFERENCE_PIXELS",
@@ -38,8 +39,9 @@ __all__ = [
     "read_input",
 ]
 
-MAX_INPUT_BYTES = 4 * 1024 * 1024  # a manifest, persona, template or evidence note
+MAX_INPUT_BYTES = 4 * 1024 * 1024  # a text imgbuild parses: a manifest, persona or template
 MAX_REFERENCE_BYTES = 64 * 1024 * 1024  # providers take far less; the per-model limit is checked later
+MAX_EVIDENCE_BYTES = 256 * 1024 * 1024  # evidence is only hashed (streamed): photos and PDFs fit
 MAX_REFERENCE_PIXELS = 64_000_000  # a 8000 × 8000 image: larger is a bomb, not a reference
 REFERENCE_FORMATS = ("PNG", "JPEG", "WEBP")  # what the providers read; Pillow tries no other
 _CHUNK = 1024 * 1024

@@ -18,7 +18,7 @@ from imgbuild.models import DEFAULT_MODEL, get_model
 from imgbuild.project import CONFIG_FILE
 from imgbuild.spec.expand import slug
 from imgbuild.spec.files import (
-    MAX_INPUT_BYTES,
+    MAX_EVIDENCE_BYTES,
     MAX_REFERENCE_BYTES,
     UnsafeInput,
     check_reference,
@@ -252,7 +252,7 @@ class _Loader:
                 found = read_input(
                     self.root,
                     target,
-                    max_bytes=MAX_REFERENCE_BYTES if reference else MAX_INPUT_BYTES,
+                    max_bytes=MAX_REFERENCE_BYTES if reference else MAX_EVIDENCE_BYTES,
                     keep=reference,
                     shown=relative,
                 )

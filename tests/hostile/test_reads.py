@@ -57,8 +57,14 @@ def test_evidence_is_a_fifo(project, refused):
 
 def test_evidence_over_the_size_cap(project, refused):
     with open(project / "evidence/mia.md", "wb") as f:
-        f.truncate(5 * 1024 * 1024)  # sparse: costs no disk
-    refused(project, "personas/mia.yaml:7", "over the 4194304-byte cap")
+        f.truncate(257 * 1024 * 1024)  # sparse: costs no disk, and is refused before it is read
+    refused(project, "personas/mia.yaml:7", "over the 268435456-byte cap")
+
+
+def test_a_manifest_over_the_size_cap(project, refused):
+    with open(project / "batches/covers.yaml", "ab") as f:
+        f.truncate(5 * 1024 * 1024)
+    refused(project, "batches/covers.yaml", "over the 4194304-byte cap")
 
 
 def test_source_basis_linked_into_a_linked_folder(project, refused):
