@@ -12,7 +12,7 @@ import time
 
 from imgbuild.build.images import EXTENSIONS, verify_image
 from imgbuild.build.session import BuildSession
-from imgbuild.errors import AssetFailed, BuildStop
+from imgbuild.errors import AssetFailed, BuildStop, describe
 from imgbuild.providers import Call, Job, Provider, ProviderError, Response
 from imgbuild.providers.answers import BadAnswer
 from imgbuild.providers.base import redact_body
@@ -150,13 +150,13 @@ def _finish(session: BuildSession, provider: Provider, call: Call, response: Res
         store.fail(req.facts, call.run_id, call.candidate, str(exc))
         raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {exc}") from exc
     except (AssetFailed, OSError) as exc:
-        facts = req.facts
-        if store.keep_failed(facts, call.run_id, call.candidate, str(exc)) >= KEEP_TRIES:
+        facts, reason = req.facts, describe(exc)
+        if store.keep_failed(facts, call.run_id, call.candidate, reason) >= KEEP_TRIES:
             # The saved answer itself is bad (an image that never verifies): stop retrying it.
             store.fail(
-                facts, call.run_id, call.candidate, f"{exc} (gave up on the saved answer after {KEEP_TRIES} tries)"
+                facts, call.run_id, call.candidate, f"{reason} (gave up on the saved answer after {KEEP_TRIES} tries)"
             )
-        raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {exc}") from exc
+        raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {reason}") from exc
     if not kept:
         errors = "; ".join(str(o.error) for o in response.outputs if o.error)
         raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: no image in the answer ({errors})")

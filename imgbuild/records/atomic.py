@@ -44,11 +44,16 @@ def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None,
     if confine and temp_dir is not None and temp_dir.parent.name == STATE_FOLDER:
         confined(path, temp_dir.parent.parent)
     try:
-        _write(path, data, folder)
-    except FileNotFoundError:  # a folder this process made was removed meanwhile: make it again
-        _made_folders.discard(path.parent)
-        _made_folders.discard(folder)
-        _write(path, data, folder)
+        try:
+            _write(path, data, folder)
+        except FileNotFoundError:  # a folder this process made was removed meanwhile: make it again
+            _made_folders.discard(path.parent)
+            _made_folders.discard(folder)
+            _write(path, data, folder)
+    except OSError as exc:
+        if exc.filename is None:  # write() and fsync() name no file: a full disk must say which
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
 
 
 def _write(path: Path, data: bytes, folder: Path) -> None:

@@ -13,7 +13,9 @@ import builtins
 import errno
 import json
 import os
-from collections.abc import Callable
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -120,4 +122,49 @@ def test_a_file_where_the_output_folder_should_be(project, capsys):
     assert "assets" in text and "not a directory" in text
     (project / "assets").unlink()
     assert run(project, capsys, "build")[0] == 0
+    assert_consistent_and_complete(project)
+
+
+# -- the real thing, where the machine allows it: a small tmpfs mounted over assets/ -------------
+
+
+@pytest.fixture
+def small_disk(project: Path) -> Iterator[Callable[[str], None]]:
+    """assets/ on its own 64 KiB tmpfs; yields `remount(options)`. Skipped where mounting is not
+    allowed (not root, or a container without the capability)."""
+    target = project / "assets"
+    target.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+
+    def remount(options: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{options}", str(target)], check=True)
+
+    try:
+        yield remount
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_a_really_full_disk_then_a_bigger_one(project, capsys, small_disk):
+    exit_code, text = run(project, capsys, "build")
+    assert exit_code == 1, text
+    assert "no space left on device" in text
+    small_disk("size=64m")
+    exit_code, text = run(project, capsys, "build")
+    assert exit_code == 0, text
+    assert_consistent_and_complete(project)
+
+
+def test_a_really_read_only_file_system_then_writable(project, capsys, small_disk):
+    small_disk("ro")
+    exit_code, text = run(project, capsys, "build")
+    assert exit_code == 1, text
+    assert "read-only file system" in text
+    small_disk("rw,size=64m")
+    exit_code, text = run(project, capsys, "build")
+    assert exit_code == 0, text
     assert_consistent_and_complete(project)
