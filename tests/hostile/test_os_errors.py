@@ -149,22 +149,18 @@ def small_disk(project: Path) -> Iterator[Callable[[str], None]]:
         subprocess.run(["umount", "-l", str(target)], check=False)
 
 
-def test_a_really_full_disk_then_a_bigger_one(project, capsys, small_disk):
+@pytest.mark.parametrize(
+    ("broken", "cause", "fixed"),
+    [(None, "no space left on device", "size=64m"), ("ro", "read-only file system", "rw,size=64m")],
+    ids=["a-full-disk-then-a-bigger-one", "read-only-then-writable"],
+)
+def test_the_real_thing(project, capsys, small_disk, broken, cause, fixed):
+    if broken is not None:
+        small_disk(broken)
     exit_code, text = run(project, capsys, "build")
     assert exit_code == 1, text
-    assert "no space left on device" in text
-    small_disk("size=64m")
-    exit_code, text = run(project, capsys, "build")
-    assert exit_code == 0, text
-    assert_consistent_and_complete(project)
-
-
-def test_a_really_read_only_file_system_then_writable(project, capsys, small_disk):
-    small_disk("ro")
-    exit_code, text = run(project, capsys, "build")
-    assert exit_code == 1, text
-    assert "read-only file system" in text
-    small_disk("rw,size=64m")
+    assert cause in text
+    small_disk(fixed)
     exit_code, text = run(project, capsys, "build")
     assert exit_code == 0, text
     assert_consistent_and_complete(project)
