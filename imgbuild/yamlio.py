@@ -29,7 +29,9 @@ class Document:
     file: str
     data: Any
     lines: dict[Path, int] = field(default_factory=dict)
-    raw_scalars: dict[Path, str] = field(default_factory=dict)  # what was typed, where YAML read a bool
+    # What was typed, where YAML read an unquoted value as something other than text (a bool, a
+    # number such as 9:16 = 556 in base 60, a date), so a message can say to quote it.
+    raw_scalars: dict[Path, str] = field(default_factory=dict)
 
     def line(self, path: Path) -> int | None:
         """The line of the value at `path`, or of its nearest located parent."""
@@ -153,7 +155,7 @@ class _Builder:
         if isinstance(value, float) and not math.isfinite(value):
             self.problem(node, path, f"{node.value!r} is not a finite number")
             return None
-        if isinstance(value, bool) and not key:
+        if value is not None and not isinstance(value, str) and not key:
             self.doc.raw_scalars[path] = str(node.value)
         return value
 

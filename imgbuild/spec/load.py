@@ -16,6 +16,7 @@ from typing import Any
 from imgbuild.errors import Problem
 from imgbuild.models import DEFAULT_MODEL, get_model
 from imgbuild.project import CONFIG_FILE
+from imgbuild.spec.evidence import ungrounded
 from imgbuild.spec.expand import slug
 from imgbuild.spec.files import (
     MAX_EVIDENCE_BYTES,
@@ -238,8 +239,18 @@ class _Loader:
             if digest is None:
                 ok = False
                 continue
+            unfounded = ungrounded(self._evidence_text(item["path"]), item["path"], item.get("anchor"))
+            if unfounded is not None:
+                self.problems.append(doc.problem((*at, i, unfounded[0]), unfounded[1]))
+                ok = False
+                continue
             refs.append(SourceRef(item["path"], item.get("anchor"), item.get("note"), digest))
         return tuple(refs) if ok else None
+
+    def _evidence_text(self, relative: str) -> bytes:
+        """The bytes of an evidence file whose hash was just taken (so it is a confined, regular
+        file under its cap), for the checks that it grounds something."""
+        return read_input(self.root, Path(relative), max_bytes=MAX_EVIDENCE_BYTES, shown=relative).data
 
     def _file_hash(self, doc: Document, at: DocPath, relative: str, kind: str = "evidence file") -> str | None:
         target = _inside(self.root, relative)
