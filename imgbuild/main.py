@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
         if decision == "approve":
             p.add_argument("--override", action="store_true", help="approve although a checklist item fails")
 
+    p = sub.add_parser("review", help="the review studio: choose, approve and compare candidates in the browser")
+    p.add_argument("batches", nargs="*", help="batch ids (default: all)")
+    p.add_argument("--no-open", dest="open_browser", action="store_false", help="do not open the browser")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--by", default=None, help="who decides (default: $IMGBUILD_REVIEWER, git user.name, $USER)")
+
     p = sub.add_parser("gallery", help="write a static HTML contact sheet per batch")
     p.add_argument("batches", nargs="*", help="batch ids (default: all)")
     p.add_argument("--rows", default=None, metavar="AXIS", help="vary attribute for the rows")
@@ -167,6 +173,10 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
             by=args.by,
             override=getattr(args, "override", False),
         )
+    if args.command == "review":
+        from imgbuild.commands.studio import studio
+
+        return studio(root, args.batches, port=args.port, open_browser=args.open_browser, by=args.by)
     if args.command == "gallery":
         from imgbuild.commands.gallery import gallery
 
