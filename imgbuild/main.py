@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="what a build would generate, why, and what it would cost")
     p.add_argument("-v", "--verbose", action="store_true", help="list every asset that would be generated")
+    _json_option(p)
 
     p = sub.add_parser("build", help="generate every stale image (the same as running doit)")
     p.add_argument("selection", nargs="*", help="batch ids or task globs (e.g. covers 'covers:*hook*'); default: all")
@@ -41,21 +42,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--approved", action="store_true", help="also fail when an asset has no current approved image")
     p.add_argument("--strict", action="store_true", help="also fail when evidence changed since the images were made")
+    p.add_argument(
+        "--format",
+        dest="output",
+        choices=("text", "json", "github"),
+        default="text",
+        help="github: also ::error annotations on the manifest lines and a table in $GITHUB_STEP_SUMMARY",
+    )
+    p.add_argument("--json", dest="output", action="store_const", const="json", help="the same as --format json")
 
     p = sub.add_parser("ls", help="list assets with their state (current, changed, interrupted, approved...)")
     p.add_argument("selection", nargs="*", help="batch ids or asset globs (e.g. covers 'covers:*park*'); default: all")
     p.add_argument("--state", default=None, help="only assets in this state (current, changed, interrupted, broken, "
                    "orphaned, approved, stale, rejected, unreviewed)")  # fmt: skip
-    p.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
+    _json_option(p)
 
     p = sub.add_parser("prune", help="remove orphaned asset folders and lock files of deleted batches (dry run)")
     p.add_argument("--yes", action="store_true", help="really remove them")
     p.add_argument("--approved", action="store_true", help="also remove orphans that hold approved images")
 
     p = sub.add_parser("status", help="per-batch summary of what is built and approved")
+    _json_option(p)
 
     p = sub.add_parser("explain", help="why an asset is stale, and whether it would be edited or regenerated")
     p.add_argument("asset", help="asset id (see `imgbuild ls`)")
+    _json_option(p)
 
     p = sub.add_parser("poll", help="finish in-flight provider jobs of an interrupted build (no new paid calls)")
     p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
@@ -93,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", dest="as_json", action="store_true", help="print one JSON document (schemas/output/)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script. Returns the exit code."""
     args = _parser().parse_args(argv)
@@ -115,7 +130,7 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "plan":
         from imgbuild.commands.plan import plan
 
-        return plan(root, verbose=args.verbose)
+        return plan(root, verbose=args.verbose, as_json=args.as_json)
     if args.command == "build":
         from imgbuild.commands.build import build
 
@@ -123,7 +138,7 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "check":
         from imgbuild.commands.check import check
 
-        return check(root, approved=args.approved, strict=args.strict)
+        return check(root, approved=args.approved, strict=args.strict, output=args.output)
     if args.command == "ls":
         from imgbuild.commands.ls import ls
 
@@ -135,11 +150,11 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "status":
         from imgbuild.commands.status import status
 
-        return status(root)
+        return status(root, as_json=args.as_json)
     if args.command == "explain":
         from imgbuild.commands.explain import explain
 
-        return explain(root, args.asset)
+        return explain(root, args.asset, as_json=args.as_json)
     if args.command == "poll":
         from imgbuild.commands.poll import poll
 
