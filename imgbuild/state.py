@@ -640,7 +640,7 @@ def lock_entry(index: StateIndex, req: ImageRequest, *, fresh: bool = False) -> 
         record = None
     done = index._made(record, req) if record is not None else {}
     made = [i for k in sorted(done) for i in done[k]]
-    images = tuple(LockImage(i.candidate, i.image, f"{req.asset_dir}/{i.file}", i.sha256, i.remote_url) for i in made)
+    images = tuple(LockImage(i.candidate, i.image, f"{req.asset_dir}/{i.file}", i.sha256) for i in made)
     approval, rejected = review_of(record, req.request_hash, req.asset_dir)
     complete = all(k in done for k in range(1, req.candidates + 1))
     return LockEntry(
