@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+import shtab
+
 from imgbuild import __version__
 from imgbuild.error_handler import error_handler
 from imgbuild.log import setup_logging
@@ -20,7 +22,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Declarative, incremental builds of AI image batches.",
     )
     parser.add_argument("--version", action="version", version=f"imgbuild {__version__}")
-    parser.add_argument("-C", dest="directory", metavar="DIR", default=".", help="run as if started in DIR")
+    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script (bash, zsh, tcsh)")
+    parser.add_argument(
+        "-C", dest="directory", metavar="DIR", default=".", help="run as if started in DIR"
+    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("init", help="scaffold a working project (config, dodo.py, persona, evidence, batch, template)")
@@ -100,7 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("batches", nargs="*", help="batch ids (default: all)")
     p.add_argument("--rows", default=None, metavar="AXIS", help="vary attribute for the rows")
     p.add_argument("--cols", default=None, metavar="AXIS", help="vary attribute for the columns")
-    p.add_argument("--out", default=None, metavar="DIR", help="where to write the pages (default: gallery/)")
+    p.add_argument(
+        "--out", default=None, metavar="DIR", help="where to write the pages (default: gallery/)"
+    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
     return parser
 
 
