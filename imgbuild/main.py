@@ -101,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
         if decision == "approve":
             p.add_argument("--override", action="store_true", help="approve although a checklist item fails")
 
+    p = sub.add_parser("export", help="copy the current approved images, with provenance, for the render stage")
+    p.add_argument("batches", nargs="*", help="batch ids (default: all)")
+    p.add_argument(
+        "--to", required=True, type=Path, metavar="DIR", help="the export folder (created if needed)"
+    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    p.add_argument("--allow-missing", action="store_true", help="exit 0 even when some assets have no approval")
+
     p = sub.add_parser("gallery", help="write a static HTML contact sheet per batch")
     p.add_argument("batches", nargs="*", help="batch ids (default: all)")
     p.add_argument("--rows", default=None, metavar="AXIS", help="vary attribute for the rows")
@@ -180,6 +187,10 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
             by=args.by,
             override=getattr(args, "override", False),
         )
+    if args.command == "export":
+        from imgbuild.commands.export import export
+
+        return export(root, args.batches, to=Path(args.directory, args.to), allow_missing=args.allow_missing)
     if args.command == "gallery":
         from imgbuild.commands.gallery import gallery
 

@@ -23,7 +23,7 @@ from imgbuild.locate import Location, locate_evidence, locate_orphan, locate_req
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.state import STALE, ReviewState, StateIndex, assess, assess_reviews, find_orphans
 
-__all__ = ["FORMATS", "Finding", "check"]
+__all__ = ["FORMATS", "Finding", "approval_problem", "check"]
 
 FORMATS = ("text", "json", "github")
 MAX_ANNOTATIONS = 10  # GitHub shows ten error annotations per step; the summary has them all
@@ -109,7 +109,7 @@ def _findings(resolution: Resolution, *, approved: bool, strict: bool) -> tuple[
         findings.append(Finding("orphaned", None, orphan.asset_dir, orphan.reason(), locate_orphan(orphan), True))
     if approved:
         for review in assess_reviews(resolution, index):
-            problem = _approval_problem(resolution.root, review)
+            problem = approval_problem(resolution.root, review)
             if problem is not None:
                 req = review.request
                 kind, reason = problem
@@ -119,7 +119,8 @@ def _findings(resolution: Resolution, *, approved: bool, strict: bool) -> tuple[
     return findings, len(states)
 
 
-def _approval_problem(root: Path, state: ReviewState) -> tuple[str, str] | None:
+def approval_problem(root: Path, state: ReviewState) -> tuple[str, str] | None:
+    """(kind, reason) when the asset has no current approved image the render stage can take."""
     req, approval = state.request, state.approval
     if approval is None:
         return "unapproved", f"no approved image (run imgbuild approve {req.asset_id} <candidate>)"
