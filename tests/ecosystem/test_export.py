@@ -79,10 +79,8 @@ def test_export_copies_the_approved_images_with_a_manifest_and_lists_the_rest(
     ]
     unapproved = [line for line in out if line.startswith("unapproved: ")]
     assert len(unapproved) == 4  # 3 covers, 1 poster
-    assert (
-        f"unapproved: assets/covers.hook.cafe.morning-light: no approved image (run imgbuild approve covers.hook.cafe.morning-light <candidate>)"
-        in out
-    )  # noqa: E501
+    other = "covers.hook.cafe.morning-light"
+    assert f"unapproved: assets/{other}: no approved image (run imgbuild approve {other} <candidate>)" in out
     assert out[-1] == "imgbuild export: 4 of 6 assets have no current approved image"
     assert snapshot(project / "assets") == before  # nothing in assets/ changed
 
@@ -95,7 +93,7 @@ def test_export_copies_the_approved_images_with_a_manifest_and_lists_the_rest(
     assert cover["attributes"] == {
         "fixed": {"wardrobe": "cream sweater"},
         "vary": {"environment": "cafe", "lighting": "lamp light"},
-    }  # noqa: E501
+    }
     assert (cover["request_hash"], cover["prompt_hash"], cover["model"]) == (
         lock["request_hash"], lock["prompt_hash"], lock["model"])  # fmt: skip
     assert cover["source_basis"] == lock["source_basis"]
@@ -108,7 +106,7 @@ def test_export_copies_the_approved_images_with_a_manifest_and_lists_the_rest(
         "repeatability",
         "copied-creator",
         "ad-drift",
-    }  # noqa: E501
+    }
     assert poster["approval"]["override"] is True
     assert poster["approval"]["checklist"]["realism"] == {"result": "fail", "note": "soft"}
     for entry in manifest["assets"]:
