@@ -75,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("poll", help="finish in-flight provider jobs of an interrupted build (no new paid calls)")
     p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
+    p.add_argument(
+        "request", nargs="?", type=Path, default=None, help="only this request file's calls (see `imgbuild call`)"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
+
+    p = sub.add_parser("call", help="make one candidate of a normalized request file, recorded as a build does")
+    p.add_argument(
+        "request", type=Path, help="a run's request.json, its `request` part, or one written by hand"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    p.add_argument("--candidate", type=int, default=None, help="which candidate (default: the first not made)")
+
+    p = sub.add_parser("upload", help="upload a project image to the provider's media storage; print its URL")
+    p.add_argument("image", type=Path, help="an image file inside the project").complete = shtab.FILE  # type: ignore[attr-defined]
+    p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
 
     for decision in ("approve", "reject"):
         p = sub.add_parser(decision, help=f"{decision} a candidate, recording the review checklist")
@@ -169,10 +182,22 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
         from imgbuild.commands.explain import explain
 
         return explain(root, args.asset, as_json=args.as_json)
+    if args.command == "poll" and args.request is not None:
+        from imgbuild.commands.poll import poll_request
+
+        return poll_request(root, Path(args.directory, args.request))
     if args.command == "poll":
         from imgbuild.commands.poll import poll
 
         return poll(root, provider=args.provider)
+    if args.command == "call":
+        from imgbuild.commands.call import call
+
+        return call(root, Path(args.directory, args.request), candidate=args.candidate)
+    if args.command == "upload":
+        from imgbuild.commands.upload import upload
+
+        return upload(root, Path(args.directory, args.image), provider=args.provider)
     if args.command in ("approve", "reject"):
         from imgbuild.commands.review import review
 
