@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import shtab
 
@@ -12,6 +13,9 @@ from imgbuild import __version__
 from imgbuild.error_handler import error_handler
 from imgbuild.log import setup_logging
 from imgbuild.project import STATE_DIR, find_project_root
+
+if TYPE_CHECKING:
+    from imgbuild.provenance import C2paSigner
 
 __all__ = ["main"]
 
@@ -120,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
         "--to", required=True, type=Path, metavar="DIR", help="the export folder (created if needed)"
     ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
     p.add_argument("--allow-missing", action="store_true", help="exit 0 even when some assets have no approval")
+    p.add_argument(
+        "--c2pa-cert", type=Path, default=None, metavar="PEM", help="also sign C2PA Content Credentials: cert chain"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    p.add_argument(
+        "--c2pa-key", type=Path, default=None, metavar="PEM", help="the private key of --c2pa-cert"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    p.add_argument("--c2pa-alg", default="es256", help="the key's signing algorithm (default: es256)")
 
     p = sub.add_parser("gallery", help="write a static HTML contact sheet per batch")
     p.add_argument("batches", nargs="*", help="batch ids (default: all)")
@@ -215,9 +226,35 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "export":
         from imgbuild.commands.export import export
 
-        return export(root, args.batches, to=Path(args.directory, args.to), allow_missing=args.allow_missing)
+        return export(
+            root,
+            args.batches,
+            to=Path(args.directory, args.to),
+            allow_missing=args.allow_missing,
+            signer=_c2pa_signer(args),
+        )
     if args.command == "gallery":
         from imgbuild.commands.gallery import gallery
 
         return gallery(root, args.batches, rows=args.rows, cols=args.cols, out=args.out)
     raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def _c2pa_signer(args: argparse.Namespace) -> C2paSigner | None:
+    """The C2PA signer of `export`, from --c2pa-cert and --c2pa-key (both, or neither)."""
+    from imgbuild.errors import UsageError
+    from imgbuild.provenance import C2paSigner
+
+    if args.c2pa_cert is None and args.c2pa_key is None:
+        return None
+    if args.c2pa_cert is None or args.c2pa_key is None:
+        raise UsageError("C2PA signing needs both --c2pa-cert and --c2pa-key")
+    import importlib.util
+
+    if importlib.util.find_spec("c2pa") is None:
+        raise UsageError("C2PA signing needs the c2pa extra: python3 -m pip install 'imgbuild[c2pa]'")
+    try:
+        cert, key = (Path(args.directory, p).read_bytes() for p in (args.c2pa_cert, args.c2pa_key))
+    except OSError as exc:
+        raise UsageError(f"cannot read the C2PA certificate or key: {exc}") from None
+    return C2paSigner(cert, key, args.c2pa_alg)

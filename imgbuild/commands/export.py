@@ -18,7 +18,7 @@ from pathlib import Path
 from imgbuild import __version__
 from imgbuild.commands.check import approval_problem
 from imgbuild.errors import EXIT_FAILED, EXIT_OK, UsageError
-from imgbuild.provenance import Provenance, ProvenanceError, embed_xmp, xmp_packet
+from imgbuild.provenance import C2paSigner, Provenance, ProvenanceError, embed_xmp, sign_c2pa, xmp_packet
 from imgbuild.records import AssetStore, atomic_write_bytes
 from imgbuild.records.export import EXPORT_MANIFEST, ExportedImage, previous_export_files, write_export_manifest
 from imgbuild.requests import ImageRequest
@@ -30,9 +30,12 @@ __all__ = ["export"]
 TOOL = f"imgbuild {__version__}"
 
 
-def export(root: Path, batches: Sequence[str], *, to: Path, allow_missing: bool = False) -> int:
-    """Export the approved images of `batches` (default: all) to `to`. 0 when every asset had a
-    current approval (or `allow_missing`), 1 when some had none."""
+def export(
+    root: Path, batches: Sequence[str], *, to: Path, allow_missing: bool = False, signer: C2paSigner | None = None
+) -> int:
+    """Export the approved images of `batches` (default: all) to `to`, each also signed with C2PA
+    Content Credentials when `signer` is given. 0 when every asset had a current approval (or
+    `allow_missing`), 1 when some had none."""
     resolution = resolve(root)
     known = [b.id for b in resolution.project.batches]
     unknown = [b for b in batches if b not in known]
@@ -50,7 +53,7 @@ def export(root: Path, batches: Sequence[str], *, to: Path, allow_missing: bool 
         image = None
         if problem is None:
             try:
-                image = _export_one(store, index, review, to)
+                image = _export_one(store, index, review, to, signer)
             except (_Unchanged, ProvenanceError) as exc:
                 problem = ("not exported", str(exc))
         if image is None:
@@ -77,7 +80,9 @@ class _Unchanged(Exception):
     """The approved file is not the one that was approved."""
 
 
-def _export_one(store: AssetStore, index: StateIndex, review: ReviewState, to: Path) -> ExportedImage:
+def _export_one(
+    store: AssetStore, index: StateIndex, review: ReviewState, to: Path, signer: C2paSigner | None
+) -> ExportedImage:
     req, approval = review.request, review.approval
     assert approval is not None
     data = store.read_bytes(approval.file)
@@ -90,8 +95,10 @@ def _export_one(store: AssetStore, index: StateIndex, review: ReviewState, to: P
     record = index.record(req.asset_dir)
     assert record is not None and record.approval is not None  # a current approval comes from it
     decided = record.approval
-    packet = xmp_packet(_provenance(req))
-    copy = embed_xmp(data, packet)
+    provenance = _provenance(req)
+    copy = embed_xmp(data, xmp_packet(provenance))
+    if signer is not None:
+        copy = sign_c2pa(copy, "image/png" if copy.startswith(b"\x89PNG") else "image/jpeg", signer, provenance)
     relative = f"{req.batch}/{req.asset_id}{Path(approval.file).suffix}"
     atomic_write_bytes(to / relative, copy)
     entry = lock_entry(index, req)

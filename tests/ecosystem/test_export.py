@@ -165,3 +165,117 @@ def test_an_unknown_batch_is_a_usage_error(project: Path, tmp_path: Path, capsys
     assert run_cli(project, "export", "nope", "--to", str(tmp_path / "out")) == 2
     assert "no batch 'nope' in this project (batches: covers, posters)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _test_signer(folder: Path) -> tuple[Path, Path]:
+    """A throwaway CA and a signing certificate it issued (ES256), as a user's would be."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "imgbuild tests"),
+            ]
+        )
+
+    now = datetime.datetime.now(datetime.UTC)
+    usage = dict.fromkeys(
+        (
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+
+    def cert(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Name,
+        signing_key: ec.EllipticCurvePrivateKey,
+        *,
+        ca: bool,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, **usage), critical=True
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
+            )
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False
+            )
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("imgbuild test CA", ca_key, name("imgbuild test CA"), ca_key, ca=True)
+    leaf = cert("imgbuild test signer", key, ca.subject, ca_key, ca=False)
+    chain, private = folder / "chain.pem", folder / "key.pem"
+    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return chain, private
+
+
+def test_export_signs_c2pa_content_credentials_with_the_users_certificate(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c2pa = pytest.importorskip("c2pa", reason="the c2pa extra (in the test extra) is not installed")
+    chain, key = _test_signer(tmp_path)
+    out_dir = tmp_path / "render"
+    code = run_cli(
+        project, "export", "--to", str(out_dir), "--allow-missing", "--c2pa-cert", str(chain), "--c2pa-key", str(key)
+    )
+    assert code == 0, capsys.readouterr()
+    manifest = json.loads((out_dir / "imgbuild-export.json").read_text())
+    for entry in manifest["assets"]:
+        exported = out_dir / entry["file"]
+        data = exported.read_bytes()
+        mime = "image/png" if entry["file"].endswith(".png") else "image/jpeg"
+        with c2pa.Reader(mime, io.BytesIO(data)) as reader:
+            store = json.loads(reader.json())
+        active = store["manifests"][store["active_manifest"]]
+        assertions = {a["label"]: a["data"] for a in active["assertions"]}
+        (action,) = next(v for k, v in assertions.items() if k.startswith("c2pa.actions"))["actions"]
+        assert action["action"] == "c2pa.created"
+        assert action["digitalSourceType"] == DIGITAL_SOURCE_TYPE
+        assert action["softwareAgent"]["name"] == entry["model"]
+        assert assertions["dev.imgbuild.asset"]["asset_id"] == entry["id"]
+        assert assertions["dev.imgbuild.asset"]["request_hash"] == entry["request_hash"]
+        assert active["signature_info"]["common_name"] == "imgbuild test signer"
+        # Valid but for trust: the test CA is in no trust list, as a user's own CA would not be.
+        assert [s["code"] for s in store.get("validation_status", [])] == ["signingCredential.untrusted"]
+        # The XMP stays readable and the pixels are the provider's.
+        assert exiftool(exported)["XMP-imgbuild:AssetID"] == entry["id"]
+        assert pixels(data) == pixels((project / entry["source"]["file"]).read_bytes())
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+def test_c2pa_signing_needs_both_the_certificate_and_the_key(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(project, "export", "--to", str(tmp_path / "out"), "--c2pa-cert", str(tmp_path / "x.pem")) == 2
+    assert "C2PA signing needs both --c2pa-cert and --c2pa-key" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

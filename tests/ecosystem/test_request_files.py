@@ -122,7 +122,8 @@ def test_call_records_a_candidate_exactly_as_a_build_does(
     # A second call of the same request pays nothing: every candidate is made.
     capsys.readouterr()
     assert run_cli(called, "call", str(request)) == 0
-    assert capsys.readouterr().out == f"imgbuild call: {ASSET}: all 1 candidates already made for this request; no call\n"
+    no_call = f"imgbuild call: {ASSET}: all 1 candidates already made for this request; no call\n"
+    assert capsys.readouterr().out == no_call
     assert len(fake.creates("fal")) == creates + 2
 
 
@@ -167,7 +168,8 @@ def test_call_refuses_what_a_build_refuses(
     schema_bad = write_json(tmp_path / "schema.json", {**record, "output_format": "gif", "asset_dir": "../outside"})
     assert run_cli(root, "call", str(schema_bad)) == 2
     err = capsys.readouterr().err
-    assert "output_format: 'gif' is not one of" in err and "asset_dir: '../outside' must be a folder inside the project (relative, no '..')" in err
+    assert "output_format: 'gif' is not one of" in err
+    assert "asset_dir: '../outside' must be a folder inside the project (relative, no '..')" in err
     assert fake.creates("fal") == []
     assert not (root / "assets").exists()
 
