@@ -61,6 +61,7 @@ __all__ = [
     "Orphan",
     "ReviewState",
     "StateIndex",
+    "approval_problem",
     "assess",
     "assess_reviews",
     "candidate_reviews",
@@ -516,6 +517,22 @@ def assess_reviews(
         approval, rejected = review_of(record, req.request_hash, req.asset_dir)
         out.append(ReviewState(req, approval, rejected))
     return out
+
+
+def approval_problem(root: str | os.PathLike[str], state: ReviewState) -> tuple[str, str] | None:
+    """(kind, reason) when the asset has no current approved image the render stage can take."""
+    req, approval = state.request, state.approval
+    if approval is None:
+        return "unapproved", f"no approved image (run imgbuild approve {req.asset_id} <candidate>)"
+    if state.status == STALE:
+        return "stale approval", f"approved candidate {approval.label} was made for an older request"
+    if not os.path.exists(os.path.join(root, approval.file)):
+        # The render stage would find nothing: committed approved images must stay in the tree.
+        return "unapproved", (
+            f"the approved image {approval.file} is missing"
+            f" (restore it, or run imgbuild approve {req.asset_id} <candidate> again)"
+        )
+    return None
 
 
 def estimate(work: Iterable[tuple[ImageRequest, Sequence[int]]]) -> tuple[int, float, dict[str, tuple[int, int]]]:

@@ -21,9 +21,9 @@ from imgbuild.commands.output import print_json
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from imgbuild.locate import Location, locate_evidence, locate_orphan, locate_request, locate_state
 from imgbuild.resolve import Resolution, resolve
-from imgbuild.state import STALE, ReviewState, StateIndex, assess, assess_reviews, find_orphans
+from imgbuild.state import StateIndex, approval_problem, assess, assess_reviews, find_orphans
 
-__all__ = ["FORMATS", "Finding", "approval_problem", "check"]
+__all__ = ["FORMATS", "Finding", "check"]
 
 FORMATS = ("text", "json", "github")
 MAX_ANNOTATIONS = 10  # GitHub shows ten error annotations per step; the summary has them all
@@ -117,22 +117,6 @@ def _findings(resolution: Resolution, *, approved: bool, strict: bool) -> tuple[
                     Finding(kind, req.asset_id, req.asset_dir, reason, locate_request(resolution, req), True)
                 )
     return findings, len(states)
-
-
-def approval_problem(root: Path, state: ReviewState) -> tuple[str, str] | None:
-    """(kind, reason) when the asset has no current approved image the render stage can take."""
-    req, approval = state.request, state.approval
-    if approval is None:
-        return "unapproved", f"no approved image (run imgbuild approve {req.asset_id} <candidate>)"
-    if state.status == STALE:
-        return "stale approval", f"approved candidate {approval.label} was made for an older request"
-    if not os.path.exists(os.path.join(root, approval.file)):
-        # The render stage would find nothing: committed approved images must stay in the tree.
-        return "unapproved", (
-            f"the approved image {approval.file} is missing"
-            f" (restore it, or run imgbuild approve {req.asset_id} <candidate> again)"
-        )
-    return None
 
 
 def _summary(findings: list[Finding], total: int, *, approved: bool, strict: bool, code: int) -> list[str]:

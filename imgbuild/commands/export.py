@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imgbuild import __version__
-from imgbuild.commands.check import approval_problem
 from imgbuild.errors import EXIT_FAILED, EXIT_OK, UsageError
 from imgbuild.provenance import C2paSigner, Provenance, ProvenanceError, embed_xmp, sign_c2pa, xmp_packet
 from imgbuild.records import AssetStore, atomic_write_bytes
 from imgbuild.records.export import EXPORT_MANIFEST, ExportedImage, previous_export_files, write_export_manifest
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import resolve
-from imgbuild.state import ReviewState, StateIndex, assess_reviews, lock_entry
+from imgbuild.state import ReviewState, StateIndex, approval_problem, assess_reviews, lock_entry
 
 __all__ = ["export"]
 
