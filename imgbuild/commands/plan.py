@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from imgbuild.commands.output import orphan_row, print_json
 from imgbuild.errors import EXIT_OK
 from imgbuild.models import get_model
+from imgbuild.providers import missing_key
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.state import AssetState, StateIndex, assess, estimate, find_orphans
+from imgbuild.tasks import select, task_name
 
 __all__ = ["plan"]
 
+log = logging.getLogger("imgbuild")
 
-def plan(root: Path, *, verbose: bool = False, as_json: bool = False) -> int:
-    """Print the plan per batch (or one JSON document: schemas/output/plan.schema.json). Never
-    calls a provider; always exits 0 on valid input."""
+
+def plan(root: Path, *, verbose: bool = False, selection: Sequence[str] = (), as_json: bool = False) -> int:
+    """Print the plan per batch, of the whole project or of what `imgbuild build SELECTION` would
+    make (then the whole project's total too), or one JSON document
+    (schemas/output/plan.schema.json). Never calls a provider; exits 0 on valid input."""
     resolution = resolve(root)
-    states = assess(resolution, StateIndex(resolution, verify=True))
-    document = _plan(resolution, states)
+    project = assess(resolution, StateIndex(resolution, verify=True))
+    states = _selected(project, select(resolution, selection)) if selection else project
+    document = _plan(resolution, project, states, selection)
+    key = missing_key(resolution.provider) if document["images"] else None
+    if key:  # found now rather than at the build's first call
+        log.warning(
+            "%s is not set: a build with provider %r would stop before its first call; export the %s API key"
+            " as %s first (keys are read from the environment only)",
+            key, resolution.provider, resolution.provider, key,
+        )  # fmt: skip
     if as_json:
         print_json(document)
     else:
@@ -28,11 +44,25 @@ def plan(root: Path, *, verbose: bool = False, as_json: bool = False) -> int:
     return EXIT_OK
 
 
-def _plan(resolution: Resolution, states: list[AssetState]) -> dict[str, Any]:
+def _selected(states: list[AssetState], chosen: set[str]) -> list[AssetState]:
+    """The states of the assets with a chosen image task, each with only its chosen candidates to make."""
+    out = []
+    for state in states:
+        req = state.request
+        if any(task_name(req, k) in chosen for k in range(1, req.candidates + 1)):
+            out.append(replace(state, todo=tuple(k for k in state.todo if task_name(req, k) in chosen)))
+    return out
+
+
+def _plan(
+    resolution: Resolution, project: list[AssetState], states: list[AssetState], selection: Sequence[str]
+) -> dict[str, Any]:
     paid = resolution.provider != "preview"
     batches = []
     for batch in resolution.project.batches:
         mine = [s for s in states if s.request.batch == batch.id]
+        if selection and not mine:
+            continue
         images, cost, by_model = estimate((s.request, s.todo) for s in mine)
         kinds = Counter(s.status for s in mine if s.stale)
         decided = Counter(
@@ -47,6 +77,7 @@ def _plan(resolution: Resolution, states: list[AssetState]) -> dict[str, Any]:
             {
                 "id": batch.id,
                 "assets": len(mine),
+                "assets_in_batch": sum(1 for s in project if s.request.batch == batch.id),
                 "variant_tests": sum(1 for s in mine if s.request.variant_test),
                 "candidates": sum(s.request.candidates for s in mine),
                 "images": images,
@@ -65,11 +96,16 @@ def _plan(resolution: Resolution, states: list[AssetState]) -> dict[str, Any]:
         )
     images, total_cost, by_model = estimate((s.request, s.todo) for s in states)
     budget = resolution.project.config.budget
+    whole = None
+    if selection:  # what the budget would say of a build without a selection
+        all_images, all_cost, _ = estimate((s.request, s.todo) for s in project)
+        whole = {"images": all_images, "cost_usd": round(all_cost, 6)}
     return {
         "version": 1,
         "command": "plan",
         "provider": resolution.provider,
         "paid": paid,
+        "selection": list(selection),
         "batches": batches,
         "models": [
             {
@@ -86,6 +122,7 @@ def _plan(resolution: Resolution, states: list[AssetState]) -> dict[str, Any]:
         "cost_usd": round(total_cost, 6),  # at list prices (a preview build costs nothing)
         "budget_usd": budget,
         "over_budget": paid and budget is not None and total_cost > budget,
+        "whole_project": whole,
     }
 
 
@@ -93,11 +130,12 @@ def _print(plan: dict[str, Any], *, verbose: bool) -> None:
     paid = plan["paid"]
     print(f"provider: {plan['provider']}" + ("" if paid else " (offline placeholders, no cost)"))
     for batch in plan["batches"]:
-        images, calls = batch["images"], batch["calls"]
+        images, calls, assets = batch["images"], batch["calls"], batch["assets"]
         why = ", ".join(f"{n} {kind}" for kind, n in batch["why"].items())
         made = f"{images} images in {_count(calls, 'call')}" if images != calls else f"{calls}"
+        of_all = f" of {batch['assets_in_batch']}" if assets != batch["assets_in_batch"] else ""
         print(
-            f"{batch['id']}: {batch['assets']} assets ({_count(batch['variant_tests'], 'variant test')}),"
+            f"{batch['id']}: {assets}{of_all} assets ({_count(batch['variant_tests'], 'variant test')}),"
             f" {batch['candidates']} candidates; {made} to generate"
             + (f" ({why})" if why else "")
             + f"; {', '.join(batch['models'])} at {batch['quality']}"
@@ -109,10 +147,14 @@ def _print(plan: dict[str, Any], *, verbose: bool) -> None:
                 " made again (no answer or job was recorded)"
             )
         if verbose:
-            for stale in batch["stale"]:
-                print(f"  {stale['id']} #{','.join(map(str, stale['todo']))}: {'; '.join(stale['reasons'])}")
-            if not batch["stale"]:
-                print(f"  checked {batch['assets']} assets: every candidate is made for its current request")
+            stale = batch["stale"]
+            for item in stale:
+                print(f"  {item['id']} #{','.join(map(str, item['todo']))}: {'; '.join(item['reasons'])}")
+            current = assets - len(stale)
+            if not stale:
+                print(f"  checked {_count(assets, 'asset')}: every candidate is made for its current request")
+            elif current:
+                print(f"  checked {_count(assets, 'asset')}: the other {current} made for their current requests")
     if paid:
         for model in plan["models"]:
             print(
@@ -121,16 +163,24 @@ def _print(plan: dict[str, Any], *, verbose: bool) -> None:
             )
     for orphan in plan["orphans"]:
         print(f"orphaned: {orphan['asset_dir']}: {orphan['reasons'][0]}")
-    summary = f"total: {plan['images']} images to generate"
+    if not sum(b["assets"] for b in plan["batches"]):
+        print("the selection matches no image")
+    budget = plan["budget_usd"]
+    print(_total("selection" if plan["selection"] else "total", plan["images"], plan["cost_usd"], paid, budget))
+    whole = plan["whole_project"]
+    if whole is not None:
+        print(_total("whole project", whole["images"], whole["cost_usd"], paid, budget))
+
+
+def _total(label: str, images: int, cost: float, paid: bool, budget: float | None) -> str:
+    line = f"{label}: {images} images to generate"
     if paid:
-        summary += f", estimated ${plan['cost_usd']:.2f} at list prices"
-        if plan["budget_usd"] is not None:
-            summary += f" (budget ${plan['budget_usd']:.2f}" + (
-                ": a build would refuse)" if plan["over_budget"] else ")"
-            )
-    elif plan["images"]:
-        summary += f" (free with preview; about ${plan['cost_usd']:.2f} at list price on a hosted provider)"
-    print(summary)
+        line += f", estimated ${cost:.2f} at list prices"
+        if budget is not None:
+            line += f" (budget ${budget:.2f}" + (": a build would refuse)" if cost > budget else ")")
+    elif images:
+        line += f" (free with preview; about ${cost:.2f} at list price on a hosted provider)"
+    return line
 
 
 def _count(n: int, noun: str) -> str:
