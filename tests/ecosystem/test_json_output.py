@@ -145,3 +145,16 @@ def test_explain_json_names_the_changed_field_and_its_line(project: Path, capsys
     assert doc["where"] == {"file": "batches/covers.yaml", "line": 11}
     assert doc["approval"]["stale"] is True and doc["approval"]["by"] == "ana"
     assert doc["next_build"].startswith("edit from approved candidate 1")
+
+
+def test_plan_json_of_a_selection_has_the_whole_projects_total_too(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = project / "batches" / "covers.yaml"
+    batch.write_text(batch.read_text().replace("wardrobe: cream sweater", "wardrobe: navy blazer"))
+    code, doc = run_json(project, capsys, "plan", "covers:*cafe*", "--json")
+    assert code == 0
+    assert doc["selection"] == ["covers:*cafe*"]
+    (covers,) = doc["batches"]
+    assert (covers["assets"], covers["assets_in_batch"]) == (2, 4)
+    assert doc["images"] == 4 and doc["whole_project"] == {"images": 8, "cost_usd": doc["whole_project"]["cost_usd"]}
