@@ -141,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
     ).complete = shtab.FILE  # type: ignore[attr-defined]
     p.add_argument("--c2pa-alg", default="es256", help="the key's signing algorithm (default: es256)")
 
+    p = sub.add_parser("review", help="the review studio: choose, approve and compare candidates in the browser")
+    p.add_argument("batches", nargs="*", help="batch ids (default: all)")
+    p.add_argument("--no-open", dest="open_browser", action="store_false", help="do not open the browser")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--by", default=None, help="who decides (default: $IMGBUILD_REVIEWER, git user.name, $USER)")
+
     p = sub.add_parser("gallery", help="write a static HTML contact sheet per batch")
     p.add_argument("batches", nargs="*", help="batch ids (default: all)")
     p.add_argument("--rows", default=None, metavar="AXIS", help="vary attribute for the rows")
@@ -242,6 +248,11 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
             allow_missing=args.allow_missing,
             signer=_c2pa_signer(args),
         )
+
+    if args.command == "review":
+        from imgbuild.commands.studio import studio
+
+        return studio(root, args.batches, port=args.port, open_browser=args.open_browser, by=args.by)
     if args.command == "gallery":
         from imgbuild.commands.gallery import gallery
 

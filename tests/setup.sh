@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Python packages: Debian's chromium, which the
-# gallery's browser test (tests/test_gallery.py) drives headless, and exiftool
+# gallery's browser test (tests/test_gallery.py) drives headless, chromium-driver, through which
+# Selenium drives it in the review studio's tests (tests/test_studio.py), and exiftool
 # (libimage-exiftool-perl), the independent reader of the XMP that `imgbuild export` embeds
 # (tests/ecosystem/test_export.py). Part of the README's test command and of .ci/run, so a fresh
 # machine gets them the same way a developer's does.
@@ -8,12 +9,13 @@ set -euo pipefail
 
 packages=()
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 command -v exiftool >/dev/null 2>&1 || packages+=(libimage-exiftool-perl)
 if [ "${#packages[@]}" -eq 0 ]; then
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    # Not Debian/Ubuntu: the browser test skips (and fails under CI=true) with a pointer here.
+    # Not Debian/Ubuntu: the browser tests skip (and fail under CI=true) with a pointer here.
     echo "tests/setup.sh: no apt-get here; install ${packages[*]} yourself (see the top of this file)" >&2
     exit 0
 fi

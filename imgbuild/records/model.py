@@ -512,7 +512,7 @@ class AssetRecord:
 @dataclass(frozen=True)
 class HistoryEvent:
     """One event of an asset's history: submitted, completed, partial, failed, keep-failed,
-    interrupted, uploaded, approved, rejected. `details` holds the event's own fields."""
+    interrupted, uploaded, approved, rejected, undone. `details` holds the event's own fields."""
 
     time: str
     event: str
