@@ -17,32 +17,18 @@ from typing import Any
 
 import pytest
 from fakes.servers import FakeProviders
+from helpers import BATCH as HELPER_BATCH
 from helpers import PERSONA, run_cli, write_project
 
 from imgbuild.requests import request_from_record
 from imgbuild.resolve import resolve
 
-BATCH = """\
-purpose: covers for request-file tests
-persona: mia
-source_basis:
-  - path: evidence/mia.md
-output: assets
-quality: draft
-quality_reason: tests only
-aspect_ratio: "1:1"
-output_format: png
-fixed:
-  wardrobe: cream sweater
-  environment: home office
-vary:
-  lighting: [morning light, lamp light]
-shots:
-  - id: hook
-    need: a first frame
-    template: cover.j2
-    candidates: 2
-"""
+# The tests' batch (helpers.BATCH) with PNG output, which fal makes, and two assets: one per lighting.
+BATCH = (
+    HELPER_BATCH.replace("output_format: jpeg", "output_format: png")
+    .replace("  environment: [home office, cafe]\n", "")
+    .replace("fixed:\n  wardrobe: cream sweater", "fixed:\n  wardrobe: cream sweater\n  environment: home office")
+)
 CONFIG = """\
 provider: fal
 providers:
