@@ -182,6 +182,7 @@ class ModelSpec:
     prices: MappingProxyType[str, Price | None]  # route -> price; None: not known
     provider_limits: MappingProxyType[str, Limits]
     facts: MappingProxyType[str, Fact]
+    max_prompt_chars: int = 4000  # the longest prompt (after white space is folded) the APIs take
 
     @property
     def edits(self) -> bool:
@@ -278,6 +279,7 @@ def _models() -> dict[str, ModelSpec]:
                 {name: _fact(raw) for name, raw in fam["facts"].items()}
                 | {f"prices.{route}": _fact(raw) for route, raw in fam["prices"].items() if raw["per_image"] is None}
             ),
+            max_prompt_chars=fam.get("max_prompt_chars", 4000),
             provider_limits=MappingProxyType(
                 {
                     name: Limits(

@@ -87,8 +87,8 @@ class BflProvider(HostedProvider):
             k: data_url_parts(v)[1] if k.startswith("input_image") else v for k, v in self.request_body(call).items()
         }
         url = f"{self.base}/{call.request.provider_model}"
-        submitted = self.api.call("POST", url, json_body=body, log=call.log, what="create").json()
-        if not isinstance(submitted, dict) or not submitted.get("id") or not submitted.get("polling_url"):
+        submitted = self.api.call_json("POST", url, json_body=body, log=call.log, what="create")
+        if not submitted.get("id") or not isinstance(submitted.get("polling_url"), str):
             raise ProviderError("bfl answered without an id and a polling_url")
         job = Job("bfl", str(submitted["id"]), {"polling": str(submitted["polling_url"])})
         on_job(job)  # on disk before the first poll
@@ -102,8 +102,8 @@ class BflProvider(HostedProvider):
         delays = self.clock.delays()
         while True:
             self._sleep(next(delays))
-            state = self.api.call("GET", job.urls["polling"], log=call.log, what="poll").json()
-            status = state.get("status") if isinstance(state, dict) else None
+            state = self.api.call_json("GET", job.urls["polling"], log=call.log, what="poll")
+            status = state.get("status")
             if status == "Ready" or status in _MODERATED or status in _FAILED:
                 break
             if time.monotonic() - started > POLL_LIMIT_SECONDS:

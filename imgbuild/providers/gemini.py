@@ -8,13 +8,13 @@ A blocked prompt or an image withheld for safety is a content refusal. Facts: do
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from imgbuild.models import get_model
 from imgbuild.providers import register
+from imgbuild.providers.answers import checked_outputs, decode_base64
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import (
     HttpApi,
@@ -65,8 +65,8 @@ class GeminiProvider(SynchronousProvider):
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:
         url = f"{self.base}/models/{call.request.provider_model}:generateContent"
-        answer = self.api.call("POST", url, json_body=self.request_body(call), log=call.log, what="create")
-        return self.answered(call, answer)
+        raw = self.api.call_json("POST", url, json_body=self.request_body(call), log=call.log, what="create")
+        return self.parse(call, raw)
 
     def parse(self, call: Call, raw: dict[str, Any]) -> Response:
         blocked = (raw.get("promptFeedback") or {}).get("blockReason")
@@ -79,13 +79,14 @@ class GeminiProvider(SynchronousProvider):
             for part in (candidate.get("content") or {}).get("parts") or []:
                 inline = part.get("inlineData") or part.get("inline_data")
                 if isinstance(inline, dict) and isinstance(inline.get("data"), str):
-                    outputs.append(Output(index=len(outputs), data=base64.b64decode(inline["data"])))
+                    data = decode_base64(inline["data"], "gemini's inlineData")
+                    outputs.append(Output(index=len(outputs), data=data))
         if not outputs:
             if any(reason in _REFUSALS for reason in reasons):
                 raise ContentRejected(f"gemini withheld the image: finishReason {', '.join(reasons)}")
             raise ProviderError(f"gemini answered without an image (finishReason {', '.join(reasons) or 'none'})")
         usage = {"generated_images": len(outputs), **dict(raw.get("usageMetadata") or {})}
-        return Response(raw=raw, outputs=tuple(outputs), usage=usage)
+        return Response(raw=raw, outputs=checked_outputs(outputs, 1, "gemini's answer"), usage=usage)
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # References go inline as parts of the call: nothing to send ahead.

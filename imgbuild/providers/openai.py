@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbuild.providers import register
+from imgbuild.providers.answers import checked_outputs, decode_base64
 from imgbuild.providers.base import Call, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import (
     HttpApi,
@@ -63,12 +64,12 @@ class OpenAIProvider(SynchronousProvider):
         body = self.request_body(call)
         images = body.pop("image[]", None)
         if images is None:
-            answer = self.api.call(
+            raw = self.api.call_json(
                 "POST", f"{self.base}/images/generations", json_body=body, log=call.log, what="create"
             )
         else:
             parts = [("image[]", _file_part(i, url)) for i, url in enumerate(images, start=1)]
-            answer = self.api.call(
+            raw = self.api.call_json(
                 "POST",
                 f"{self.base}/images/edits",
                 files=parts,
@@ -76,7 +77,7 @@ class OpenAIProvider(SynchronousProvider):
                 log=call.log,
                 what="create",
             )
-        return self.answered(call, answer)
+        return self.parse(call, raw)
 
     def parse(self, call: Call, raw: dict[str, Any]) -> Response:
         items = raw.get("data")
@@ -88,10 +89,10 @@ class OpenAIProvider(SynchronousProvider):
             if not isinstance(encoded, str):
                 outputs.append(Output(index=i, error="no b64_json in the answer"))
                 continue
-            outputs.append(Output(index=i, data=base64.b64decode(encoded)))
+            outputs.append(Output(index=i, data=decode_base64(encoded, f"openai's data[{i}].b64_json")))
         usage = {"generated_images": sum(1 for o in outputs if o.data is not None), **dict(raw.get("usage") or {})}
         # the saved answer keeps every image inline: response.json is the record of the pixels too
-        return Response(raw=raw, outputs=tuple(outputs), usage=usage)
+        return Response(raw=raw, outputs=checked_outputs(outputs, 1, "openai's answer"), usage=usage)
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # The bytes go as a part of the edit itself: nothing to send ahead.
