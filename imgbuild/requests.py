@@ -228,9 +228,9 @@ def limit_problems(
     ):
         out.append(
             (
-                "aspect_ratio",
-                f"size {req.size} (quality {req.quality}, aspect {req.aspect_ratio}) is outside what {model.label} "
-                f"makes ({model.min_pixels:,}-{model.max_pixels:,} pixels)",
+                "size",
+                f"size {req.size} is outside what {req.model} makes ({model.label}: {model.min_pixels:,}-"
+                f"{model.max_pixels:,} pixels; quality {req.quality}, aspect {req.aspect_ratio})",
             )
         )
     if req.output_format not in limits.output_formats:

@@ -165,8 +165,10 @@ def _check_limits(batch: Batch, shot: int, req: ImageRequest, root: Path, proble
     sizes = {ref.path: os.path.getsize(root / ref.path) for ref in req.references}
     pixels = {ref.path: _pixels(root / ref.path) for ref in req.references}
     for key, message in limit_problems(req, get_model(req.model).limits(req.provider), sizes, pixels):
-        if key in ("output_format", "aspect_ratio"):  # set for the whole batch
+        if key == "output_format":  # set for the whole batch
             line, path = batch.line(key), key
+        elif key == "size":  # the quality tier and the aspect ratio of the batch make the size
+            line, path = batch.line("aspect_ratio"), "aspect_ratio"
         elif key:
             line, path = batch.line("shots", shot, key), f"shots[{shot}].{key}"
         else:

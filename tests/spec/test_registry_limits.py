@@ -4,6 +4,7 @@ and a budget that cannot be checked in USD."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -13,14 +14,19 @@ from helpers import PERSONA, model_batch, rejected, run_cli, summary, write_proj
 from PIL import Image
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that only claims its size: Pillow reads the header, never the (missing) pixels."""
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+def _big_png() -> bytes:
+    """A whole, valid 32x32 PNG just over 30 MB: a private ancillary chunk that decoders skip."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (120, 90, 60)).save(buffer, "PNG")
+    small = buffer.getvalue()
+    return small[:-12] + _chunk(b"prVt", bytes(30 * 1024 * 1024 - len(small))) + small[-12:]
+
+
+BIG_PNG = _big_png()
 
 
 def batch(model: str, *, aspect: str = "1:1", output_format: str = "png", shot: str = "") -> str:
@@ -33,9 +39,8 @@ def project(tmp_path: Path, manifest: str, config: str = "provider: ark\n") -> P
     (root / "refs").mkdir()
     for i in range(11):
         Image.new("RGB", (32, 32), (i * 20, 90, 120)).save(root / "refs" / f"r{i}.png")
-    with (root / "refs" / "big.png").open("wb") as handle:
-        handle.truncate(30 * 1024 * 1024 + 1)  # sparse: one byte over the 30 MB limit, written at once
-    (root / "refs" / "huge.png").write_bytes(png_header(7000, 6000))
+    (root / "refs" / "big.png").write_bytes(BIG_PNG)
+    Image.new("L", (7000, 6000)).save(root / "refs" / "huge.png", compress_level=1)  # 42 MP, a small file
     return root
 
 
@@ -58,7 +63,7 @@ CASES = {
     "reference bytes": (
         batch("image-seedream-v5.5-text", shot=refs("big.png")),
         "provider: ark\n",
-        "batches/covers.yaml:19 shots[0].references: reference image 'refs/big.png' is 31,457,281 bytes; "
+        f"batches/covers.yaml:19 shots[0].references: reference image 'refs/big.png' is {len(BIG_PNG):,} bytes; "
         "the limit is 31,457,280",
     ),
     "reference pixels": (
@@ -75,8 +80,8 @@ CASES = {
     "size": (
         batch("image-seedream-v5-pro-text", aspect="16:9"),
         "provider: ark\n",
-        "batches/covers.yaml:9 aspect_ratio: size 2848x1600 (quality standard, aspect 16:9) is outside what "
-        "Seedream 5.0 Pro makes (921,600-4,194,304 pixels)",
+        "batches/covers.yaml:9 aspect_ratio: size 2848x1600 is outside what image-seedream-v5-pro-text makes "
+        "(Seedream 5.0 Pro: 921,600-4,194,304 pixels; quality standard, aspect 16:9)",
     ),
     "identity set": (
         batch("image-seedream-v5.5-text", shot="    max_images: 3\n"),
