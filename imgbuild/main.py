@@ -14,6 +14,9 @@ from imgbuild.project import STATE_DIR, find_project_root
 __all__ = ["main"]
 
 
+SHARD_HELP = "only the assets of shard I of N, split by a hash of the asset id (also: $IMGBUILD_SHARD)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imgbuild",
@@ -28,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="what a build would generate, why, and what it would cost")
     p.add_argument("-v", "--verbose", action="store_true", help="list every asset that would be generated")
+    p.add_argument("--shard", default=None, metavar="I/N", help=SHARD_HELP)
 
     p = sub.add_parser("build", help="generate every stale image (the same as running doit)")
     p.add_argument("selection", nargs="*", help="batch ids or task globs (e.g. covers 'covers:*hook*'); default: all")
@@ -35,12 +39,16 @@ def _parser() -> argparse.ArgumentParser:
         "-j", "--jobs", type=int, default=None, help="images generated at once (default: concurrency in imgbuild.yaml)"
     )
     p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
+    p.add_argument("--shard", default=None, metavar="I/N", help=SHARD_HELP)
 
     p = sub.add_parser(
         "check", help="CI: exit 1 if any asset is stale, missing or orphaned (no network, no local database)"
     )
     p.add_argument("--approved", action="store_true", help="also fail when an asset has no current approved image")
     p.add_argument("--strict", action="store_true", help="also fail when evidence changed since the images were made")
+    p.add_argument("--shard", default=None, metavar="I/N", help=SHARD_HELP)
+
+    p = sub.add_parser("merge", help="after a sharded build: write every batch's lock file from the records (no call)")
 
     p = sub.add_parser("ls", help="list assets with their state (current, changed, interrupted, approved...)")
     p.add_argument("selection", nargs="*", help="batch ids or asset globs (e.g. covers 'covers:*park*'); default: all")
@@ -115,15 +123,19 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "plan":
         from imgbuild.commands.plan import plan
 
-        return plan(root, verbose=args.verbose)
+        return plan(root, verbose=args.verbose, shard=args.shard)
     if args.command == "build":
         from imgbuild.commands.build import build
 
-        return build(root, selection=args.selection, jobs=args.jobs, provider=args.provider)
+        return build(root, selection=args.selection, jobs=args.jobs, provider=args.provider, shard=args.shard)
     if args.command == "check":
         from imgbuild.commands.check import check
 
-        return check(root, approved=args.approved, strict=args.strict)
+        return check(root, approved=args.approved, strict=args.strict, shard=args.shard)
+    if args.command == "merge":
+        from imgbuild.commands.merge import merge
+
+        return merge(root)
     if args.command == "ls":
         from imgbuild.commands.ls import ls
 

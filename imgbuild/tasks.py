@@ -39,8 +39,10 @@ from imgbuild.errors import (
 )
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
+from imgbuild.records import source_date_epoch
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
+from imgbuild.shard import Shard, chosen_shard, project_estimate, select
 from imgbuild.spec.model import ProjectConfig
 from imgbuild.spec.schema import install_editor_schemas
 from imgbuild.state import LockWriter, StateIndex, estimate
@@ -68,11 +70,17 @@ def concurrency(config: ProjectConfig, provider: str) -> int:
     return int(value)
 
 
-def make_session(resolution: Resolution) -> BuildSession:
-    """The build's session, with the provider's settings and the project's budget."""
+def make_session(resolution: Resolution, shard: Shard | None = None) -> BuildSession:
+    """The build's session, with the provider's settings and the project's budget. A shard's
+    budget check counts the stale images of the whole (unselected) `resolution`: n shards
+    together then spend no more than the budget."""
+    source_date_epoch()  # a malformed $SOURCE_DATE_EPOCH stops the build here, not at its first record
     config = resolution.project.config
     session = BuildSession(resolution.root, resolution.provider, config.providers.get(resolution.provider, {}))
     session.budget = config.budget
+    if shard is not None:
+        session.shard = shard
+        session.project_estimate = lambda: Estimate(*project_estimate(resolution))
     return session
 
 
@@ -123,6 +131,8 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
                 }
             if todo:  # priced only when stale: nothing extra on a no-op build
                 stale.append((req, tuple(todo)))
+        if session.shard is not None:
+            continue  # a lock file holds the whole batch: `imgbuild merge` writes it (imgbuild/shard.py)
         yield {
             "basename": batch_id,
             "name": LOCK_TASK,
@@ -192,20 +202,21 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     setup_logging()
     try:
         root = find_project_root(Path(folder))
+        shard = chosen_shard()  # $IMGBUILD_SHARD: plain doit has no --shard
         with quiet_garbage_collector():  # the cached project and the lock files: long-lived objects
             resolution = resolve(root)
+        session = make_session(resolution, shard)
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     except EXPECTED as exc:
         print(f"imgbuild: error: {exc}", file=sys.stderr)
         raise SystemExit(getattr(exc, "exit_code", EXIT_FAILED)) from None
-    session = make_session(resolution)
 
     def task_imgbuild() -> Iterator[dict[str, Any]]:
         """imgbuild: generate every stale image of every batch."""
         with quiet_garbage_collector():
-            yield from task_dicts(resolution, session)
+            yield from task_dicts(select(resolution, shard), session)
 
     return doit_config(resolution.project.config, session), task_imgbuild
 

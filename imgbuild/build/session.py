@@ -8,16 +8,19 @@ Safe to share between doit's threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from imgbuild.build.uploads import ReferenceUploads
 from imgbuild.errors import AnotherBuildRunning, BudgetExceeded, BuildStop, NotStarted
 from imgbuild.providers import Provider, create_provider
 from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock
 from imgbuild.records.atomic import remove_stale_temp_files
+
+if TYPE_CHECKING:
+    from imgbuild.shard import Shard
 
 __all__ = ["BuildSession", "Estimate"]
 
@@ -40,6 +43,8 @@ class BuildSession:
         self.stopped: BuildStop | None = None
         self.budget: float | None = None
         self.estimate: Estimate | None = None
+        self.shard: Shard | None = None  # a shard builds its own assets and writes no lock file
+        self.project_estimate: Callable[[], Estimate] | None = None  # a shard's budget counts every shard
         self.possibly_billed = 0  # create calls that ended without an answer (see docs/records.md)
         self._provider: Provider | None = None
         self._lock = threading.Lock()
@@ -76,13 +81,15 @@ class BuildSession:
             remove_stale_temp_files(self.store.temp_dir)
 
     def _check_budget(self) -> None:
-        if self.budget is None or self.estimate is None or self.provider_name == "preview":
+        if self.budget is None or self.provider_name == "preview":
             return
-        if self.estimate.cost > self.budget:
+        estimate = self.project_estimate() if self.project_estimate is not None else self.estimate
+        if estimate is not None and estimate.cost > self.budget:
             raise BudgetExceeded(
-                f"this build would make {self.estimate.images} images for about ${self.estimate.cost:.2f} "
+                f"this build would make {estimate.images} images for about ${estimate.cost:.2f} "
                 f"at list prices, over the budget of ${self.budget:.2f} in imgbuild.yaml; "
-                "raise `budget:` (the estimate counts every stale image of the project, whatever is selected)"
+                "raise `budget:` (the estimate counts every stale image of the project, whatever is selected,"
+                " in every shard)"
             )
 
     def stop(self, exc: BuildStop) -> None:

@@ -12,18 +12,23 @@ from pathlib import Path
 
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from imgbuild.resolve import resolve
+from imgbuild.shard import chosen_shard, select, select_orphans, shard_line
 from imgbuild.state import STALE, ReviewState, StateIndex, assess, assess_reviews, find_orphans
 
 __all__ = ["check"]
 
 
-def check(root: Path, *, approved: bool = False, strict: bool = False) -> int:
-    """Print one line per asset that needs attention; 0 when none, 1 when some, 2 when a record
-    cannot be read."""
-    resolution = resolve(root)
+def check(root: Path, *, approved: bool = False, strict: bool = False, shard: str | None = None) -> int:
+    """Print one line per asset (of one shard) that needs attention; 0 when none, 1 when some,
+    2 when a record cannot be read."""
+    chosen = chosen_shard(shard)
+    whole = resolve(root)
+    resolution = select(whole, chosen)
+    if chosen is not None:
+        print(shard_line(chosen, whole, resolution))
     index = StateIndex(resolution, verify=True)
     states = assess(resolution, index)
-    orphans = find_orphans(resolution)
+    orphans = select_orphans(find_orphans(whole), chosen)
     attention = broken = drifted = 0
     for state in states:
         where = state.request.asset_dir

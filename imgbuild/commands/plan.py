@@ -8,17 +8,22 @@ from pathlib import Path
 from imgbuild.errors import EXIT_OK
 from imgbuild.models import get_model
 from imgbuild.resolve import resolve
+from imgbuild.shard import chosen_shard, select, select_orphans, shard_line
 from imgbuild.state import StateIndex, assess, estimate, find_orphans
 
 __all__ = ["plan"]
 
 
-def plan(root: Path, *, verbose: bool = False) -> int:
-    """Print the plan per batch. Never calls a provider; always exits 0 on valid input."""
-    resolution = resolve(root)
+def plan(root: Path, *, verbose: bool = False, shard: str | None = None) -> int:
+    """Print the plan per batch (of one shard). Never calls a provider; always exits 0 on valid input."""
+    chosen = chosen_shard(shard)
+    whole = resolve(root)
+    resolution = select(whole, chosen)
     states = assess(resolution, StateIndex(resolution, verify=True))
     paid = resolution.provider != "preview"
     print(f"provider: {resolution.provider}" + ("" if paid else " (offline placeholders, no cost)"))
+    if chosen is not None:
+        print(shard_line(chosen, whole, resolution))
     for batch in resolution.project.batches:
         mine = [s for s in states if s.request.batch == batch.id]
         images, cost, by_model = estimate((s.request, s.todo) for s in mine)
@@ -61,7 +66,7 @@ def plan(root: Path, *, verbose: bool = False) -> int:
         for model, (_, n) in sorted(by_model.items()):
             price = get_model(model).price_per_image
             print(f"  {model}: {_count(n, 'paid image')} × ${price:.3f} = ${n * price:.2f}")
-    orphans = find_orphans(resolution)
+    orphans = select_orphans(find_orphans(whole), chosen)
     for orphan in orphans:
         print(f"orphaned: {orphan.asset_dir}: {orphan.reason()}")
     summary = f"total: {images} images to generate"
