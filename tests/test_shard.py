@@ -3,8 +3,9 @@
 The 3-clone test is the one a team's CI runs in spirit (docs/scale.md): a base commit, one clone
 per shard on its own branch, a fan-in clone that merges the branches with git and runs
 `imgbuild merge`. Its committed tree must be the one an unsharded build commits, byte for byte.
-Both builds run with the reproducible clock (SOURCE_DATE_EPOCH, records/clock.py) and one job,
-so that times, run ids and the order of each asset's events do not depend on when they ran.
+Both builds run with the reproducible clock (SOURCE_DATE_EPOCH, records/clock.py), so that
+times, run ids and the order of each asset's events do not depend on when they ran, and with 4
+jobs, so that the two candidates of one asset are made at the same time and finish in any order.
 """
 
 from __future__ import annotations
@@ -96,13 +97,13 @@ def test_a_sharded_build_in_three_clones_merges_with_git_into_one_unsharded_buil
     _commit(origin, "the project, nothing built")
 
     whole = _clone(origin, tmp_path / "whole", "whole")
-    assert run_cli(whole, "build", "-j", "1") == 0
+    assert run_cli(whole, "build", "-j", "4") == 0
     _commit(whole, "one unsharded build")
 
     owned: dict[int, set[str]] = {}
     for i in (1, 2, 3):
         clone = _clone(origin, tmp_path / f"shard-{i}", f"shard-{i}")
-        assert run_cli(clone, "build", "-j", "1", "--shard", f"{i}/3") == 0
+        assert run_cli(clone, "build", "-j", "4", "--shard", f"{i}/3") == 0
         _commit(clone, f"shard {i}/3")
         _git(clone, "push", "-q", "origin", f"shard-{i}")
         changed = _git(clone, "diff", "--name-only", "main", "HEAD").split()
@@ -202,3 +203,26 @@ def _clone(origin: Path, folder: Path, branch: str) -> Path:
     _git(origin.parent, "clone", "-q", str(origin), str(folder))
     _git(folder, "checkout", "-q", "-b", branch)
     return folder
+
+
+def test_reproducible_run_ids_repeat_across_projects_and_never_within_an_asset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgbuild.records import AssetStore
+    from imgbuild.resolve import resolve
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    runs = []
+    for name in ("one", "two"):
+        root = write_project(tmp_path / name)
+        req = resolve(root, use_cache=False).all_requests()[0]
+        store = AssetStore(root)
+        first = store.new_run_id(req.asset_dir, f"{req.request_hash}:1")
+        store.submit(req.facts, first, 1, provider="preview", provider_body={})
+        store.fail(req.facts, first, 1, "refused by a content filter")
+        again = store.new_run_id(req.asset_dir, f"{req.request_hash}:1")  # the retry of the same candidate
+        runs.append((first, again))
+    (first, again), other = runs
+    assert first.startswith("20251202T000000000-") and again.startswith("20251202T000000000-")
+    assert again != first  # the failed run keeps its id and its folder
+    assert other == (first, again)  # the same work in another folder: the same ids

@@ -14,13 +14,24 @@ import hashlib
 import os
 import secrets
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from imgbuild.records.errors import RecordError
 
-__all__ = ["EPOCH_ENV", "BadSourceDateEpoch", "duration", "new_run_id", "source_date_epoch", "utc_now"]
+__all__ = [
+    "EPOCH_ENV",
+    "BadSourceDateEpoch",
+    "duration",
+    "in_reproducible_order",
+    "new_run_id",
+    "source_date_epoch",
+    "utc_now",
+]
 
 EPOCH_ENV = "SOURCE_DATE_EPOCH"
+T = TypeVar("T")
 
 
 class BadSourceDateEpoch(RecordError):
@@ -67,3 +78,20 @@ def new_run_id(seed: str = "") -> str:
 def duration(seconds: float) -> float:
     """A measured duration as records state it: to the millisecond; 0 under ``SOURCE_DATE_EPOCH``."""
     return 0.0 if source_date_epoch() is not None else round(seconds, 3)
+
+
+def in_reproducible_order(items: Sequence[T], candidate: Callable[[T], Any]) -> tuple[T, ...]:
+    """`items` (an asset's events or candidates, oldest first) as the records list them.
+
+    With the real clock, in the order they happened. Under ``SOURCE_DATE_EPOCH`` every time is
+    the same and the calls of one asset's candidates, run at once, finish in either order: the
+    items are kept grouped by candidate number (a stable sort, so each candidate's own items stay
+    oldest first; items of no candidate, such as uploads, come first)."""
+    if source_date_epoch() is None:
+        return tuple(items)
+
+    def key(item: T) -> int:
+        number = candidate(item)
+        return number if isinstance(number, int) else 0
+
+    return tuple(sorted(items, key=key))

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
-from imgbuild.records.clock import duration, new_run_id, source_date_epoch, utc_now
+from imgbuild.records.clock import duration, in_reproducible_order, new_run_id, source_date_epoch, utc_now
 from imgbuild.records.errors import BrokenRecord, RecordShapeError, UnknownRecordVersion
 from imgbuild.records.model import (
     AssetRecord,
@@ -244,9 +244,8 @@ class AssetStore:
         if history.has(event, run):
             return
         entry = HistoryEvent(utc_now(), event, kind, run, details)
-        self._write_json(
-            self.root / asset_dir / "index.json", replace(history, events=(*history.events, entry)).to_json()
-        )
+        events = in_reproducible_order((*history.events, entry), lambda e: e.details.get("candidate"))
+        self._write_json(self.root / asset_dir / "index.json", replace(history, events=events).to_json())
 
     # -- calls in flight ---------------------------------------------------------------------------
     def pending(self, asset_dir: str) -> tuple[PendingCall, ...]:
@@ -428,7 +427,8 @@ class AssetStore:
                 if all(c.run != run or c.file != k.file for c in record.candidates)
             ]
             if made:
-                self._write_asset(asset_dir, replace(record, candidates=(*record.candidates, *made)))
+                candidates = in_reproducible_order((*record.candidates, *made), lambda c: c.candidate)
+                self._write_asset(asset_dir, replace(record, candidates=candidates))
             self._drop_pending(asset_dir, facts.asset_id, run)
 
     def fail(self, facts: RequestFacts, run: str, candidate: int, reason: str) -> None:
