@@ -226,3 +226,29 @@ def test_reproducible_run_ids_repeat_across_projects_and_never_within_an_asset(
     assert first.startswith("20251202T000000000-") and again.startswith("20251202T000000000-")
     assert again != first  # the failed run keeps its id and its folder
     assert other == (first, again)  # the same work in another folder: the same ids
+
+
+def test_a_shard_spends_from_the_budget_of_the_whole_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fakes.servers import FakeProviders
+
+    from imgbuild.resolve import resolve
+    from imgbuild.shard import project_estimate, select
+
+    hosted = "provider: ark\nproviders:\n  ark:\n    retries: {attempts: 2, base_delay: 0.01, max_delay: 0.05}\n"
+    root = write_project(tmp_path, batches={"covers": TWO_SHOTS}, templates=TEMPLATES, config=hosted)
+    whole = resolve(root, use_cache=False)
+    mine, all_images = project_estimate(select(whole, Shard(1, 3))), project_estimate(whole)
+    assert mine[1] < all_images[1]
+    with FakeProviders() as fake:
+        monkeypatch.setenv("ARK_API_KEY", fake.keys["ark"])
+        monkeypatch.setenv("IMGBUILD_ARK_BASE_URL", fake.base_urls["ark"])
+        # Enough for shard 1's images, not for the whole project's: three such shards would overspend.
+        (root / "imgbuild.yaml").write_text(hosted + f"budget: {(mine[1] + all_images[1]) / 2:.4f}\n")
+        assert run_cli(root, "build", "--shard", "1/3") == 3
+        assert "over the budget" in capsys.readouterr().out
+        assert fake.requests == []
+        (root / "imgbuild.yaml").write_text(hosted + f"budget: {all_images[1] + 0.01:.4f}\n")
+        assert run_cli(root, "build", "--shard", "1/3") == 0
+        assert fake.billed["ark"] == mine[0]  # one image per call: the shard's images, no others
