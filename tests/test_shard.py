@@ -87,6 +87,23 @@ def test_plan_and_check_of_a_shard_count_only_its_assets(tmp_path: Path, capsys:
     assert f"{8 - len(mine)} of 8 assets need attention" in out
 
 
+def test_plain_doit_builds_the_shard_of_imgbuild_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_project(tmp_path, batches={"covers": TWO_SHOTS}, templates=TEMPLATES)
+    mine = sorted(a for a in _asset_ids(tmp_path) if Shard(3, 3).owns(a))
+    monkeypatch.setenv(SHARD_ENV, "3/3")
+    listed = run_doit(tmp_path, "list", "--all")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(line.split()[0].removesuffix(".c1") for line in listed.stdout.splitlines() if ".c1" in line) == [
+        f"covers:{a}" for a in mine
+    ]
+    assert "_lock" not in listed.stdout
+    built = run_doit(tmp_path)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert f"imgbuild: {2 * len(mine)} generated" in built.stdout
+    assert sorted(p.name for p in (tmp_path / "assets").iterdir()) == mine
+    assert not list(tmp_path.glob("batches/*.lock.json"))
+
+
 def test_a_sharded_build_in_three_clones_merges_with_git_into_one_unsharded_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
