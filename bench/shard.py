@@ -72,17 +72,22 @@ def preview(n: int, jobs: int, shards: int) -> float | None:
         return time.perf_counter() - started
 
 
-def plan_times(assets: int, shards: int, repeat: int) -> tuple[float, float]:
-    """Median seconds of `plan` and of `plan --shard 1/S` (in this process, warm cache)."""
+def plan_times(assets: int, shards: int, repeat: int) -> tuple[float, float] | None:
+    """Median seconds of `plan` and of `plan --shard 1/S` (in this process, warm cache); None
+    when a plan fails."""
     with tempfile.TemporaryDirectory(prefix="imgbuild-shard-plan-") as tmp:
         root = Path(tmp)
         throughput.write_project(root, "preview", assets, 1)
-        quiet(["-C", str(root), "plan"])  # fills the resolution cache, as any second command finds it
+        with open(root / "batches" / "bench.yaml", "a", encoding="utf-8") as batch:
+            batch.write(f"max_assets: {assets}\n")  # over the default cap of 1,000
+        if quiet(["-C", str(root), "plan"]) != 0:  # also fills the resolution cache, as a second command finds it
+            return None
         whole, one = [], []
         for _ in range(repeat):
             for argv, into in (([], whole), (["--shard", f"1/{shards}"], one)):
                 started = time.perf_counter()
-                quiet(["-C", str(root), "plan", *argv])
+                if quiet(["-C", str(root), "plan", *argv]) != 0:
+                    return None
                 into.append(time.perf_counter() - started)
         return statistics.median(whole), statistics.median(one)
 
@@ -125,7 +130,11 @@ def main() -> int:
         f" {args.shards} shards in turn + merge {split:.2f} s; shards / one build {split / one:.2f}"
     )
 
-    whole, part = plan_times(args.plan_assets, args.shards, args.repeat)
+    timed = plan_times(args.plan_assets, args.shards, args.repeat)
+    if timed is None:
+        print("plan FAILED")
+        return 1
+    whole, part = timed
     print(
         f"plan of {args.plan_assets} assets: whole {whole:.3f} s, --shard 1/{args.shards} {part:.3f} s;"
         f" shard / whole {part / whole:.2f} (1/{args.shards} = {1 / args.shards:.2f} if only its share cost)"
