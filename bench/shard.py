@@ -42,7 +42,7 @@ import throughput  # bench/ is no package: its sibling is found through sys.path
 
 import imgbuild.main
 
-ARK_RATE_LIMIT = 500  # images per minute per model (docs/scale.md, reference/providers.md)
+ARK_RATE_LIMIT = 500  # images per minute per model, ModelArk's limit for Seedream (docs/scale.md)
 
 
 def quiet(argv: list[str]) -> int:
