@@ -87,6 +87,25 @@ def test_plan_and_check_of_a_shard_count_only_its_assets(tmp_path: Path, capsys:
     assert f"{8 - len(mine)} of 8 assets need attention" in out
 
 
+def test_each_orphan_is_reported_by_exactly_one_shard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, batches={"covers": TWO_SHOTS}, templates=TEMPLATES)
+    assert run_cli(tmp_path, "build") == 0
+    fewer = TWO_SHOTS.replace("environment: [home office, cafe]", "environment: [cafe]")
+    write_project(tmp_path, batches={"covers": fewer}, templates=TEMPLATES)  # 4 of the 8 are orphans now
+    capsys.readouterr()
+    reported = []
+    for i in (1, 2, 3):
+        assert run_cli(tmp_path, "check", "--shard", f"{i}/3") in (0, 1)
+        lines = capsys.readouterr().out.splitlines()
+        reported += [line.split(": ")[1] for line in lines if line.startswith("orphaned:")]
+    gone = [
+        f"assets/covers.{shot}.home-office.{light}"
+        for shot in ("hook", "opener")
+        for light in ("morning-light", "lamp-light")
+    ]
+    assert sorted(reported) == sorted(gone)
+
+
 def test_plain_doit_builds_the_shard_of_imgbuild_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_project(tmp_path, batches={"covers": TWO_SHOTS}, templates=TEMPLATES)
     mine = sorted(a for a in _asset_ids(tmp_path) if Shard(3, 3).owns(a))
