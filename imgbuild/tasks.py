@@ -364,6 +364,11 @@ class ProgressReporter:
                 f"note: {self.session.possibly_billed} create calls ended without an answer; "
                 "the provider may have billed them (see `imgbuild ls --state interrupted`)\n"
             )
+        if self.session.shard is not None and not interrupted:
+            self.out.write(
+                f"imgbuild: shard {self.session.shard}: no lock file written; once every shard is in one tree,"
+                " `imgbuild merge` writes them\n"
+            )
         failed = self.failed
         not_started = max(0, self.total - self.built - self.up_to_date - failed)
         counts = f"{self.built} generated, {self.up_to_date} up to date, {failed} failed, {not_started} not started"

@@ -119,6 +119,9 @@ def test_plain_doit_builds_the_shard_of_imgbuild_shard(tmp_path: Path, monkeypat
     built = run_doit(tmp_path)
     assert built.returncode == 0, built.stdout + built.stderr
     assert f"imgbuild: {2 * len(mine)} generated" in built.stdout
+    assert "imgbuild: shard 3/3: no lock file written; once every shard is in one tree, `imgbuild merge`" in (
+        built.stdout
+    )
     assert sorted(p.name for p in (tmp_path / "assets").iterdir()) == mine
     assert not list(tmp_path.glob("batches/*.lock.json"))
 
