@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="what a build would generate, why, and what it would cost")
     p.add_argument("-v", "--verbose", action="store_true", help="list every asset that would be generated")
+    p.add_argument(
+        "selection", nargs="*", help="price what `imgbuild build SELECTION` would make (batch ids, task globs)"
+    )
     p.add_argument("--shard", default=None, metavar="I/N", help=SHARD_HELP)
 
     p = sub.add_parser("build", help="generate every stale image (the same as running doit)")
@@ -71,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     for decision in ("approve", "reject"):
         p = sub.add_parser(decision, help=f"{decision} a candidate, recording the review checklist")
         p.add_argument("asset", help="asset id")
-        p.add_argument("candidate", help="candidate number (K, or K.I for image I of a sequential set)")
+        p.add_argument(
+            "candidate", help="candidate number K (of an identity set: the whole set), or K.I for image I of a set"
+        )
         p.add_argument(
             "--pass",
             dest="passed",
@@ -88,7 +93,11 @@ def _parser() -> argparse.ArgumentParser:
             metavar="ITEM[=NOTE]",
             help="a checklist item that fails",
         )
-        p.add_argument("--note", default=None, help="a note on the decision (required with --override)")
+        p.add_argument(
+            "--note",
+            default=None,
+            help="a note on the decision" + (" (required with --override)" if decision == "approve" else ""),
+        )
         p.add_argument("--by", default=None, help="who decides (default: $IMGBUILD_REVIEWER, git user.name, $USER)")
         if decision == "approve":
             p.add_argument("--override", action="store_true", help="approve although a checklist item fails")
@@ -123,7 +132,7 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "plan":
         from imgbuild.commands.plan import plan
 
-        return plan(root, verbose=args.verbose, shard=args.shard)
+        return plan(root, verbose=args.verbose, selection=args.selection, shard=args.shard)
     if args.command == "build":
         from imgbuild.commands.build import build
 

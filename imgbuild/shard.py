@@ -2,7 +2,7 @@
 
 ``--shard i/n`` on ``build``, ``plan`` and ``check`` (``IMGBUILD_SHARD=i/n`` for plain doit; the
 option wins) keeps the assets of shard ``i`` (counted from 1, as in pytest-shard's and Playwright's
-``i/n``) and drops the rest at one point, :func:`select`, applied to the resolved project. An asset
+``i/n``) and drops the rest at one point, :func:`select_shard`, applied to the resolved project. An asset
 belongs to shard ``int(sha256(asset id)[:8]) % n + 1``: the same on every machine and every Python
 (``hash()`` is salted per process), and an asset keeps its shard when other assets come and go.
 
@@ -32,8 +32,8 @@ __all__ = [
     "chosen_shard",
     "parse_shard",
     "project_estimate",
-    "select",
     "select_orphans",
+    "select_shard",
     "shard_line",
     "shard_of",
 ]
@@ -85,7 +85,7 @@ def chosen_shard(option: str | None = None) -> Shard | None:
     return parse_shard(value, f"${SHARD_ENV}") if value.strip() else None
 
 
-def select(resolution: Resolution, shard: Shard | None) -> Resolution:
+def select_shard(resolution: Resolution, shard: Shard | None) -> Resolution:
     """The project with only the assets of `shard` (every batch stays, perhaps empty); the
     whole project when `shard` is None. The one point where a shard chooses its assets."""
     if shard is None:

@@ -273,12 +273,12 @@ def test_a_shard_spends_from_the_budget_of_the_whole_project(
     from fakes.servers import FakeProviders
 
     from imgbuild.resolve import resolve
-    from imgbuild.shard import project_estimate, select
+    from imgbuild.shard import project_estimate, select_shard
 
     hosted = "provider: ark\nproviders:\n  ark:\n    retries: {attempts: 2, base_delay: 0.01, max_delay: 0.05}\n"
     root = write_project(tmp_path, batches={"covers": TWO_SHOTS}, templates=TEMPLATES, config=hosted)
     whole = resolve(root, use_cache=False)
-    mine, all_images = project_estimate(select(whole, Shard(1, 3))), project_estimate(whole)
+    mine, all_images = project_estimate(select_shard(whole, Shard(1, 3))), project_estimate(whole)
     assert mine[1] < all_images[1]
     with FakeProviders() as fake:
         monkeypatch.setenv("ARK_API_KEY", fake.keys["ark"])

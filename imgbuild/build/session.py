@@ -18,11 +18,14 @@ from imgbuild.errors import AnotherBuildRunning, BudgetExceeded, BuildStop, NotS
 from imgbuild.providers import Provider, create_provider
 from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock
 from imgbuild.records.atomic import remove_stale_temp_files
+from imgbuild.requests import ImageRequest
 
 if TYPE_CHECKING:
     from imgbuild.shard import Shard
 
-__all__ = ["BuildSession", "Estimate"]
+__all__ = ["BuildSession", "Estimate", "StaleWork"]
+
+StaleWork = tuple[ImageRequest, tuple[int, ...]]  # a request and the candidates a build would make
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,11 @@ class BuildSession:
         self.uploads = ReferenceUploads(self.store, provider_name)
         self.stopped: BuildStop | None = None
         self.budget: float | None = None
-        self.estimate: Estimate | None = None
+        self.stale: dict[str, StaleWork] = {}  # asset id → what a build of the whole project makes
+        self.project_estimate: Estimate | None = None  # every stale image of the project
+        self.estimate: Estimate | None = None  # the images this build makes (its selection)
         self.shard: Shard | None = None  # a shard builds its own assets and writes no lock file
-        self.project_estimate: Callable[[], Estimate] | None = None  # a shard's budget counts every shard
+        self.all_shards: Callable[[], Estimate] | None = None  # a shard: what every shard makes
         self.possibly_billed = 0  # create calls that ended without an answer (see docs/records.md)
         self._provider: Provider | None = None
         self._lock = threading.Lock()
@@ -83,13 +88,23 @@ class BuildSession:
     def _check_budget(self) -> None:
         if self.budget is None or self.provider_name == "preview":
             return
-        estimate = self.project_estimate() if self.project_estimate is not None else self.estimate
-        if estimate is not None and estimate.cost > self.budget:
+        # n shards spend from one budget: a shard counts every stale image of every shard.
+        estimate = self.all_shards() if self.all_shards is not None else self.estimate
+        if estimate is None:
+            return
+        if estimate.cost > self.budget:
+            whole = self.project_estimate
+            if self.all_shards is not None:
+                of_all = f" (its {self.shard.count if self.shard else 'n'} shards together)"
+            elif whole is not None and whole.images != estimate.images:
+                of_all = f" (the whole project: {whole.images} images, about ${whole.cost:.2f})"
+            else:
+                of_all = ""
             raise BudgetExceeded(
                 f"this build would make {estimate.images} images for about ${estimate.cost:.2f} "
-                f"at list prices, over the budget of ${self.budget:.2f} in imgbuild.yaml; "
-                "raise `budget:` (the estimate counts every stale image of the project, whatever is selected,"
-                " in every shard)"
+                f"at list prices{of_all}, over the budget of ${self.budget:.2f} in imgbuild.yaml; "
+                "build a part of it (batch ids or task globs such as 'BATCH:*park*'; "
+                "`imgbuild plan SELECTION` prices one) or raise `budget:`"
             )
 
     def stop(self, exc: BuildStop) -> None:

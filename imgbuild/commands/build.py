@@ -9,7 +9,7 @@ from doit.doit_cmd import DoitMain
 
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from imgbuild.resolve import resolve
-from imgbuild.shard import chosen_shard, select
+from imgbuild.shard import chosen_shard, select_shard
 from imgbuild.tasks import ProjectLoader, doit_config, make_session, quiet_garbage_collector
 
 __all__ = ["build"]
@@ -37,7 +37,7 @@ def build(
     config = doit_config(resolution.project.config, session)
     if jobs is not None:
         config["num_process"] = jobs
-    loader = ProjectLoader(select(resolution, chosen), session, config)
+    loader = ProjectLoader(select_shard(resolution, chosen), session, config)
     try:
         result = _Main(loader, config_filenames=()).run(["run", *selection])
     except SystemExit as stop:  # the reporter ends every run with the build's exit code

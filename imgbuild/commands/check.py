@@ -12,7 +12,7 @@ from pathlib import Path
 
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from imgbuild.resolve import resolve
-from imgbuild.shard import chosen_shard, select, select_orphans, shard_line
+from imgbuild.shard import chosen_shard, select_orphans, select_shard, shard_line
 from imgbuild.state import STALE, ReviewState, StateIndex, assess, assess_reviews, find_orphans
 
 __all__ = ["check"]
@@ -23,7 +23,7 @@ def check(root: Path, *, approved: bool = False, strict: bool = False, shard: st
     2 when a record cannot be read."""
     chosen = chosen_shard(shard)
     whole = resolve(root)
-    resolution = select(whole, chosen)
+    resolution = select_shard(whole, chosen)
     if chosen is not None:
         print(shard_line(chosen, whole, resolution))
     index = StateIndex(resolution, verify=True)

@@ -1,10 +1,11 @@
-"""`imgbuild approve` / `imgbuild reject`: record a review decision on one candidate.
+"""`imgbuild approve` / `imgbuild reject`: record a review decision on one candidate, one image
+of an identity set (``K.I``), or a whole identity set (``K``: every image of its newest call).
 
 Everything is checked before anything is written; a refused decision changes nothing. The
 writes of one decision go in this order, so a crash between two of them leaves asset.json, the
 truth, complete and every other file either untouched or consistent with it:
 
-1. (approve) the approved copy, ``images/approved/<candidate file name>``;
+1. (approve) the approved copy, ``images/approved/<candidate file name>`` (of each image of a set);
 2. asset.json: the new review, and the approval set, replaced or cleared;
 3. index.json: an ``approved`` / ``rejected`` event;
 4. the asset's entry in the batch lock file (its ``approval`` and ``rejected`` fields).
@@ -25,6 +26,7 @@ from typing import Any
 from imgbuild.errors import EXIT_OK
 from imgbuild.records import (
     Approval,
+    ApprovedImage,
     AssetRecord,
     AssetStore,
     BuildLocked,
@@ -45,7 +47,7 @@ from imgbuild.review import (
     ReviewError,
     check_decision,
     checklist_items,
-    find_candidate,
+    find_images,
     parse_candidate_id,
     parse_checklist,
 )
@@ -58,13 +60,23 @@ REVIEWER_ENV = "IMGBUILD_REVIEWER"
 
 @dataclass(frozen=True)
 class _Target:
-    """The candidate a decision is about, read and checked, ready to be recorded."""
+    """The candidate a decision is about — one image, or every image of an identity set — read
+    and checked, ready to be recorded."""
 
     request: ImageRequest
     record: AssetRecord
     cid: CandidateId
-    entry: Candidate
-    data: bytes | None  # the image bytes (approve only), verified against the recorded sha256
+    images: tuple[Candidate, ...]
+    data: tuple[bytes, ...] | None  # the images' bytes (approve only), verified against their sha256
+
+    @property
+    def entry(self) -> Candidate:
+        """The image (the first of a set): what a reader of one approved image is given."""
+        return self.images[0]
+
+    @property
+    def whole_set(self) -> bool:
+        return self.cid.image is None and self.entry.image is not None
 
 
 def review(
@@ -129,20 +141,22 @@ def _read_target(store: AssetStore, req: ImageRequest, cid: CandidateId, *, veri
     record = store.read_asset(req.asset_dir)
     if record is None or not record.candidates:
         raise ReviewError(f"asset {req.asset_id} has no candidates yet (run doit to build it)")
-    entry = find_candidate(record, req.asset_id, cid)
-    relative = f"{req.asset_dir}/{entry.file}"
-    try:
-        data = store.read_bytes(relative)
-    except FileNotFoundError:
-        raise ReviewError(
-            f"candidate {cid} of asset {req.asset_id}: its image {relative} is missing (run doit to make it again)"
-        ) from None
-    if verify and hashlib.sha256(data).hexdigest() != entry.sha256:
-        raise ReviewError(
-            f"candidate {cid} of asset {req.asset_id}: {relative} has changed since it was generated"
-            " (its sha256 is not the one in asset.json); only the generated image can be approved"
-        )
-    return _Target(req, record, cid, entry, data if verify else None)
+    images = find_images(record, req.asset_id, cid)
+    data = []
+    for entry in images:
+        relative = f"{req.asset_dir}/{entry.file}"
+        try:
+            data.append(store.read_bytes(relative))
+        except FileNotFoundError:
+            raise ReviewError(
+                f"candidate {cid} of asset {req.asset_id}: its image {relative} is missing (run doit to make it again)"
+            ) from None
+        if verify and hashlib.sha256(data[-1]).hexdigest() != entry.sha256:
+            raise ReviewError(
+                f"candidate {cid} of asset {req.asset_id}: {relative} has changed since it was generated"
+                " (its sha256 is not the one in asset.json); only the generated image can be approved"
+            )
+    return _Target(req, record, cid, images, tuple(data) if verify else None)
 
 
 @contextmanager
@@ -192,12 +206,14 @@ def _approve(
 ) -> list[str]:
     req, record, entry, cid = target.request, target.record, target.entry, target.cid
     assert target.data is not None
-    name = PurePosixPath(entry.file).name
-    approved = f"images/approved/{name}"
-    approved_path = f"{req.asset_dir}/{approved}"
-    existing = store.read_bytes(approved_path) if store.exists(approved_path) else None
-    if existing is not None and existing != target.data:
-        raise ReviewError(f"{approved_path} exists with other content; an approved image is never overwritten")
+    copies = []  # (approved copy relative to the asset folder, bytes, already there)
+    for image, data in zip(target.images, target.data, strict=True):
+        approved = f"images/approved/{PurePosixPath(image.file).name}"
+        approved_path = f"{req.asset_dir}/{approved}"
+        existing = store.read_bytes(approved_path) if store.exists(approved_path) else None
+        if existing is not None and existing != data:
+            raise ReviewError(f"{approved_path} exists with other content; an approved image is never overwritten")
+        copies.append((approved, data, existing is not None))
     at = utc_now()
     previous = record.approval
     approval = Approval(
@@ -205,7 +221,7 @@ def _approve(
         image=cid.image,
         run=entry.run,
         source=entry.file,
-        file=approved,
+        file=copies[0][0],
         sha256=entry.sha256,
         request_hash=entry.request_hash,
         prompt_hash=entry.prompt_hash or record.prompt_hash,
@@ -215,25 +231,33 @@ def _approve(
         checklist=checklist_items(checklist),
         override=override,
         note=note,
+        images=tuple(
+            ApprovedImage(image.image or 0, image.file, file, image.sha256)
+            for image, (file, _, _) in zip(target.images, copies, strict=True)
+        )
+        if target.whole_set
+        else (),
     )
     review_entry = _review_record(APPROVE, target, checklist, note=note, by=by, at=at, override=override)
     record = store.approve(
         req.asset_dir,
         replace(record, approval=approval),
         review_entry,
-        approved_copy=(approved, target.data) if existing is None else None,
+        approved_copies=[(file, data) for file, data, there in copies if not there],
     )
     lock_line = _update_lock(resolution, store, req)
 
     failed = [item for item, result in checklist.items() if not result.passed]
-    lines = [f"approved {req.asset_id} candidate {cid} (by {by})"]
+    what = f"candidate {cid}" + (f": the whole set of {len(copies)} images" if target.whole_set else "")
+    lines = [f"approved {req.asset_id} {what} (by {by})"]
     lines.append("  checklist: " + ", ".join(_said(result) for result in checklist.values()))
     if failed:
         lines.append(f"  override: {', '.join(failed)} failed — {note}")
     elif note:
         lines.append(f"  note: {note}")
-    lines.append(f"  approved image: {approved_path}")
-    if previous and previous.source != entry.file:
+    for file, _, _ in copies:
+        lines.append(f"  approved image: {req.asset_dir}/{file}")
+    if previous and (previous.key != approval.key or previous.images != approval.images):
         lines.append(f"  replaces the approval of candidate {previous.label} (kept in the asset's reviews)")
     if entry.request_hash != req.request_hash:
         lines.append(
@@ -253,16 +277,17 @@ def _reject(
     note: str | None,
     by: str,
 ) -> list[str]:
-    req, record, entry, cid = target.request, target.record, target.entry, target.cid
+    req, record, cid = target.request, target.record, target.cid
     at = utc_now()
-    was_approved = record.approval is not None and record.approval.source == entry.file
+    was_approved = record.approval is not None and any(record.approval.covers(image) for image in target.images)
     if was_approved:
         record = replace(record, approval=None)  # the old approval stays readable in reviews
     review_entry = _review_record(REJECT, target, checklist, note=note, by=by, at=at, override=False)
     store.reject(req.asset_dir, record, review_entry)
     lock_line = _update_lock(resolution, store, req)
 
-    lines = [f"rejected {req.asset_id} candidate {cid} (by {by})"]
+    what = f"candidate {cid}" + (f": the whole set of {len(target.images)} images" if target.whole_set else "")
+    lines = [f"rejected {req.asset_id} {what} (by {by})"]
     if checklist:
         lines.append("  checklist: " + ", ".join(_said(result) for result in checklist.values()))
     if note:

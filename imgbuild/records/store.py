@@ -541,12 +541,18 @@ class AssetStore:
 
     # -- review decisions ----------------------------------------------------------------------------
     def approve(
-        self, asset_dir: str, record: AssetRecord, review: Review, *, approved_copy: tuple[str, bytes] | None
+        self,
+        asset_dir: str,
+        record: AssetRecord,
+        review: Review,
+        *,
+        approved_copy: tuple[str, bytes] | None = None,
+        approved_copies: Sequence[tuple[str, bytes]] = (),
     ) -> AssetRecord:
-        """Record an approval: the approved copy (if not there yet), asset.json, the event.
-        `record` already holds the new approval; the review is appended here."""
-        if approved_copy is not None:
-            relative, data = approved_copy
+        """Record an approval: the approved copies not there yet (one image's, or every image of
+        a set approved as a whole), then asset.json, then the event. `record` already holds the
+        new approval; the review is appended here."""
+        for relative, data in ([approved_copy] if approved_copy is not None else []) + list(approved_copies):
             atomic_write_bytes(self.root / asset_dir / relative, data, temp_dir=self.temp_dir)
         return self._decide(asset_dir, record, review, "approved")
 
