@@ -285,8 +285,14 @@ def test_a_shard_spends_from_the_budget_of_the_whole_project(
         monkeypatch.setenv("IMGBUILD_ARK_BASE_URL", fake.base_urls["ark"])
         # Enough for shard 1's images, not for the whole project's: three such shards would overspend.
         (root / "imgbuild.yaml").write_text(hosted + f"budget: {(mine[1] + all_images[1]) / 2:.4f}\n")
+        capsys.readouterr()
+        assert run_cli(root, "plan", "--shard", "1/3") == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[-2].startswith(f"total: {mine[0]} images to generate") and "budget" not in lines[-2]
+        assert lines[-1].startswith(f"all 3 shards: {all_images[0]} images to generate")
+        assert lines[-1].endswith(": a build would refuse)")
         assert run_cli(root, "build", "--shard", "1/3") == 3
-        assert "over the budget" in capsys.readouterr().out
+        assert "(its 3 shards together), over the budget" in capsys.readouterr().out
         assert fake.requests == []
         (root / "imgbuild.yaml").write_text(hosted + f"budget: {all_images[1] + 0.01:.4f}\n")
         assert run_cli(root, "build", "--shard", "1/3") == 0
