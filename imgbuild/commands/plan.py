@@ -101,7 +101,7 @@ def plan(root: Path, *, verbose: bool = False, selection: Sequence[str] = (), sh
     if selection:  # what the budget would say of a build without a selection
         images, total_cost, _ = estimate((s.request, s.todo) for s in project)
         print(_total("whole project", images, total_cost, paid, None if chosen else budget))
-    if chosen is not None:
+    if chosen is not None and paid and budget is not None:  # the whole project is assessed only for it
         print(_total(f"all {chosen.count} shards", *project_estimate(whole), paid, budget))
     return EXIT_OK
 
