@@ -81,12 +81,13 @@ def duration(seconds: float) -> float:
 
 
 def in_reproducible_order(items: Sequence[T], candidate: Callable[[T], Any]) -> tuple[T, ...]:
-    """`items` (an asset's events or candidates, oldest first) as the records list them.
+    """`items` (an asset's events, oldest first) as index.json lists them.
 
-    With the real clock, in the order they happened. Under ``SOURCE_DATE_EPOCH`` every time is
-    the same and the calls of one asset's candidates, run at once, finish in either order: the
-    items are kept grouped by candidate number (a stable sort, so each candidate's own items stay
-    oldest first; items of no candidate, such as uploads, come first)."""
+    With the real clock, in the order they happened: their times say when. Under
+    ``SOURCE_DATE_EPOCH`` every time is the same and the calls of one asset's candidates, run at
+    once, finish in either order: the items are kept grouped by candidate number (a stable sort,
+    so each candidate's own items stay oldest first; items of no candidate, such as uploads, come
+    first)."""
     if source_date_epoch() is None:
         return tuple(items)
 

@@ -427,7 +427,9 @@ class AssetStore:
                 if all(c.run != run or c.file != k.file for c in record.candidates)
             ]
             if made:
-                candidates = in_reproducible_order((*record.candidates, *made), lambda c: c.candidate)
+                # By candidate number, each one's runs oldest first: calls of one asset finish in
+                # either order, and the order they finished in is no fact worth a diff.
+                candidates = tuple(sorted((*record.candidates, *made), key=lambda c: c.candidate))
                 self._write_asset(asset_dir, replace(record, candidates=candidates))
             self._drop_pending(asset_dir, facts.asset_id, run)
 
