@@ -2,7 +2,7 @@
 
 The gallery shows :data:`CHECKLIST`; what a decision means for an asset's state (approved, stale,
 rejected, superseded) is decided in :mod:`imgbuild.state`. This module only turns arguments and
-records into records; the command that has them written is :mod:`imgbuild.commands.review`.
+records into records; the code that has them written is :mod:`imgbuild.decisions`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers import BATCH, run_cli, run_doit, snapshot, write_project
 
-from imgbuild.commands.review import reviewer
+from imgbuild.decisions import reviewer
 from imgbuild.review import CHECKLIST
 
 ASSET = "covers.hook.cafe.lamp-light"

@@ -47,7 +47,8 @@ __all__ = [
 
 ASSET_SCHEMA = "imgbuild.asset/2"
 INDEX_SCHEMA = "imgbuild.index/1"
-LOCK_SCHEMA = "imgbuild.lock/1"
+# 2: no remote (provider) URLs in lock files; a /1 file vouches for nothing and is rewritten.
+LOCK_SCHEMA = "imgbuild.lock/2"
 CALLS_SCHEMA = "imgbuild.calls/1"
 
 T = TypeVar("T")
@@ -511,7 +512,7 @@ class AssetRecord:
 @dataclass(frozen=True)
 class HistoryEvent:
     """One event of an asset's history: submitted, completed, partial, failed, keep-failed,
-    interrupted, uploaded, approved, rejected. `details` holds the event's own fields."""
+    interrupted, uploaded, approved, rejected, undone. `details` holds the event's own fields."""
 
     time: str
     event: str
@@ -612,7 +613,8 @@ class LockImage:
     image: int | None
     file: str  # project-relative
     sha256: str
-    remote_url: str | None
+    # No provider URL: lock files are what a repository shares, and fal's URLs are public
+    # links to persona images (docs/records.md, "Lock files keep no provider URL").
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LockImage:
@@ -621,7 +623,6 @@ class LockImage:
             _get(data, "image", int, optional=True),
             _get(data, "file", str),
             _get(data, "sha256", str),
-            _get(data, "remote_url", str, optional=True),
         )
 
     def to_json(self) -> JSON:
@@ -629,7 +630,6 @@ class LockImage:
             "candidate": self.candidate,
             "file": self.file,
             "sha256": self.sha256,
-            "remote_url": self.remote_url,
         }
         if self.image is not None:
             out["image"] = self.image
@@ -658,9 +658,7 @@ class LockApproval:
 
     @classmethod
     def of(cls, approval: Approval, asset_dir: str, request_hash: str) -> LockApproval:
-        copies = (
-            LockImage(approval.candidate, i.image, f"{asset_dir}/{i.file}", i.sha256, None) for i in approval.images
-        )
+        copies = (LockImage(approval.candidate, i.image, f"{asset_dir}/{i.file}", i.sha256) for i in approval.images)
         return cls(
             approval.candidate,
             approval.image,
@@ -762,7 +760,6 @@ class LockEntry:
             "attributes": dict(self.attributes) if self.attributes is not None else None,
             "variant_test": self.variant_test,
             "images": [i.to_json() for i in self.images],
-            "remote_urls": [i.remote_url for i in self.images if i.remote_url],
             "created": self.created,
             "approval": self.approval.to_json() if self.approval is not None else None,
             "rejected": list(self.rejected),

@@ -209,6 +209,7 @@ class _Loader:
             traits=MappingProxyType(dict(data["traits"])),
             evidence=evidence,
             allowed=MappingProxyType({k: tuple(v) for k, v in data["allowed"].items()}),
+            lines=doc.lines,
         )
 
     def _sources(self, doc: Document, at: DocPath, items: list[dict[str, str] | None]) -> tuple[SourceRef, ...] | None:
