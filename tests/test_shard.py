@@ -10,6 +10,7 @@ jobs, so that the two candidates of one asset are made at the same time and fini
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -270,6 +271,7 @@ def test_reproducible_run_ids_repeat_across_projects_and_never_within_an_asset(
 def test_a_shard_spends_from_the_budget_of_the_whole_project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from ecosystem.test_json_output import validator
     from fakes.servers import FakeProviders
 
     from imgbuild.resolve import resolve
@@ -291,6 +293,11 @@ def test_a_shard_spends_from_the_budget_of_the_whole_project(
         assert lines[-2].startswith(f"total: {mine[0]} images to generate") and "budget" not in lines[-2]
         assert lines[-1].startswith(f"all 3 shards: {all_images[0]} images to generate")
         assert lines[-1].endswith(": a build would refuse)")
+        assert run_cli(root, "plan", "--shard", "1/3", "--json") == 0
+        document = json.loads(capsys.readouterr().out)
+        assert (document["images"], document["over_budget"]) == (mine[0], True)  # what this shard's build says
+        errors = list(validator("plan").iter_errors(document))
+        assert not errors, errors
         assert run_cli(root, "build", "--shard", "1/3") == 3
         assert "(its 3 shards together), over the budget" in capsys.readouterr().out
         assert fake.requests == []
