@@ -32,16 +32,19 @@ from imgbuild.errors import (
     EXIT_BUG,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_INVALID,
     EXIT_OK,
     EXPECTED,
     BuildStop,
     InvalidInput,
     NotStarted,
     UsageError,
+    describe,
 )
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
 from imgbuild.records import source_date_epoch
+from imgbuild.records.atomic import confined
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.shard import Shard, chosen_shard, project_estimate, select_shard
@@ -94,6 +97,7 @@ def make_session(resolution: Resolution, shard: Shard | None = None) -> BuildSes
 def doit_config(config: ProjectConfig, session: BuildSession) -> dict[str, Any]:
     """doit settings for a project: database in .imgbuild/, threads, our progress reporter."""
     state = config.state_dir
+    confined(state / "doit.db", config.root)  # doit's database and our records: never through a link out
     state.mkdir(parents=True, exist_ok=True)
     install_editor_schemas(config.root)
     return {
@@ -231,7 +235,7 @@ def _image_action(session: BuildSession, req: ImageRequest, candidate: int) -> T
     except BuildStop as exc:
         return Refused(str(exc), exc)
     except EXPECTED as exc:
-        return TaskFailed(str(exc))
+        return TaskFailed(describe(exc))
     return None
 
 
@@ -243,7 +247,7 @@ def _write_lock_action(session: BuildSession, locks: LockWriter, batch_id: str) 
     try:
         locks.write(batch_id)
     except EXPECTED as exc:
-        return TaskFailed(str(exc))
+        return TaskFailed(describe(exc))
     return None
 
 
@@ -271,16 +275,21 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    except EXPECTED as exc:
-        print(f"imgbuild: error: {exc}", file=sys.stderr)
-        raise SystemExit(getattr(exc, "exit_code", EXIT_FAILED)) from None
+    except EXPECTED as exc:  # nothing could start: an OS error here is exit 2, like bad input
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
+    try:
+        config = doit_config(resolution.project.config, session)
+    except EXPECTED as exc:  # the state folder cannot be made or is a link out: nothing started
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
 
     def task_imgbuild() -> Iterator[dict[str, Any]]:
         """imgbuild: generate every stale image of every batch."""
         with quiet_garbage_collector():
             yield from task_dicts(select_shard(resolution, shard), session)
 
-    return doit_config(resolution.project.config, session), task_imgbuild
+    return config, task_imgbuild
 
 
 @contextmanager
@@ -392,7 +401,11 @@ class ProgressReporter:
             elif task.meta and task.meta.get("imgbuild") == "lock":
                 if not isinstance(fail, TaskFailed):
                     self.bugs.append(str(fail.get_msg()))
-                self.notes.append(f"{task.name} not run: the lock file keeps its old entries until every image is made")
+                    self.notes.append(
+                        f"{task.name} not run: the lock file keeps its old entries until every image is made"
+                    )
+                else:  # the lock file could not be written (a full disk, a refused folder): the build failed
+                    self.failures.append(f"{task.name}: {_failure_text(fail)}")
             else:
                 self.failures.append(f"{task.name}: {_failure_text(fail)}")
 
