@@ -20,6 +20,7 @@ a bug: exit 70, the traceback in ``.imgbuild/logs/crash.log``. Classified by typ
     └── records.RecordError        1  (imgbuild.records: it imports nothing from here)
         ├── BrokenRecord           2  a record that cannot be read: path and what to do
         │   └── UnknownRecordVersion  written by a newer imgbuild
+        ├── BadSourceDateEpoch     2  $SOURCE_DATE_EPOCH set but not whole seconds (records/clock.py)
         ├── BuildLocked            1  another build holds the project's build lock
         └── WriteOutsideProject    1  a write would go through a link out of the project
 
@@ -36,6 +37,7 @@ from pathlib import Path
 from imgbuild.records.errors import BrokenRecord, BuildLocked, RecordError
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_BUG",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -67,6 +69,7 @@ EXIT_INVALID = 2
 EXIT_REFUSED = 3
 EXIT_BUG = 70
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away, as a shell tool reports it
 
 
 def format_path(path: Iterable[str | int]) -> str:

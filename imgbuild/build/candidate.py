@@ -18,7 +18,7 @@ from imgbuild.errors import AssetFailed, BuildStop, describe
 from imgbuild.providers import Call, ContentRejected, Job, Provider, ProviderError, Response
 from imgbuild.providers.answers import BadAnswer
 from imgbuild.providers.base import redact_body
-from imgbuild.records import JobRef, KeptImage, PendingCall, new_run_id
+from imgbuild.records import JobRef, KeptImage, PendingCall
 from imgbuild.requests import ImageRequest
 
 __all__ = ["CONTENT_FILTER_RETRIES", "KEEP_TRIES", "finish_pending", "make_candidate"]
@@ -84,7 +84,8 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
     attempts = 1 + int(session.settings.get("content_filter_retries", CONTENT_FILTER_RETRIES))
     for attempt in range(1, attempts + 1):
         # Uploads happen outside the asset lock: they may take a while and touch no asset record.
-        call = Call(req, candidate, new_run_id(), session.uploads.urls(provider, req))
+        run = store.new_run_id(req.asset_dir, f"{req.request_hash}:{candidate}")  # a new one per attempt
+        call = Call(req, candidate, run, session.uploads.urls(provider, req))
         store.submit(
             facts,
             call.run_id,
