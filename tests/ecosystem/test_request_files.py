@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fakes.servers import FakeProviders
 from helpers import BATCH as HELPER_BATCH
-from helpers import PERSONA, run_cli, write_project
+from helpers import PERSONA, run_cli, snapshot, write_project
 
 from imgbuild.requests import request_from_record
 from imgbuild.resolve import resolve
@@ -158,6 +158,31 @@ def test_call_refuses_what_a_build_refuses(
     assert "asset_dir: '../outside' must be a folder inside the project (relative, no '..')" in err
     assert fake.creates("fal") == []
     assert not (root / "assets").exists()
+
+
+def test_call_records_only_in_the_asset_folder_a_build_would_use(
+    fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = fal_project(tmp_path / "p", fake, monkeypatch)
+    record = {k: v for k, v in request_record(root).items() if k != "request_hash"}
+    other = "covers.hook.window-light"
+    (root / "assets").mkdir()
+    before = snapshot(root)
+    # The project's root, its manifests, git's folder, another asset's records, a spelling of the
+    # folder that the records would not match: none is the asset's folder, and a call there would
+    # write asset.json and runs/ where they do not belong.
+    for asset_dir in (".", "batches", ".git/hooks", f"assets/{other}", f"assets/./{ASSET}", ASSET):
+        path = write_json(tmp_path / "elsewhere.json", {**record, "asset_dir": asset_dir})
+        assert run_cli(root, "call", str(path)) == 2, asset_dir
+        err = capsys.readouterr().err
+        assert f"asset_dir: {asset_dir!r} is not the folder of asset {ASSET} (it is assets/{ASSET})" in err
+    # The asset's folder made a link to another folder of the project.
+    (root / "assets" / ASSET).symlink_to(root / "batches", target_is_directory=True)
+    path = write_json(tmp_path / "linked.json", record)
+    assert run_cli(root, "call", str(path)) == 2
+    assert f"asset_dir: 'assets/{ASSET}' goes through a link" in capsys.readouterr().err
+    (root / "assets" / ASSET).unlink()
+    assert fake.creates("fal") == [] and snapshot(root) == before
 
 
 def test_poll_resumes_the_one_call_a_killed_call_left_in_flight(
