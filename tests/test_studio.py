@@ -218,10 +218,19 @@ def test_changes_need_the_token_and_files_must_be_known(studio: StudioServer, pr
         assert [r.status_code for r in refused] == [403, 403, 403, 415, 403, 400]
         assert "missing or wrong X-Imgbuild-Token" in refused[0].json()["error"]
         assert snapshot(project) == before
+        # A DNS-rebound name cannot read the page (and its token), and no other page may frame it.
+        assert token in page
+        for host in ("evil.test", "127.0.0.1.evil.test", "localhost.evil.test"):
+            rebound = client.get("/", headers={"Host": host})
+            assert rebound.status_code == 400 and token not in rebound.text, host
+        answer = client.get("/")
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
 
         # Files: only the exact paths the pages linked; nothing by `..`, absolute path or link.
         thumb = page.split('src="/files/', 1)[1].split('"', 1)[0]
-        assert client.get(f"/files/{thumb}").headers["content-type"] == "image/jpeg"
+        served = client.get(f"/files/{thumb}")
+        assert served.headers["content-type"] == "image/jpeg" and served.headers["x-content-type-options"] == "nosniff"
         asset_json = f"assets/{FIRST}/asset.json"
         client.get(f"/asset/{FIRST}")
         assert client.get(f"/files/{asset_json}").json()["asset_id"] == FIRST
