@@ -58,6 +58,8 @@ def load_request_file(root: Path, path: Path) -> RequestFile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"no request file {shown}") from None
+    except OSError as exc:  # a folder, a file that cannot be read
+        raise UsageError(f"{shown}: cannot read the request file ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise InvalidInput([Problem(shown, None, "", f"not UTF-8 text ({exc.reason})")]) from None
     try:

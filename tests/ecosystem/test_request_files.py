@@ -156,6 +156,10 @@ def test_call_refuses_what_a_build_refuses(
     err = capsys.readouterr().err
     assert "output_format: 'gif' is not one of" in err
     assert "asset_dir: '../outside' must be a folder inside the project (relative, no '..')" in err
+    # Not a file: a usage error naming it, for call and poll alike (was a crash, exit 70).
+    for command in ("call", "poll"):
+        assert run_cli(root, command, str(tmp_path)) == 2
+        assert ": cannot read the request file (Is a directory)" in capsys.readouterr().err
     assert fake.creates("fal") == []
     assert not (root / "assets").exists()
 
