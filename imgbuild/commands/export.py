@@ -17,7 +17,15 @@ from pathlib import Path
 
 from imgbuild import __version__
 from imgbuild.errors import EXIT_FAILED, EXIT_OK, UsageError
-from imgbuild.provenance import C2paSigner, Provenance, ProvenanceError, embed_xmp, sign_c2pa, xmp_packet
+from imgbuild.provenance import (
+    C2paSigner,
+    Provenance,
+    ProvenanceError,
+    embed_xmp,
+    sign_c2pa,
+    try_c2pa_signer,
+    xmp_packet,
+)
 from imgbuild.records import AssetStore, atomic_write_bytes
 from imgbuild.records.export import EXPORT_MANIFEST, ExportedImage, previous_export_files, write_export_manifest
 from imgbuild.requests import ImageRequest
@@ -40,6 +48,11 @@ def export(
     unknown = [b for b in batches if b not in known]
     if unknown:
         raise UsageError(f"no batch {', '.join(map(repr, unknown))} in this project (batches: {', '.join(known)})")
+    if signer is not None:
+        try:  # a key the library refuses would fail every image: say so before the folder changes
+            try_c2pa_signer(signer, TOOL)
+        except ProvenanceError as exc:
+            raise UsageError(f"--c2pa-cert/--c2pa-key: {exc}") from None
     selected = [r for r in resolution.all_requests() if not batches or r.batch in batches]
     index = StateIndex(resolution, verify=True)
     store = AssetStore(resolution.root)

@@ -320,6 +320,23 @@ def test_export_signs_c2pa_content_credentials_with_the_users_certificate(
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
 
 
+def test_a_key_c2pa_refuses_stops_the_export_before_the_folder_changes(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("c2pa", reason="the c2pa extra (in the test extra) is not installed")
+    out_dir = tmp_path / "render"
+    assert run_cli(project, "export", "--to", str(out_dir), "--allow-missing") == 0
+    exported = snapshot(out_dir)
+    chain, _ = _test_signer(tmp_path)
+    (tmp_path / "other").mkdir()
+    _, other_key = _test_signer(tmp_path / "other")
+    for key in (chain, other_key):  # a certificate as the key, and a key that is not the certificate's
+        args = ("--c2pa-cert", str(chain), "--c2pa-key", str(key))
+        assert run_cli(project, "export", "--to", str(out_dir), "--allow-missing", *args) == 2
+        assert "imgbuild: error: --c2pa-cert/--c2pa-key: C2PA signing failed: " in capsys.readouterr().err
+        assert snapshot(out_dir) == exported  # the images exported before are still there
+
+
 def test_c2pa_signing_needs_both_the_certificate_and_the_key(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
