@@ -299,7 +299,7 @@ def create_app(root: Path, batches: Sequence[str] = (), *, by: str | None = None
 
 
 class StudioUsageError(FatalError):
-    """`imgbuild review` names a batch that does not exist."""
+    """`imgbuild review` names a batch that does not exist, or a port it cannot listen on."""
 
     exit_code = EXIT_INVALID
 
@@ -505,7 +505,14 @@ class StudioServer:
         self.app = app
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((HOST, port))
+        try:
+            self._socket.bind((HOST, port))
+        except (OSError, OverflowError) as exc:  # in use, not allowed, not a port
+            self._socket.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StudioUsageError(
+                f"--port {port}: cannot listen on {HOST} ({reason}); pick another, or leave --port out for a free one"
+            ) from None
         # Listen now: the address is printed before uvicorn starts, and a browser (or a script)
         # that connects at once must wait in the backlog, not be refused.
         self._socket.listen(128)

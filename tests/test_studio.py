@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -266,11 +267,21 @@ def create_token(studio: StudioServer) -> str:
     return str(studio.app.state.session.token)
 
 
-def test_the_command_prints_its_address_and_refuses_an_unknown_batch(
+def test_the_command_refuses_an_unknown_batch_or_a_port_it_cannot_listen_on(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_cli(project, "review", "posters", "--no-open") == 2
     assert capsys.readouterr().err == "imgbuild: error: unknown batch 'posters' (batches: covers)\n"
+    # A port in use, or no port at all: exit 2 with the reason, not a crash (70).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert run_cli(project, "review", "--no-open", "--port", str(port)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"imgbuild: error: --port {port}: cannot listen on 127.0.0.1 (Address already in use)")
+    assert run_cli(project, "review", "--no-open", "--port", "70000") == 2
+    assert "imgbuild: error: --port 70000: cannot listen on 127.0.0.1 (" in capsys.readouterr().err
 
 
 # -- what the pages show --------------------------------------------------------------------------------
