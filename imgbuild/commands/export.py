@@ -93,9 +93,10 @@ def _export_folder(resolution: Resolution, to: Path, selected: Sequence[ImageReq
     (assets/ holds the provider's bytes and the records; through a link counts); else UsageError."""
     given, to = to, to.resolve()
     config = resolution.project.config
-    folders = {(resolution.root / f).resolve() for f in (config.assets_dir, *(b.output for b in resolution.project.batches))}
+    declared = (config.assets_dir, *(b.output for b in resolution.project.batches))
+    folders = {(resolution.root / folder).resolve() for folder in declared}
     for target in (to, *sorted({(to / req.batch).resolve() for req in selected})):
-        inside = next((f for f in sorted(folders) if target == f or target.is_relative_to(f)), None)
+        inside = next((f for f in sorted(folders) if target.is_relative_to(f)), None)
         if inside is not None:
             shown = inside.relative_to(resolution.root).as_posix() or "."
             raise UsageError(

@@ -107,4 +107,3 @@ def _exported_name(file: str) -> bool:
         and not {".", ".."} & set(path.parts)
         and path.suffix in IMAGE_SUFFIXES
     )
-
