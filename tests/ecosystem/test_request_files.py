@@ -242,4 +242,15 @@ def test_upload_prints_a_reusable_url_and_records_it(
     outside = tmp_path / "outside.png"
     shutil.copy(root / "refs" / "face.png", outside)
     assert run_cli(root, "upload", str(outside)) == 2
+    # Over the model's limit for a reference image: refused as a build refuses it, nothing sent.
+    from imgbuild.models import DEFAULT_MODEL, get_model
+
+    limit = get_model(DEFAULT_MODEL).max_input_bytes
+    big = root / "refs" / "big.png"
+    big.write_bytes((root / "refs" / "face.png").read_bytes() + b"\0" * limit)
+    capsys.readouterr()
+    assert run_cli(root, "upload", str(big)) == 2
+    assert f"refs/big.png: {big.stat().st_size} bytes; a reference image of {DEFAULT_MODEL} is at most {limit}" in (
+        capsys.readouterr().err
+    )
     assert len(fake.uploads) == 1
