@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -127,12 +128,22 @@ class Provider(Protocol):
     def close(self) -> None: ...
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{64,}={0,2}")
+# how an encoded image starts: PNG, JPEG, WebP (RIFF), GIF
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8", b"RIFF", b"GIF8")
+
+
 def redact_body(value: Any) -> Any:
-    """A JSON body as it may be recorded: data URLs replaced by their type, size and hash."""
+    """A JSON body as it may be recorded: images, as data URLs or as bare base64 (Gemini's
+    ``inlineData``, BFL's ``input_image``), replaced by their size and hash."""
     if isinstance(value, str) and value.startswith("data:") and ";base64," in value:
         head, data = value.split(",", 1)
         raw = base64.b64decode(data)
         return f"{head},<{len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}>"
+    if isinstance(value, str) and len(value) % 4 == 0 and _BASE64.fullmatch(value):
+        raw = base64.b64decode(value)
+        if raw.startswith(_IMAGE_MAGIC):
+            return f"<base64 image, {len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}>"
     if isinstance(value, dict):
         return {k: redact_body(v) for k, v in value.items()}
     if isinstance(value, list):
