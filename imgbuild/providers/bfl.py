@@ -11,10 +11,13 @@ Facts: docs/models.md.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
@@ -102,7 +105,7 @@ class BflProvider(HostedProvider):
         delays = self.clock.delays()
         while True:
             self._sleep(next(delays))
-            state = self.api.call_json("GET", job.urls["polling"], log=call.log, what="poll")
+            state = self.api.call_json("GET", self.polling_url(job), log=call.log, what="poll")
             status = state.get("status")
             if status == "Ready" or status in _MODERATED or status in _FAILED:
                 break
@@ -111,6 +114,17 @@ class BflProvider(HostedProvider):
         if fresh and status == "Ready":
             self.clock.finished(time.monotonic() - started)
         return self.parse(call, state)
+
+    def polling_url(self, job: Job) -> str:
+        """Where to poll `job` with the key: BFL's ``polling_url`` when it is on the API's own
+        domain (a global request is answered from a regional host, ``api.us1.bfl.ai``); anywhere
+        else, the API's own ``get_result`` — the key goes to no host the answer names."""
+        given, base = httpx.URL(job.urls["polling"]), httpx.URL(self.base)
+        domain = ".".join(base.host.split(".")[-2:])
+        same_domain = given.scheme == "https" and given.host.endswith(f".{domain}") and not _is_ip(base.host)
+        if (given.scheme, given.netloc) == (base.scheme, base.netloc) or same_domain:
+            return str(given)
+        return str(httpx.URL(f"{self.base}/get_result", params={"id": job.id}))
 
     def parse(self, call: Call, raw: dict[str, Any]) -> Response:
         status = raw.get("status")
@@ -129,3 +143,11 @@ class BflProvider(HostedProvider):
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # Input images go inline with the request: nothing to send ahead.
         return inline_upload(data)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -51,6 +51,8 @@ class FakeBfl(LoopbackJSON):
         self.jobs: dict[str, _Job] = {}
         self.hold = False
         self.downloads = 0
+        self.polling_base = ""  # where polling_url points; the stand-in's own base when empty
+        self.keyed_hosts: list[str] = []  # the Host of every request that carried the key
         self._lock = threading.Lock()
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
@@ -62,6 +64,8 @@ class FakeBfl(LoopbackJSON):
             with self._lock:
                 self.downloads += 1
             return 200, job.image
+        if "x-key" in headers:
+            self.keyed_hosts.append(headers.get("host", ""))
         if headers.get("x-key") != KEY:
             return 403, {"detail": "Not authenticated - Invalid Authentication"}
         if method == "GET" and parts.path == "/v1/get_result":
@@ -104,7 +108,7 @@ class FakeBfl(LoopbackJSON):
         with self._lock:
             self.creates.append(job)
             self.jobs[job.id] = job
-        return 200, {"id": job.id, "polling_url": f"{self.base_url}/get_result?id={job.id}"}
+        return 200, {"id": job.id, "polling_url": f"{self.polling_base or self.base_url}/get_result?id={job.id}"}
 
     def _poll(self, job_id: str) -> tuple[int, Any]:
         job = self.jobs.get(job_id)

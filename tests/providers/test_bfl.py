@@ -16,7 +16,8 @@ import pytest
 from fakes.bfl import KEY, FakeBfl
 from helpers import hosted_model_project, model_batch, run_cli
 
-from imgbuild.providers.bfl import seed_of
+from imgbuild.providers.base import Job
+from imgbuild.providers.bfl import BflProvider, seed_of
 from imgbuild.resolve import resolve
 
 SHOTS = """\
@@ -104,3 +105,36 @@ def test_a_moderated_request_is_retried_once_then_fails(tmp_path: Path, monkeypa
         assert run_cli(root, "build") == 1
     assert len(fake.creates) == 2
     assert fake.downloads == 0
+
+
+def test_a_polling_url_on_another_host_is_not_sent_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeBfl() as fake:
+        elsewhere = fake.url.replace("127.0.0.1", "localhost")  # the same server under another origin
+        fake.polling_base = f"{elsewhere}/v1"
+        root = project(tmp_path, monkeypatch, fake)
+        assert run_cli(root, "build") == 0  # polled at the API's own get_result instead
+    own = fake.url.removeprefix("http://")
+    assert fake.keyed_hosts and set(fake.keyed_hosts) == {own}
+    assert len(list((root / "assets").glob("*/images/candidates/*.png"))) == 3
+
+
+@pytest.mark.parametrize(
+    ("polling", "polled"),
+    [
+        ("https://api.us1.bfl.ai/v1/get_result?id=j1", "https://api.us1.bfl.ai/v1/get_result?id=j1"),
+        ("https://api.bfl.ai/v1/get_result?id=j1", "https://api.bfl.ai/v1/get_result?id=j1"),
+        ("http://api.us1.bfl.ai/v1/get_result?id=j1", "https://api.bfl.ai/v1/get_result?id=j1"),
+        ("https://bfl.ai.example.com/v1/get_result?id=j1", "https://api.bfl.ai/v1/get_result?id=j1"),
+        ("https://evil.example/poll?id=j1", "https://api.bfl.ai/v1/get_result?id=j1"),
+    ],
+)
+def test_the_key_follows_a_polling_url_only_within_bfl_domain(
+    polling: str, polled: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BFL_API_KEY", KEY)
+    monkeypatch.delenv("IMGBUILD_BFL_BASE_URL", raising=False)
+    provider = BflProvider(tmp_path, {})
+    try:
+        assert provider.polling_url(Job("bfl", "j1", {"polling": polling})) == polled
+    finally:
+        provider.close()
