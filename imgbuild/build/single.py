@@ -22,6 +22,7 @@ from imgbuild.build.session import BuildSession
 from imgbuild.errors import InvalidInput, Problem, UsageError
 from imgbuild.models import get_model
 from imgbuild.requests import ImageRequest, limit_problems, request_from_record
+from imgbuild.spec.files import UnsafeInput, read_input
 from imgbuild.spec.load import display, load_project, read_config
 from imgbuild.spec.model import ProjectConfig
 from imgbuild.spec.schema import validate
@@ -52,13 +53,15 @@ def load_request_file(root: Path, path: Path) -> RequestFile:
     if problems:
         raise InvalidInput(problems)
     shown = display(root, path.resolve())
-    try:
-        if path.stat().st_size > MAX_REQUEST_BYTES:
-            raise InvalidInput([Problem(shown, None, "", f"over {MAX_REQUEST_BYTES} bytes: not a request file")])
-        text = path.read_text(encoding="utf-8")
+    try:  # a FIFO or a device is refused, not read (it would hang `call` and `poll`)
+        text = read_input(root, path, max_bytes=MAX_REQUEST_BYTES, shown=shown, confined=False).data.decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"no request file {shown}") from None
-    except OSError as exc:  # a folder, a file that cannot be read
+    except UnsafeInput as exc:
+        raise InvalidInput([Problem(shown, None, "", f"not a request file: {exc}")]) from None
+    except IsADirectoryError:
+        raise UsageError(f"{shown}: cannot read the request file (Is a directory)") from None
+    except OSError as exc:  # a file that cannot be read
         raise UsageError(f"{shown}: cannot read the request file ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise InvalidInput([Problem(shown, None, "", f"not UTF-8 text ({exc.reason})")]) from None

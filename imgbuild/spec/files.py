@@ -61,16 +61,23 @@ class InputFile:
 
 
 def read_input(
-    root: Path, path: Path, *, max_bytes: int = MAX_INPUT_BYTES, keep: bool = True, shown: str | None = None
+    root: Path,
+    path: Path,
+    *,
+    max_bytes: int = MAX_INPUT_BYTES,
+    keep: bool = True,
+    shown: str | None = None,
+    confined: bool = True,
 ) -> InputFile:
     """Read `path` (absolute, or relative to `root`) if it is a regular file inside `root`.
 
-    With ``keep=False`` only the hash is computed (the bytes are streamed, not kept).
+    With ``keep=False`` only the hash is computed (the bytes are streamed, not kept). With
+    ``confined=False`` (a file named on the command line) it may lie outside `root`.
     Raises UnsafeInput, FileNotFoundError, IsADirectoryError."""
     name = shown or str(path)
     root = root.resolve()
     real = (root / path).resolve()
-    if not real.is_relative_to(root):
+    if confined and not real.is_relative_to(root):
         link = "a link to a place" if (root / path).absolute() != real else "a path"
         raise UnsafeInput(f"{name!r} is {link} outside the project folder ({real}) — copy the file in instead")
     if real.is_dir():

@@ -5,6 +5,8 @@ path is inside the project; anything else is an input error (exit 2) naming the 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,23 @@ def test_reference_linked_out(project, refused):
 def test_reference_is_a_fifo(project, refused):
     fifo(reference_project(project) / "refs/face.png")
     refused(project, "batches/covers.yaml:22", "not a regular file (a FIFO)")
+
+
+@pytest.mark.parametrize("command", ["call", "poll"])
+def test_a_request_file_that_is_a_fifo_is_refused_not_waited_on(project: Path, command: str) -> None:
+    fifo(project / "request.json")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "imgbuild", command, "request.json"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`imgbuild {command}` waited on a FIFO for a writer")
+    assert done.returncode == 2, done.stderr
+    assert "request.json" in done.stderr and "a FIFO" in done.stderr
+    assert "Traceback" not in done.stderr
