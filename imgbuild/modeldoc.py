@@ -131,7 +131,11 @@ def _prices() -> list[str]:
     for spec in _family_specs():
         for route, price in spec.prices.items():
             if price is None:
-                unknown = "not known: estimated at a USD price of another route"
+                unknown = (
+                    "not known: estimated at a USD price of another route"
+                    if spec.list_price_usd() is not None
+                    else "not known on any route: counted as $0 in `plan`; a `budget:` refuses this model"
+                )
                 rows.append((spec.label, f"`{route}`", unknown, _cite(spec.facts[f"prices.{route}"])))
             else:
                 rows.append((spec.label, f"`{route}`", price.label(), _cite(price.fact)))
@@ -197,8 +201,9 @@ def render() -> str:
         "bills differently (Volcengine, `ark@cn-beijing`, bills in CNY). `imgbuild plan` and the `budget:`",
         "check use them. **The budget and every total are in USD**: a CNY price counts at",
         "`providers.ark.usd_per_cny` (required when a budget is set on such a route), and a route whose",
-        "price is not known is estimated at the family's USD list price on another route. The `preview`",
-        "provider costs nothing.\n",
+        "price is not known is estimated at the family's USD list price on another route. A family",
+        "with no known price on any route counts as $0 in `imgbuild plan`, and a `budget:` refuses it",
+        "(exit 2): it cannot be checked. The `preview` provider costs nothing.\n",
         *_prices(),
         "\n## Sources of every limit\n",
         *_facts(),

@@ -26,6 +26,19 @@ def test_docs_models_md_is_generated_from_the_registry() -> None:
     assert page == render(), "docs/models.md is stale: python -m imgbuild.modeldoc > docs/models.md"
 
 
+def test_the_prices_table_says_what_the_budget_does_with_an_unknown_price() -> None:
+    """'estimated at another route' only where the family has a USD price somewhere; a family with
+    none says the budget refuses it (resolve's _check_price), not that it is estimated."""
+    labels = {get_model(key).label: get_model(key) for key in model_keys()}
+    rows = [line.split(" | ") for line in render().splitlines() if "| not known" in line]
+    assert rows
+    for row in rows:
+        family = labels[row[0].removeprefix("| ")]
+        estimated = "estimated at a USD price of another route" in row[2]
+        assert estimated == (family.list_price_usd() is not None), row
+        assert estimated or "a `budget:` refuses this model" in row[2], row
+
+
 def test_every_limit_and_price_names_its_source_and_the_date_it_was_checked() -> None:
     known = sources()
     for family in families():

@@ -95,6 +95,12 @@ CASES = {
         "imgbuild.yaml providers.ark.usd_per_cny: ark@cn-beijing bills in CNY and `budget:` is in USD: set "
         "providers.ark.usd_per_cny (the USD value of one CNY) so the budget can be checked",
     ),
+    "no price on any route": (  # docs/models.md: "a `budget:` refuses this model"
+        batch("image-gpt-image-2-text", aspect="1:1"),
+        "provider: openai\nbudget: 5\n",
+        "imgbuild.yaml budget: no price of OpenAI gpt-image-2 is known (docs/models.md), so `budget:` cannot be "
+        "checked for it: remove `budget:` or choose another model",
+    ),
 }
 
 
