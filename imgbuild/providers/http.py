@@ -371,7 +371,7 @@ class HttpApi:
                 raise BadAnswer(f"{what}: {exc}") from None
             finally:
                 exchange.seconds = time.monotonic() - exchange.started
-                if response is not None and response.status_code in (401, 403):
+                if response is not None and _refuses_key(response):
                     self._refuse(self._auth_refusal(response))
                 self._leave_gate(probe, response)
             if response is not None:
@@ -478,7 +478,7 @@ class HttpApi:
     def _stable_failure(self, response: httpx.Response, url: str, what: str) -> Exception:
         """The exception for an answer that retrying will not change."""
         status, text = response.status_code, self.scrub(_error_text(response))
-        if status in (401, 403):
+        if _refuses_key(response):
             return self._auth_refusal(response)
         if status == 404 and what == "create":
             return ProviderRefused(
@@ -605,6 +605,23 @@ def _error_text(response: httpx.Response) -> str:
         if detail is not None:
             return str(detail)
     return json.dumps(body)[:300]
+
+
+def _refuses_key(response: httpx.Response) -> bool:
+    """The key itself was refused: 401 or 403, or Google's 400 whose ErrorInfo reason says so
+    (Gemini answers a wrong key ``400 INVALID_ARGUMENT``, reason ``API_KEY_INVALID``)."""
+    if response.status_code in (401, 403):
+        return True
+    if response.status_code != 400:
+        return False
+    try:
+        error = response.json().get("error")
+        details = error.get("details") if isinstance(error, dict) else None
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(details, list) and any(
+        isinstance(d, dict) and d.get("reason") == "API_KEY_INVALID" for d in details
+    )
 
 
 _CONTENT_WORDS = re.compile(r"sensitive|content[_ ]policy|flagged|nsfw|safety", re.IGNORECASE)

@@ -52,7 +52,17 @@ class FakeGemini(LoopbackJSON):
         if method != "POST" or not match:
             return 404, _error(404, "NOT_FOUND", f"{path} not found")
         if headers.get("x-goog-api-key") != KEY:
-            return 400, _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+            # as the real API answers a wrong key: 400, not 401, with the reason in `details`
+            answer = _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+            answer["error"]["details"] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }
+            ]
+            return 400, answer
         model = match[1]
         if model not in MODELS:
             return 404, _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta")

@@ -83,3 +83,17 @@ def test_blocked_and_withheld_images_are_content_refusals(
     reasons = [str(e.details.get("reason")) for e in history.events if e.event == "failed"]
     assert [reason in r for r in reasons] == [True, True]
     assert reasons[-1].endswith("(content filter, attempt 2 of 2)")
+
+
+def test_a_wrong_key_stops_the_build_at_the_first_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeGemini() as fake:
+        root = project(tmp_path, monkeypatch, fake, "image-nano-banana-2-text")
+        monkeypatch.setenv("GEMINI_API_KEY", "AIza-not-the-key")
+        assert run_cli(root, "build") == 3  # Gemini answers a wrong key 400 API_KEY_INVALID, not 401
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert "gemini refused the key in GEMINI_API_KEY (HTTP 400" in err and "check GEMINI_API_KEY" in err
+    assert "AIza-not-the-key" not in err
+    assert not list((root / "assets").glob("*/images/candidates/*"))
