@@ -340,7 +340,7 @@ class HttpApi:
         sent_headers.update(headers or {})
         secret = {"authorization", self._auth_header.lower()}
         recorded_headers = {k: ("<redacted>" if k.lower() in secret else v) for k, v in sent_headers.items()}
-        recorded_body = redact_body(json_body) if json_body is not None else _describe_upload(content, files)
+        recorded_body = redact_body(json_body) if json_body is not None else _describe_upload(content, files, data)
         started = time.monotonic()
         attempt = 0
         while True:
@@ -558,11 +558,15 @@ def _whole(response: httpx.Response, max_bytes: int) -> httpx.Response:
     )
 
 
-def _describe_upload(content: bytes | None, files: dict[str, Any] | list[tuple[str, Any]] | None) -> Any:
+def _describe_upload(
+    content: bytes | None, files: dict[str, Any] | list[tuple[str, Any]] | None, fields: dict[str, str] | None = None
+) -> Any:
+    """A body that is not JSON as recorded: bytes by size and hash; a multipart body's form fields
+    as sent (an edit's model, prompt, size) and each file part by size and hash."""
     if content is not None:
         return f"<{len(content)} bytes, sha256 {hashlib.sha256(content).hexdigest()}>"
     if files:
-        parts: dict[str, Any] = {}
+        parts: dict[str, Any] = dict(fields or {})
         for name, value in files.items() if isinstance(files, dict) else files:
             data = value[1] if isinstance(value, tuple) else value
             described = f"<{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}>"

@@ -73,6 +73,11 @@ def test_text_and_multipart_edit_send_the_documented_requests(tmp_path: Path, mo
             assert image.format == "PNG"
     # the recorded body shows each image[] part by size and hash, never its bytes
     (run,) = (root / "assets" / "covers.edit" / "runs" / "image").iterdir()
+    (http,) = (root / ".imgbuild" / "exchanges" / "assets" / "covers.edit").glob("*/http.json")
+    (create,) = [e for e in json.loads(http.read_text()) if e["what"] == "create"]
+    sent = create["request"]["body"]["multipart"]  # what went on the wire: the fields, and the parts by hash
+    assert {k: v for k, v in sent.items() if k != "image[]"} == fields
+    assert [p.split(",")[0] for p in sent["image[]"]] == [f"<{len(i[2])} bytes" for i in edit.images]
     recorded = json.loads((run / "request.json").read_text())["provider_body"]
     assert [part.split(",")[1].split(" ")[0] for part in recorded["image[]"]] == [
         "<" + str(len(edit.images[0][2])),
