@@ -12,7 +12,8 @@ import time
 
 from imgbuild.build.images import EXTENSIONS, verify_image
 from imgbuild.build.session import BuildSession
-from imgbuild.errors import AssetFailed, BuildStop
+from imgbuild.errors import AssetFailed, BuildStop, NotStarted
+from imgbuild.models import get_model
 from imgbuild.providers import Call, Job, Provider, ProviderError, Response
 from imgbuild.providers.base import redact_body
 from imgbuild.records import JobRef, KeptImage, PendingCall, new_run_id
@@ -76,18 +77,22 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
                 return
     # Uploads happen outside the asset lock: they may take a while and touch no asset record.
     call = Call(req, candidate, new_run_id(), session.uploads.urls(provider, req))
-    store.submit(
-        facts,
-        call.run_id,
-        candidate,
-        provider=session.provider_name,
-        provider_body=redact_body(provider.request_body(call)),
-    )
-    started = time.monotonic()
     try:
-        response = provider.generate(
-            call, lambda job: store.record_job(req.asset_dir, req.asset_id, call.run_id, _job(job))
-        )
+        # Recorded once its turn came (a kill while waiting leaves nothing that looks sent).
+        with session.schedule.slot(req.max_images):
+            if session.stopped is not None:
+                raise NotStarted(f"not run: {session.stopped}")
+            store.submit(
+                facts,
+                call.run_id,
+                candidate,
+                provider=session.provider_name,
+                provider_body=redact_body(provider.request_body(call)),
+            )
+            started = time.monotonic()
+            response = provider.generate(
+                call, lambda job: store.record_job(req.asset_dir, req.asset_id, call.run_id, _job(job))
+            )
     except (ProviderError, BuildStop) as exc:
         _count_unanswered(session, call)
         store.append_exchanges(req.asset_dir, call.run_id, call.log)
@@ -195,4 +200,6 @@ def _keep(session: BuildSession, provider: Provider, call: Call, response: Respo
         usage=response.usage,
         seconds=time.monotonic() - started,
     )
+    if kept and provider.name != "preview":
+        session.count_made(len(kept) * get_model(req.model).price_per_image)
     return len(kept)
