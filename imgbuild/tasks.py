@@ -358,6 +358,12 @@ class ProgressReporter:
                 f"note: {self.session.possibly_billed} create calls ended without an answer; "
                 "the provider may have billed them (see `imgbuild ls --state interrupted`)\n"
             )
+        schedule = self.session.schedule
+        if schedule.throttles:
+            self.out.write(
+                f"note: the provider answered 429 (too many requests) to {schedule.throttles} calls; "
+                f"calls in flight went down to {schedule.lowest} and were retried (none is billed twice)\n"
+            )
         failed = self.failed
         not_started = max(0, self.total - self.built - self.up_to_date - failed)
         counts = f"{self.built} generated, {self.up_to_date} up to date, {failed} failed, {not_started} not started"

@@ -99,7 +99,8 @@ class Schedule:
         if self.rate_limit is not None:
             spacing = images * 60.0 / self.rate_limit
             # late by less than one spacing: keep to the grid; idle longer: start afresh from now
-            self._next_start = max(self._next_start, now - spacing) + spacing
+            grid = self._next_start if now - self._next_start < spacing else now
+            self._next_start = grid + spacing
 
     def retry_turn(self) -> None:
         """Before a throttled call is sent again: wait out a Retry-After and take a turn of the
