@@ -27,11 +27,14 @@ import argparse
 import contextlib
 import io
 import json
+import gc
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import imgbuild.main
@@ -44,13 +47,21 @@ SERVER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from fakes.servers import FakeProviders
-with FakeProviders(latency=float(sys.argv[2])) as fake:
+provider, throttle = sys.argv[3], float(sys.argv[4])
+with FakeProviders(latency=float(sys.argv[2]), fault_rate=throttle, faults=("429",)) as fake:
     print(json.dumps({"keys": fake.keys, "base_urls": fake.base_urls}), flush=True)
     sys.stdin.read()  # until the benchmark closes our stdin
-    print(json.dumps(dict(fake.billed)), flush=True)
+    creates = fake.calls(provider, "create")
+    print(json.dumps({
+        "billed": fake.billed[provider],
+        "images": fake.billed_images[provider],
+        "throttled": sum(1 for r in creates if r.fault == "429"),
+        "accepted": sorted(r.received for r in creates if r.fault is None),
+    }), flush=True)
 """
 
-TARGET = 1.15
+TARGET = 1.10
+CPU_TARGET_MS = 8.0
 KEY_ENV = {"ark": "ARK_API_KEY", "replicate": "REPLICATE_API_TOKEN", "fal": "FAL_KEY"}
 URL_ENV = {"ark": "IMGBUILD_ARK_BASE_URL", "replicate": "IMGBUILD_REPLICATE_BASE_URL", "fal": "IMGBUILD_FAL_BASE_URL"}
 
@@ -86,12 +97,16 @@ shots:
 """
 
 
-def write_project(root: Path, provider: str, n: int, concurrency: int) -> None:
+def write_project(root: Path, provider: str, n: int, concurrency: int, rate_limit: float | None) -> None:
     cols = 10 if n % 10 == 0 else 1
     a = ", ".join(f"a{i}" for i in range(n // cols))
     b = ", ".join(f"b{i}" for i in range(cols))
+    config = f"provider: {provider}\nconcurrency: {concurrency}\nmax_assets_per_batch: {max(n, 1000)}\n"
+    config += f"providers:\n  {provider}:\n    retries: {{base_delay: 0.2, max_delay: 2}}\n"
+    if rate_limit:
+        config += f"    rate_limit: {rate_limit:g}\n"
     files = {
-        "imgbuild.yaml": f"provider: {provider}\nconcurrency: {concurrency}\n",
+        "imgbuild.yaml": config,
         "personas/bench.yaml": PERSONA.format(a=a, b=b),
         "batches/bench.yaml": BATCH.format(a=a, b=b),
         "evidence/bench.md": "# benchmark\n",
@@ -102,10 +117,28 @@ def write_project(root: Path, provider: str, n: int, concurrency: int) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def measure(provider: str, n: int, concurrency: int, latency: float) -> float | None:
-    """Wall seconds of one build of n assets, or None when the build failed."""
+@dataclass
+class Run:
+    wall: float  # seconds of the whole `imgbuild build`
+    cpu: float  # CPU seconds of this process (user + system) during it; the server's are not counted
+    billed: int  # creates the server accepted (and would have billed)
+    images: int  # images the server delivered
+    kept: int  # images on disk in the project afterwards
+    throttled: int  # creates the server answered 429
+    accepted: list[float]  # when the server received each accepted create (its clock)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(
+    provider: str, n: int, concurrency: int, latency: float, *, rate_limit: float | None = None, throttle: float = 0.0
+) -> Run | None:
+    """One build of n assets, or None when the build failed."""
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(REPO / "tests"), str(latency)],
+        [sys.executable, "-c", SERVER, str(REPO / "tests"), str(latency), provider, str(throttle)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -115,23 +148,26 @@ def measure(provider: str, n: int, concurrency: int, latency: float) -> float | 
         fake = json.loads(server.stdout.readline())
         with tempfile.TemporaryDirectory(prefix="imgbuild-throughput-") as tmp:
             root = Path(tmp)
-            write_project(root, provider, n, concurrency)
+            write_project(root, provider, n, concurrency, rate_limit)
             os.environ[KEY_ENV[provider]] = fake["keys"][provider]
             os.environ[URL_ENV[provider]] = fake["base_urls"][provider]
             out = io.StringIO()
-            started = time.perf_counter()
+            gc.collect()
+            cpu, started = cpu_seconds(), time.perf_counter()
             with contextlib.redirect_stdout(out):
                 code = imgbuild.main.main(["-C", str(root), "build", "-j", str(concurrency)])
-            wall = time.perf_counter() - started
+            wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+            kept = len(list(root.glob("assets/*/images/candidates/*")))
         server.stdin.close()
-        billed = json.loads(server.stdout.readline()).get(provider, 0)
+        seen = json.loads(server.stdout.readline())
     finally:
         server.kill()
         server.wait()
-    if code != 0 or billed != n:
-        print(out.getvalue()[-2000:], f"billed {billed}", file=sys.stderr)
+    run = Run(wall, cpu, seen["billed"], seen["images"], kept, seen["throttled"], seen["accepted"])
+    if code != 0 or run.billed != n or run.kept != n:
+        print(out.getvalue()[-2000:], f"billed {run.billed}, kept {run.kept}", file=sys.stderr)
         return None
-    return wall
+    return run
 
 
 def main() -> int:
@@ -140,19 +176,41 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=200, help="images (default 200)")
     parser.add_argument("--concurrency", type=int, default=16, help="calls in flight (default 16)")
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per call (default 1.0)")
+    parser.add_argument("--rate-limit", type=float, default=None, help="providers.<name>.rate_limit, images/min")
+    parser.add_argument("--throttle", type=float, default=0.0, help="share of creates the server answers 429")
+    parser.add_argument("--target", type=float, default=TARGET, help=f"wall / ideal to meet (default {TARGET})")
     args = parser.parse_args()
     ideal = args.n / args.concurrency * args.latency
-    print(f"{args.n} images, concurrency {args.concurrency}, {args.latency:g} s per call: ideal {ideal:.2f} s")
+    if args.rate_limit:
+        ideal = max(ideal, (args.n - 1) / args.rate_limit * 60 + args.latency)
+    print(
+        f"{args.n} images, concurrency {args.concurrency}, {args.latency:g} s per call"
+        + (f", rate_limit {args.rate_limit:g}/min" if args.rate_limit else "")
+        + (f", {args.throttle:.0%} of creates answered 429" if args.throttle else "")
+        + f": ideal {ideal:.2f} s"
+    )
     failed = False
     for provider in args.provider or sorted(KEY_ENV):
-        wall = measure(provider, args.n, args.concurrency, args.latency)
-        if wall is None:
-            print(f"{provider:>9}: build FAILED")
+        run = measure(
+            provider, args.n, args.concurrency, args.latency, rate_limit=args.rate_limit, throttle=args.throttle
+        )
+        if run is None:
+            print(f"{provider:>9}: build FAILED (an image lost or billed twice: see above)")
             failed = True
             continue
-        ratio = wall / ideal
-        verdict = "PASS" if ratio <= TARGET else "FAIL"
-        print(f"{provider:>9}: wall {wall:.2f} s  wall/ideal {ratio:.3f}  (target <= {TARGET}) {verdict}")
+        ratio = run.wall / ideal
+        verdict = "PASS" if ratio <= args.target else "FAIL"
+        line = (
+            f"{provider:>9}: wall {run.wall:.2f} s  wall/ideal {ratio:.3f} (target <= {args.target:g}) {verdict}"
+            f"  CPU {run.cpu / args.n * 1000:.1f} ms/image (target <= {CPU_TARGET_MS:g})"
+            f"  billed {run.billed}, delivered {run.images}, kept {run.kept}"
+        )
+        if args.rate_limit and len(run.accepted) > 1:
+            rate = (len(run.accepted) - 1) / (run.accepted[-1] - run.accepted[0]) * 60
+            line += f"  rate {rate:.1f}/min ({rate / args.rate_limit - 1:+.2%} of the limit)"
+        if args.throttle:
+            line += f"  429s {run.throttled}"
+        print(line)
     return 1 if failed else 0
 
 
