@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import json
-import gc
 import os
 import resource
 import shutil
@@ -185,10 +185,10 @@ def warm_imports() -> None:
     import httpx  # noqa: F401
     import PIL.Image  # noqa: F401
 
-    import imgbuild.commands.build  # noqa: F401
-    import imgbuild.providers.ark  # noqa: F401
-    import imgbuild.providers.fal  # noqa: F401
-    import imgbuild.providers.replicate  # noqa: F401
+    import imgbuild.commands.build
+    import imgbuild.providers.ark
+    import imgbuild.providers.fal
+    import imgbuild.providers.replicate
     import imgbuild.tasks  # noqa: F401
 
 

@@ -23,7 +23,9 @@ import imgbuild.build.candidate
 from imgbuild.records import acquire_build_lock
 
 COUNTS = re.compile(r"(\d+) generated, (\d+) up to date, (\d+) failed, (\d+) not started \(\d+\.\d s\)")
-PROGRESS = re.compile(r"^\[\s*(\d+)/(\d+)\] \d+ in flight · \d+ images/min · (?:ETA \S+|done) · (\d+) failed", re.MULTILINE)
+PROGRESS = re.compile(
+    r"^\[\s*(\d+)/(\d+)\] \d+ in flight · \d+ images/min · (?:ETA \S+|done) · (\d+) failed", re.MULTILINE
+)
 
 # BATCH makes 4 assets × 2 candidates; ONE_EACH makes 4 assets × 1 candidate.
 ALL = 8

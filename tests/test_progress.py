@@ -45,9 +45,7 @@ def list_price(root: Path) -> str:
     return f"{IMAGES * get_model(req.model).price_per_image:.2f}"
 
 
-def test_a_log_gets_a_line_every_interval_and_one_at_the_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_log_gets_a_line_every_interval_and_one_at_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMGBUILD_PROGRESS_INTERVAL", "0.25")
     with FakeProviders(latency=0.4) as fake:  # 8 images, 2 at a time: about 1.6 s
         root = project(tmp_path, fake, monkeypatch)

@@ -34,9 +34,8 @@ def test_rate_limit_starts_calls_evenly_spaced_across_threads() -> None:
 
     def worker() -> None:
         for _ in range(4):
-            with schedule.slot():
-                with lock:
-                    starts.append(time.monotonic())
+            with schedule.slot(), lock:
+                starts.append(time.monotonic())
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:

@@ -11,9 +11,10 @@ call back before it is recorded and sent:
   are the cap); a 429 from the provider halves the calls in flight (once per round of calls: a
   429 answered to a call started before the last cut says nothing new) and, when the answer says
   ``Retry-After``, holds every new start until then; each answered call gives one slot back,
-  until the limit reaches the most calls ever in flight, where it is lifted again. A call already in flight is never recalled: a
-  throttled call keeps its place and is retried by the HTTP layer (the same run, so it is never
-  paid twice), after its own backoff and a fresh turn of the rate limit.
+  until the limit reaches the most calls ever in flight, where it is lifted again. A call
+  already in flight is never recalled: a throttled call keeps its place and is retried by the
+  HTTP layer (the same run, so it is never paid twice), after its own backoff and a fresh turn
+  of the rate limit.
 
 Waiting calls queue in order and only the first of them watches the clock, so a release wakes one
 thread, not every waiting one (at 256 threads that difference is CPU per image).
