@@ -1,24 +1,35 @@
-"""Throughput benchmark: does a hosted build keep the provider busy?
+"""Throughput benchmark: does a hosted build keep the provider busy, at its rate limit, cheaply?
 
 What it measures
-    A loopback server (tests/fakes/servers.py) answers as Ark, Replicate and fal do, each call
-    taking LATENCY seconds (Ark: the POST is held that long; Replicate / fal: the job is done that
-    long after it was created, and the client polls for it). For each provider asked for, a fresh
-    project with one batch of N assets (one candidate each) is built with ``imgbuild build -j C``
-    in this process. Wall time is compared with the ideal: N / C × LATENCY — every thread always
-    waiting on exactly one call. The ratio wall / ideal (target ≤ 1.15) shows what retries,
-    polling, downloads, verifying images, writing records and doit itself cost on top.
+    A loopback server (tests/fakes/servers.py, in its own process) answers as Ark, Replicate and
+    fal do, each call taking LATENCY seconds (Ark: the POST is held that long; Replicate / fal:
+    the job is done that long after it was created, and the client polls for it). For each
+    provider asked for, a fresh project with one batch of N assets (one candidate each) is built
+    with ``imgbuild build -j C`` in this process. It prints, side by side:
 
-    The first call of a build runs alone (the first-call gate: a wrong key costs one refused call,
-    not one per thread), so with Ark the floor is one extra LATENCY: (1 + ceil((N-1)/C)) / (N/C).
+    * wall / ideal, the ideal being N / C × LATENCY (every thread always waiting on exactly one
+      call), or with ``--rate-limit R`` the time R allows, (N - 1) / R minutes + LATENCY;
+    * CPU per image: this process's user + system CPU during the build, less what the same
+      command costs when nothing is stale and its resolution cache is gone (resolving the
+      project, loading tasks), over N; imports are done before the clock starts;
+    * with ``--rate-limit``: the rate the server saw, (accepted creates - 1) / (last - first);
+    * with ``--throttle F``: the server answers 429 to a share F of the creates; the 429s seen.
+
+    Every run checks that the server billed exactly N creates, delivered N images and that N
+    images are on disk: an image lost or billed twice fails the run (exit 1).
+
+    The first call of a build runs alone for a moment (the first-call gate: a wrong key costs one
+    refused call, not one per thread), and N / C rounds round up, so the floor is a little above 1.
 
 Usage::
 
     python bench/throughput.py                        # N=200, C=16, LATENCY=1 s, all three providers
-    python bench/throughput.py --provider ark --n 400 --concurrency 32
+    python bench/throughput.py --provider ark --n 1000 --concurrency 256 --latency 15
+    python bench/throughput.py --provider ark --n 1000 --concurrency 256 --latency 15 --rate-limit 500
+    python bench/throughput.py --provider ark --n 1000 --concurrency 256 --latency 15 --throttle 0.3333
 
-It prints one line per provider and exits 0 whether or not the target is met (a benchmark, not a
-test); it exits 1 only when a build fails.
+It prints one line per provider and exits 0 whether or not the targets are met (a benchmark, not
+a test); it exits 1 only when a build fails or loses or double-bills an image.
 """
 
 from __future__ import annotations

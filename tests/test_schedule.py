@@ -84,6 +84,23 @@ def test_a_429_halves_the_calls_in_flight_pauses_for_retry_after_and_grows_back(
     assert schedule.limit is None and schedule.lowest == 4
 
 
+def test_one_cut_per_round_of_calls_so_random_429s_do_not_starve_the_build() -> None:
+    schedule = Schedule()
+    with ExitStack() as held:
+        for _ in range(16):
+            held.enter_context(schedule.slot())
+        for _ in range(5):  # a burst of 429s, all answering the same 16 calls
+            schedule.throttled(retry_after=None)
+        assert schedule.limit == 8
+    schedule.round_trip = 0.05  # calls take 50 ms now: the next round may cut again
+    time.sleep(0.06)
+    with ExitStack() as held:
+        for _ in range(8):
+            held.enter_context(schedule.slot())
+        schedule.throttled(retry_after=None)
+    assert schedule.limit == 4
+
+
 def _slot_time(schedule: Schedule) -> float:
     with schedule.slot():
         return time.monotonic()

@@ -8,10 +8,12 @@ call back before it is recorded and sent:
   not push the later ones back, so the build keeps the rate, not a little under it; an idle build
   saves up no burst.
 * **the concurrency limit**, AIMD: none at first (doit's threads, `-n` / `-j` / `concurrency`,
-  are the cap); a 429 from the provider halves the calls in flight (once per round of calls: a
-  429 answered to a call started before the last cut says nothing new) and, when the answer says
-  ``Retry-After``, holds every new start until then; each answered call gives one slot back,
-  until the limit reaches the most calls ever in flight, where it is lifted again. A call
+  are the cap); a 429 from the provider halves the calls in flight, at most once per round of
+  calls (the time a call holds its slot, a moving average: the 429s of one round all answer the
+  same crowd), and, when the answer says ``Retry-After``, holds every new start until then;
+  each answered call gives one slot back, until the limit reaches the most calls ever in flight,
+  where it is lifted again. So a provider that throttles at random settles at about the
+  concurrency it answers, instead of halving on every 429 down to one call. A call
   already in flight is never recalled: a throttled call keeps its place and is retried by the
   HTTP layer (the same run, so it is never paid twice), after its own backoff and a fresh turn
   of the rate limit.
@@ -48,6 +50,7 @@ class Schedule:
         self._next_start = float("-inf")  # the rate limit's next free start
         self._paused_until = float("-inf")  # Retry-After of the last 429
         self._last_cut = float("-inf")
+        self.round_trip = 1.0  # seconds a call holds its slot (a moving average)
         self._local = threading.local()  # per thread: when its call got its slot, how many images
 
     # -- a call's turn ---------------------------------------------------------------------------
@@ -61,6 +64,7 @@ class Schedule:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self.round_trip += (self._clock() - self._local.started - self.round_trip) / 8
                 self._head_wake.set()
 
     def _acquire(self, images: int) -> None:
@@ -115,7 +119,6 @@ class Schedule:
                     wait = max(self._next_start - now, 0.0)
                 if not wait:
                     self._take_rate(now, images)
-                    self._local.started = now
                     return
             time.sleep(wait)
 
@@ -125,7 +128,7 @@ class Schedule:
         with self._lock:
             now = self._clock()
             self.throttles += 1
-            if getattr(self._local, "started", now) >= self._last_cut:
+            if now - self._last_cut >= self.round_trip:
                 now_in_flight = float(self.in_flight if self.limit is None else min(self.limit, self.in_flight))
                 self.limit = max(1.0, now_in_flight / 2)
                 self.lowest = int(self.limit) if self.lowest is None else min(self.lowest, int(self.limit))
