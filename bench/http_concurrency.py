@@ -4,8 +4,10 @@ N requests to a loopback HTTP/1.1 server in its own process
 that answers each after LATENCY seconds with a small JSON body (no image is made: the client's
 cost is measured, not the server's), C at a time:
 
-* ``threads``: C threads sharing one ``httpx.Client`` (what a build does: doit's thread runner);
-* ``asyncio``: C tasks sharing one ``httpx.AsyncClient`` on one event loop.
+* threads, a client each: C threads, each with its own ``httpx.Client`` sharing one TLS context
+  (what a build does: doit's thread runner, imgbuild.providers.http);
+* threads, one client: C threads sharing one ``httpx.Client``;
+* asyncio: C tasks sharing one ``httpx.AsyncClient`` on one event loop.
 
 For each it prints the wall time against the ideal (N / C × LATENCY), the CPU seconds this
 process spent per request (user + system, the server's not counted), the peak RSS growth and how
@@ -67,6 +69,31 @@ def cpu() -> float:
 
 def with_threads(url: str, headers: dict[str, str], n: int, c: int, timeout: float) -> list[float]:
     client = httpx.Client(limits=LIMITS, timeout=timeout)
+    took = _threads(lambda: client, url, headers, n, c)
+    client.close()
+    return took
+
+
+def with_thread_clients(url: str, headers: dict[str, str], n: int, c: int, timeout: float) -> list[float]:
+    """What imgbuild does (providers/http.py): a client per thread, one TLS context for all."""
+    tls = httpx.create_ssl_context()
+    local = threading.local()
+    clients: list[httpx.Client] = []
+
+    def client() -> httpx.Client:
+        made: httpx.Client | None = getattr(local, "client", None)
+        if made is None:
+            made = local.client = httpx.Client(limits=LIMITS, timeout=timeout, verify=tls)
+            clients.append(made)
+        return made
+
+    took = _threads(client, url, headers, n, c)
+    for each in clients:
+        each.close()
+    return took
+
+
+def _threads(client: Callable[[], httpx.Client], url: str, headers: dict[str, str], n: int, c: int) -> list[float]:
     todo = list(range(n))
     lock = threading.Lock()
     took: list[float] = []
@@ -79,7 +106,7 @@ def with_threads(url: str, headers: dict[str, str], n: int, c: int, timeout: flo
                 todo.pop()
             started = time.monotonic()
             with contextlib.suppress(httpx.HTTPError):  # a failed request counts by its time
-                client.post(url, json=BODY, headers=headers).raise_for_status()
+                client().post(url, json=BODY, headers=headers).raise_for_status()
             took.append(time.monotonic() - started)
 
     threads = [threading.Thread(target=worker) for _ in range(c)]
@@ -87,7 +114,6 @@ def with_threads(url: str, headers: dict[str, str], n: int, c: int, timeout: flo
         t.start()
     for t in threads:
         t.join()
-    client.close()
     return took
 
 
@@ -131,7 +157,11 @@ def main() -> int:
         rounds = -(-args.n // args.concurrency)
         ideal = args.n / args.concurrency * args.latency
         print(f"{args.n} requests, {args.concurrency} in flight, {args.latency:g} s each: ideal {ideal:.2f} s")
-        ways: dict[str, Callable[..., list[float]]] = {"threads": with_threads, "asyncio": with_asyncio}
+        ways: dict[str, Callable[..., list[float]]] = {
+            "threads, a client each": with_thread_clients,
+            "threads, one client": with_threads,
+            "asyncio, one AsyncClient": with_asyncio,
+        }
         for name, way in ways.items():
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             before, started = cpu(), time.monotonic()
@@ -140,7 +170,8 @@ def main() -> int:
             grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
             stuck = sum(1 for t in took if t > 2 * args.latency)
             print(
-                f"{name:>8}: wall {wall:.2f} s ({wall / ideal:.3f} x ideal, floor {rounds * args.latency / ideal:.3f}),"
+                f"{name:>24}: wall {wall:.2f} s ({wall / ideal:.3f} x ideal,"
+                f" floor {rounds * args.latency / ideal:.3f}),"
                 f" CPU {spent / args.n * 1000:.2f} ms per request, peak RSS +{grown:.0f} MB, {stuck} stuck"
             )
     finally:
