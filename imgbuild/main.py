@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="what a build would generate, why, and what it would cost")
     p.add_argument("-v", "--verbose", action="store_true", help="list every asset that would be generated")
+    p.add_argument(
+        "selection", nargs="*", help="price what `imgbuild build SELECTION` would make (batch ids, task globs)"
+    )
 
     p = sub.add_parser("build", help="generate every stale image (the same as running doit)")
     p.add_argument("selection", nargs="*", help="batch ids or task globs (e.g. covers 'covers:*hook*'); default: all")
@@ -63,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     for decision in ("approve", "reject"):
         p = sub.add_parser(decision, help=f"{decision} a candidate, recording the review checklist")
         p.add_argument("asset", help="asset id")
-        p.add_argument("candidate", help="candidate number (K, or K.I for image I of a sequential set)")
+        p.add_argument(
+            "candidate", help="candidate number K (of an identity set: the whole set), or K.I for image I of a set"
+        )
         p.add_argument(
             "--pass",
             dest="passed",
@@ -80,10 +85,20 @@ def _parser() -> argparse.ArgumentParser:
             metavar="ITEM[=NOTE]",
             help="a checklist item that fails",
         )
-        p.add_argument("--note", default=None, help="a note on the decision (required with --override)")
+        p.add_argument(
+            "--note",
+            default=None,
+            help="a note on the decision" + (" (required with --override)" if decision == "approve" else ""),
+        )
         p.add_argument("--by", default=None, help="who decides (default: $IMGBUILD_REVIEWER, git user.name, $USER)")
         if decision == "approve":
             p.add_argument("--override", action="store_true", help="approve although a checklist item fails")
+
+    p = sub.add_parser("review", help="the review studio: choose, approve and compare candidates in the browser")
+    p.add_argument("batches", nargs="*", help="batch ids (default: all)")
+    p.add_argument("--no-open", dest="open_browser", action="store_false", help="do not open the browser")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--by", default=None, help="who decides (default: $IMGBUILD_REVIEWER, git user.name, $USER)")
 
     p = sub.add_parser("gallery", help="write a static HTML contact sheet per batch")
     p.add_argument("batches", nargs="*", help="batch ids (default: all)")
@@ -115,7 +130,7 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "plan":
         from imgbuild.commands.plan import plan
 
-        return plan(root, verbose=args.verbose)
+        return plan(root, verbose=args.verbose, selection=args.selection)
     if args.command == "build":
         from imgbuild.commands.build import build
 
@@ -158,6 +173,10 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
             by=args.by,
             override=getattr(args, "override", False),
         )
+    if args.command == "review":
+        from imgbuild.commands.studio import studio
+
+        return studio(root, args.batches, port=args.port, open_browser=args.open_browser, by=args.by)
     if args.command == "gallery":
         from imgbuild.commands.gallery import gallery
 

@@ -175,14 +175,12 @@ def candidate_reviews(record: AssetRecord, request_hash: str) -> list[CandidateR
 
     A decision is about one image of one run, so it never sticks to a candidate made again under
     the same number; an image approved once whose approval went elsewhere is "superseded"."""
-    newest = record.newest_reviews()
-    approved = record.approval.key if record.approval is not None else None
+    approval = record.approval
     out = []
     for cand in record.candidates:
-        review = newest.get(cand.key)
-        if cand.key == approved:
-            assert record.approval is not None
-            state = APPROVED if record.approval.request_hash == request_hash else STALE
+        review = record.newest_review(cand)
+        if approval is not None and approval.covers(cand):
+            state = APPROVED if approval.request_hash == request_hash else STALE
         else:
             state = {"reject": REJECTED, "approve": SUPERSEDED}.get(review.decision if review else "", UNREVIEWED)
         out.append(CandidateReview(cand, state, review))

@@ -50,7 +50,8 @@ def explain(root: Path, asset_id: str) -> int:
     decision = resolution.decisions.get(req.asset_id)
     if approval:
         stale = " — stale: made for an older request" if review.status == STALE else ""
-        print(f"  approval: candidate {approval.label} by {approval.by} at {approval.at}{stale}")
+        whole = f" (the whole set of {len(approval.images)} images)" if approval.images else ""
+        print(f"  approval: candidate {approval.label}{whole} by {approval.by} at {approval.at}{stale}")
     else:
         print("  approval: none")
     if decision is not None and decision.kind != "approved":

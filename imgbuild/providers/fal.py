@@ -11,7 +11,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from imgbuild.models import get_model
 from imgbuild.providers import register
@@ -43,6 +43,7 @@ class FalProvider(HostedProvider):
     name = "fal"
     key_env = KEY_ENV
     auth_scheme = "Key"
+    urls: ClassVar[Mapping[str, str]] = {"base": "base_url", "storage": "storage_url"}
 
     def __init__(
         self,
