@@ -188,7 +188,8 @@ def test_check_names_changed_setting_and_deleted_image(tmp_path: Path, capsys: p
     assert run_cli(work, "build") == 0
     clone = fresh_clone(work, tmp_path / "clone")
     record = json.loads((clone / "assets/covers.hook.cafe.lamp-light/asset.json").read_text())
-    image = record["candidates"][1]["file"]
+    # candidates are listed in the order their calls finished, not by number
+    image = next(c["file"] for c in record["candidates"] if c["candidate"] == 2)
     (clone / "assets/covers.hook.cafe.lamp-light" / image).unlink()
     capsys.readouterr()
 

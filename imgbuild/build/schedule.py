@@ -73,24 +73,32 @@ class Schedule:
             self._queue.append(turn)
             if len(self._queue) == 1:
                 turn.set()
-        turn.wait()  # first in the queue now
-        while True:
+        try:
+            turn.wait()  # first in the queue now
+            while True:
+                with self._lock:
+                    now = self._clock()
+                    wait = self._wait(now)
+                    if wait == 0.0:
+                        self._take_rate(now, images)
+                        self.in_flight += 1
+                        self.peak = max(self.peak, self.in_flight)
+                        self._local.started, self._local.images = now, images
+                        self._leave_queue(turn)
+                        return
+                    self._head_wake.clear()
+                self._head_wake.wait(wait)
+        except BaseException:  # Ctrl-C while waiting (a one-thread build): let the next one go
             with self._lock:
-                now = self._clock()
-                wait = self._wait(now, images)
-                if wait == 0.0:
-                    self._take_rate(now, images)
-                    self.in_flight += 1
-                    self.peak = max(self.peak, self.in_flight)
-                    self._local.started, self._local.images = now, images
-                    self._queue.popleft()
-                    if self._queue:
-                        self._queue[0].set()
-                    return
-                self._head_wake.clear()
-            self._head_wake.wait(wait)
+                self._leave_queue(turn)
+            raise
 
-    def _wait(self, now: float, images: int) -> float | None:
+    def _leave_queue(self, turn: threading.Event) -> None:
+        self._queue.remove(turn)
+        if self._queue:
+            self._queue[0].set()
+
+    def _wait(self, now: float) -> float | None:
         """Seconds until the first waiter may start; None: until a call ends."""
         if now < self._paused_until:
             return self._paused_until - now
