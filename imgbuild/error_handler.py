@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from imgbuild import __version__
-from imgbuild.errors import EXIT_BUG, EXIT_INTERRUPTED, EXPECTED, InvalidInput
+from imgbuild.errors import EXIT_BUG, EXIT_INTERRUPTED, EXPECTED, InvalidInput, describe
 
 __all__ = ["ExitCode", "error_handler", "write_crash_log"]
 
@@ -40,7 +40,7 @@ def error_handler() -> Iterator[ExitCode]:
         print(exc, file=sys.stderr)
         code.value = exc.exit_code
     except EXPECTED as exc:
-        print(f"imgbuild: error: {exc}", file=sys.stderr)
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
         code.value = int(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         print("imgbuild: interrupted", file=sys.stderr)

@@ -114,7 +114,7 @@ def _resolve(root: Path, provider: str | None) -> Resolution:
     assets = expand_project(project, problems)
     config = project.config
     templates = config.root / config.templates_dir
-    renderer = PromptRenderer(templates, display(config.root, templates))
+    renderer = PromptRenderer(templates, display(config.root, templates), config.root)
     rendered: dict[str, list[RenderedAsset]] = {b.id: [] for b in project.batches}
     failed_shots: set[tuple[str, int]] = set()
     checked_shots: set[tuple[str, int]] = set()

@@ -32,16 +32,19 @@ from imgbuild.errors import (
     EXIT_BUG,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_INVALID,
     EXIT_OK,
     EXPECTED,
     BuildStop,
     InvalidInput,
     NotStarted,
     UsageError,
+    describe,
 )
 from imgbuild.log import setup_logging
 from imgbuild.progress import BuildProgress
 from imgbuild.project import find_project_root
+from imgbuild.records.atomic import confined
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.spec.model import ProjectConfig
@@ -87,6 +90,7 @@ def make_session(resolution: Resolution) -> BuildSession:
 def doit_config(config: ProjectConfig, session: BuildSession) -> dict[str, Any]:
     """doit settings for a project: database in .imgbuild/, threads, our progress reporter."""
     state = config.state_dir
+    confined(state / "doit.db", config.root)  # doit's database and our records: never through a link out
     state.mkdir(parents=True, exist_ok=True)
     install_editor_schemas(config.root)
     return {
@@ -222,7 +226,7 @@ def _image_action(session: BuildSession, req: ImageRequest, candidate: int) -> T
     except BuildStop as exc:
         return Refused(str(exc), exc)
     except EXPECTED as exc:
-        return TaskFailed(str(exc))
+        return TaskFailed(describe(exc))
     return None
 
 
@@ -234,7 +238,7 @@ def _write_lock_action(session: BuildSession, locks: LockWriter, batch_id: str) 
     try:
         locks.write(batch_id)
     except EXPECTED as exc:
-        return TaskFailed(str(exc))
+        return TaskFailed(describe(exc))
     return None
 
 
@@ -260,17 +264,22 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    except EXPECTED as exc:
-        print(f"imgbuild: error: {exc}", file=sys.stderr)
-        raise SystemExit(getattr(exc, "exit_code", EXIT_FAILED)) from None
+    except EXPECTED as exc:  # nothing could start: an OS error here is exit 2, like bad input
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
     session = make_session(resolution)
+    try:
+        config = doit_config(resolution.project.config, session)
+    except EXPECTED as exc:  # the state folder cannot be made or is a link out: nothing started
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
 
     def task_imgbuild() -> Iterator[dict[str, Any]]:
         """imgbuild: generate every stale image of every batch."""
         with quiet_garbage_collector():
             yield from task_dicts(resolution, session)
 
-    return doit_config(resolution.project.config, session), task_imgbuild
+    return config, task_imgbuild
 
 
 @contextmanager
@@ -382,7 +391,11 @@ class ProgressReporter:
             elif task.meta and task.meta.get("imgbuild") == "lock":
                 if not isinstance(fail, TaskFailed):
                     self.bugs.append(str(fail.get_msg()))
-                self.notes.append(f"{task.name} not run: the lock file keeps its old entries until every image is made")
+                    self.notes.append(
+                        f"{task.name} not run: the lock file keeps its old entries until every image is made"
+                    )
+                else:  # the lock file could not be written (a full disk, a refused folder): the build failed
+                    self.failures.append(f"{task.name}: {_failure_text(fail)}")
             else:
                 self.failures.append(f"{task.name}: {_failure_text(fail)}")
 

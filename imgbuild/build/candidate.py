@@ -12,9 +12,10 @@ import time
 
 from imgbuild.build.images import EXTENSIONS, verify_image
 from imgbuild.build.session import BuildSession
-from imgbuild.errors import AssetFailed, BuildStop, NotStarted
+from imgbuild.errors import AssetFailed, BuildStop, NotStarted, describe
 from imgbuild.models import get_model
 from imgbuild.providers import Call, Job, Provider, ProviderError, Response
+from imgbuild.providers.answers import BadAnswer
 from imgbuild.providers.base import redact_body
 from imgbuild.records import JobRef, KeptImage, PendingCall, new_run_id
 from imgbuild.requests import ImageRequest
@@ -150,14 +151,17 @@ def _finish(session: BuildSession, provider: Provider, call: Call, response: Res
             store.append_exchanges(req.asset_dir, call.run_id, call.log)
     except BuildStop:
         raise
+    except BadAnswer as exc:  # the answer itself is wrong (a bomb, a bad shape): retrying cannot help
+        store.fail(req.facts, call.run_id, call.candidate, str(exc))
+        raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {exc}") from exc
     except (AssetFailed, OSError) as exc:
-        facts = req.facts
-        if store.keep_failed(facts, call.run_id, call.candidate, str(exc)) >= KEEP_TRIES:
+        facts, reason = req.facts, describe(exc)
+        if store.keep_failed(facts, call.run_id, call.candidate, reason) >= KEEP_TRIES:
             # The saved answer itself is bad (an image that never verifies): stop retrying it.
             store.fail(
-                facts, call.run_id, call.candidate, f"{exc} (gave up on the saved answer after {KEEP_TRIES} tries)"
+                facts, call.run_id, call.candidate, f"{reason} (gave up on the saved answer after {KEEP_TRIES} tries)"
             )
-        raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {exc}") from exc
+        raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {reason}") from exc
     if not kept:
         errors = "; ".join(str(o.error) for o in response.outputs if o.error)
         raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: no image in the answer ({errors})")
@@ -181,7 +185,12 @@ def _keep(session: BuildSession, provider: Provider, call: Call, response: Respo
             data = store.read_bytes(target)
         else:
             data = provider.download(call, output) if output.data is None else output.data
-        width, height = verify_image(data, req.output_format)
+        try:
+            width, height = verify_image(data, req.output_format)
+        except AssetFailed as exc:
+            if output.data is not None and not isinstance(exc, BadAnswer):
+                raise BadAnswer(f"the answer's inline image: {exc}") from exc  # retrying the same bytes cannot help
+            raise
         if not on_disk:
             store.write_image(req.asset_dir, relative, data)
         remote = output.url if output.url and not output.url.startswith("preview:") else None

@@ -47,7 +47,8 @@ __all__ = [
 
 ASSET_SCHEMA = "imgbuild.asset/2"
 INDEX_SCHEMA = "imgbuild.index/1"
-LOCK_SCHEMA = "imgbuild.lock/1"
+# 2: no remote (provider) URLs in lock files; a /1 file vouches for nothing and is rewritten.
+LOCK_SCHEMA = "imgbuild.lock/2"
 CALLS_SCHEMA = "imgbuild.calls/1"
 
 T = TypeVar("T")
@@ -55,6 +56,17 @@ JSON = dict[str, Any]
 
 
 # -- checking shapes ------------------------------------------------------------------------------
+
+
+def _inner_file(data: Mapping[str, Any], key: str = "file") -> str:
+    """A file path a record holds, relative to its asset folder: a path that could leave it
+    (absolute, ``..``, a drive, a backslash) makes the record broken, so nothing — approve, check,
+    the gallery — ever reads or copies a file outside the asset by following a record."""
+    value: str = _get(data, key, str)
+    parts = value.split("/")
+    if not value or value.startswith("/") or "\\" in value or ":" in value or ".." in parts or "" in parts:
+        raise RecordShapeError(f"{key!r} is {value!r}, which leaves the asset folder")
+    return value
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
@@ -206,7 +218,7 @@ class Candidate:
         return cls(
             candidate=_get(data, "candidate", int),
             image=_get(data, "image", int, optional=True),
-            file=_get(data, "file", str),
+            file=_inner_file(data),
             run=_get(data, "run", str),
             request_hash=_get(data, "request_hash", str),
             prompt_hash=_get(data, "prompt_hash", str, optional=True),
@@ -302,7 +314,7 @@ class Approval:
         return cls(
             **_decision(data),
             source=_get(data, "source", str),
-            file=_get(data, "file", str),
+            file=_inner_file(data),
             sha256=_get(data, "sha256", str),
             prompt_hash=_get(data, "prompt_hash", str, optional=True),
             request=_get(data, "request", dict, optional=True),
@@ -612,7 +624,8 @@ class LockImage:
     image: int | None
     file: str  # project-relative
     sha256: str
-    remote_url: str | None
+    # No provider URL: lock files are what a repository shares, and fal's URLs are public
+    # links to persona images (docs/records.md, "Lock files keep no provider URL").
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LockImage:
@@ -621,7 +634,6 @@ class LockImage:
             _get(data, "image", int, optional=True),
             _get(data, "file", str),
             _get(data, "sha256", str),
-            _get(data, "remote_url", str, optional=True),
         )
 
     def to_json(self) -> JSON:
@@ -629,7 +641,6 @@ class LockImage:
             "candidate": self.candidate,
             "file": self.file,
             "sha256": self.sha256,
-            "remote_url": self.remote_url,
         }
         if self.image is not None:
             out["image"] = self.image
@@ -658,9 +669,7 @@ class LockApproval:
 
     @classmethod
     def of(cls, approval: Approval, asset_dir: str, request_hash: str) -> LockApproval:
-        copies = (
-            LockImage(approval.candidate, i.image, f"{asset_dir}/{i.file}", i.sha256, None) for i in approval.images
-        )
+        copies = (LockImage(approval.candidate, i.image, f"{asset_dir}/{i.file}", i.sha256) for i in approval.images)
         return cls(
             approval.candidate,
             approval.image,
@@ -680,7 +689,7 @@ class LockApproval:
         return cls(
             candidate=_get(data, "candidate", int),
             image=_get(data, "image", int, optional=True),
-            file=_get(data, "file", str),
+            file=_inner_file(data),
             sha256=_get(data, "sha256", str),
             request_hash=_get(data, "request_hash", str),
             stale=bool(_get(data, "stale", bool)),
@@ -762,7 +771,6 @@ class LockEntry:
             "attributes": dict(self.attributes) if self.attributes is not None else None,
             "variant_test": self.variant_test,
             "images": [i.to_json() for i in self.images],
-            "remote_urls": [i.remote_url for i in self.images if i.remote_url],
             "created": self.created,
             "approval": self.approval.to_json() if self.approval is not None else None,
             "rejected": list(self.rejected),

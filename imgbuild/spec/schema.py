@@ -23,7 +23,7 @@ __all__ = ["SCHEMA_NAMES", "load_schema", "schema_dir", "validate"]
 
 log = logging.getLogger("imgbuild")
 
-SCHEMA_NAMES = ("batch", "persona", "project")
+SCHEMA_NAMES = ("batch", "persona", "project", "request")
 
 
 def schema_dir() -> Path:
@@ -153,6 +153,9 @@ def _message(error: Any, root_schema: dict[str, Any], doc: Document, path: tuple
         description = error.schema.get("description", "")
         return "no value given" + (f" — {_lower_first(description)}" if description else "")
     if kind == "pattern":
+        said = error.schema.get("x-imgbuild-pattern") if isinstance(error.schema, dict) else None
+        if isinstance(said, str):  # what the pattern means, where it is not an id
+            return f"{error.instance!r} {said}"
         return f"{error.instance!r} must be lowercase letters, digits, '-' or '_' (starting with a letter or digit)"
     return str(error.message)
 
