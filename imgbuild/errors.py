@@ -20,6 +20,7 @@ a bug: exit 70, the traceback in ``.imgbuild/logs/crash.log``. Classified by typ
     └── records.RecordError        1  (imgbuild.records: it imports nothing from here)
         ├── BrokenRecord           2  a record that cannot be read: path and what to do
         │   └── UnknownRecordVersion  written by a newer imgbuild
+        ├── BadSourceDateEpoch     2  $SOURCE_DATE_EPOCH set but not whole seconds (records/clock.py)
         ├── BuildLocked            1  another build holds the project's build lock
         └── WriteOutsideProject    1  a write would go through a link out of the project
 

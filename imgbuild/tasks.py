@@ -44,9 +44,11 @@ from imgbuild.errors import (
 from imgbuild.log import setup_logging
 from imgbuild.progress import BuildProgress
 from imgbuild.project import find_project_root
+from imgbuild.records import source_date_epoch
 from imgbuild.records.atomic import confined
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
+from imgbuild.shard import Shard, chosen_shard, project_estimate, select_shard
 from imgbuild.spec.model import ProjectConfig
 from imgbuild.spec.schema import install_editor_schemas
 from imgbuild.state import LockWriter, StateIndex, estimate
@@ -79,11 +81,17 @@ def concurrency(config: ProjectConfig, provider: str) -> int:
     return int(value)
 
 
-def make_session(resolution: Resolution) -> BuildSession:
-    """The build's session, with the provider's settings and the project's budget."""
+def make_session(resolution: Resolution, shard: Shard | None = None) -> BuildSession:
+    """The build's session, with the provider's settings and the project's budget. A shard's
+    budget check counts the stale images of the whole (unselected) `resolution`: n shards
+    together then spend no more than the budget."""
+    source_date_epoch()  # a malformed $SOURCE_DATE_EPOCH stops the build here, not at its first record
     config = resolution.project.config
     session = BuildSession(resolution.root, resolution.provider, config.providers.get(resolution.provider, {}))
     session.budget = config.budget
+    if shard is not None:
+        session.shard = shard
+        session.all_shards = lambda: Estimate(*project_estimate(resolution))
     return session
 
 
@@ -135,6 +143,8 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
                 }
             if todo:  # priced only when stale: nothing extra on a no-op build
                 stale[req.asset_id] = (req, tuple(todo))
+        if session.shard is not None:
+            continue  # a lock file holds the whole batch: `imgbuild merge` writes it (imgbuild/shard.py)
         yield {
             "basename": batch_id,
             "name": LOCK_TASK,
@@ -259,15 +269,16 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     setup_logging()
     try:
         root = find_project_root(Path(folder))
+        shard = chosen_shard()  # $IMGBUILD_SHARD: plain doit has no --shard
         with quiet_garbage_collector():  # the cached project and the lock files: long-lived objects
             resolution = resolve(root)
+        session = make_session(resolution, shard)
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     except EXPECTED as exc:  # nothing could start: an OS error here is exit 2, like bad input
         print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
         raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
-    session = make_session(resolution)
     try:
         config = doit_config(resolution.project.config, session)
     except EXPECTED as exc:  # the state folder cannot be made or is a link out: nothing started
@@ -277,7 +288,7 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     def task_imgbuild() -> Iterator[dict[str, Any]]:
         """imgbuild: generate every stale image of every batch."""
         with quiet_garbage_collector():
-            yield from task_dicts(resolution, session)
+            yield from task_dicts(select_shard(resolution, shard), session)
 
     return config, task_imgbuild
 
@@ -440,6 +451,11 @@ class ProgressReporter:
             self.out.write(
                 f"note: the provider answered 429 (too many requests) to {schedule.throttles} calls; "
                 f"calls in flight went down to {schedule.lowest} and were retried (none is billed twice)\n"
+            )
+        if self.session.shard is not None and not interrupted:
+            self.out.write(
+                f"imgbuild: shard {self.session.shard}: no lock file written; once every shard is in one tree,"
+                " `imgbuild merge` writes them\n"
             )
         failed = self.failed
         not_started = max(0, self.total - self.built - self.up_to_date - failed)

@@ -17,7 +17,7 @@ from imgbuild.models import get_model
 from imgbuild.providers import Call, Job, Provider, ProviderError, Response
 from imgbuild.providers.answers import BadAnswer
 from imgbuild.providers.base import redact_body
-from imgbuild.records import JobRef, KeptImage, PendingCall, new_run_id
+from imgbuild.records import JobRef, KeptImage, PendingCall
 from imgbuild.requests import ImageRequest
 
 __all__ = ["KEEP_TRIES", "finish_pending", "make_candidate"]
@@ -77,7 +77,8 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
                 _finish(session, provider, call, response, started=time.monotonic())
                 return
     # Uploads happen outside the asset lock: they may take a while and touch no asset record.
-    call = Call(req, candidate, new_run_id(), session.uploads.urls(provider, req))
+    run = store.new_run_id(req.asset_dir, f"{req.request_hash}:{candidate}")
+    call = Call(req, candidate, run, session.uploads.urls(provider, req))
     try:
         # Recorded once its turn came (a kill while waiting leaves nothing that looks sent).
         with session.schedule.slot(req.max_images):

@@ -21,7 +21,8 @@ from imgbuild.commands.output import print_json
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from imgbuild.locate import Location, locate_evidence, locate_orphan, locate_request, locate_state
 from imgbuild.resolve import Resolution, resolve
-from imgbuild.state import StateIndex, approval_problem, assess, assess_reviews, find_orphans
+from imgbuild.shard import chosen_shard, select_orphans, select_shard, shard_line
+from imgbuild.state import Orphan, StateIndex, approval_problem, assess, assess_reviews, find_orphans
 
 __all__ = ["FORMATS", "Finding", "check"]
 
@@ -49,13 +50,18 @@ class Finding:
         return f"{self.kind}: {self.asset_dir}: {self.message}"
 
 
-def check(root: Path, *, approved: bool = False, strict: bool = False, output: str = "text") -> int:
-    """Report every asset that needs attention; 0 when none, 1 when some, 2 when a record
-    cannot be read."""
+def check(
+    root: Path, *, approved: bool = False, strict: bool = False, output: str = "text", shard: str | None = None
+) -> int:
+    """Report every asset (of one shard) that needs attention; 0 when none, 1 when some, 2 when
+    a record cannot be read."""
     if output not in FORMATS:
         raise UsageError(f"unknown --format {output!r} (formats: {', '.join(FORMATS)})")
-    resolution = resolve(root)
-    findings, total = _findings(resolution, approved=approved, strict=strict)
+    chosen = chosen_shard(shard)
+    whole = resolve(root)
+    resolution = select_shard(whole, chosen)
+    orphans = select_orphans(find_orphans(whole), chosen)
+    findings, total = _findings(resolution, orphans, approved=approved, strict=strict)
     broken = any(f.kind == "broken" for f in findings)
     code = EXIT_INVALID if broken else EXIT_FAILED if any(f.fails for f in findings) else EXIT_OK
     summary = _summary(findings, total, approved=approved, strict=strict, code=code)
@@ -73,6 +79,8 @@ def check(root: Path, *, approved: bool = False, strict: bool = False, output: s
             }
         )
         return code
+    if chosen is not None:
+        print(shard_line(chosen, whole, resolution))
     for finding in findings:
         print(finding.text)
     for line in summary:
@@ -82,7 +90,9 @@ def check(root: Path, *, approved: bool = False, strict: bool = False, output: s
     return code
 
 
-def _findings(resolution: Resolution, *, approved: bool, strict: bool) -> tuple[list[Finding], int]:
+def _findings(
+    resolution: Resolution, orphans: list[Orphan], *, approved: bool, strict: bool
+) -> tuple[list[Finding], int]:
     index = StateIndex(resolution, verify=True)
     states = assess(resolution, index)
     findings: list[Finding] = []
@@ -105,7 +115,7 @@ def _findings(resolution: Resolution, *, approved: bool, strict: bool) -> tuple[
             reason = "; ".join(c.describe() for c in state.evidence)
             where = locate_evidence(state.evidence[0])
             findings.append(Finding("evidence", req.asset_id, req.asset_dir, reason, where, strict))
-    for orphan in find_orphans(resolution):
+    for orphan in orphans:
         findings.append(Finding("orphaned", None, orphan.asset_dir, orphan.reason(), locate_orphan(orphan), True))
     if approved:
         for review in assess_reviews(resolution, index):
