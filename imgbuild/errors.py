@@ -37,6 +37,7 @@ from pathlib import Path
 from imgbuild.records.errors import BrokenRecord, BuildLocked, RecordError
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_BUG",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -68,6 +69,7 @@ EXIT_INVALID = 2
 EXIT_REFUSED = 3
 EXIT_BUG = 70
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away, as a shell tool reports it
 
 
 def format_path(path: Iterable[str | int]) -> str:
