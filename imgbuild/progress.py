@@ -186,7 +186,10 @@ class BuildProgress:
 
     def _tick(self) -> None:
         while not self._closed.wait(self.interval):
-            self._print_status(force=False)
+            try:
+                self._print_status(force=False)
+            except OSError:  # the output went away (`imgbuild build | head`): the build says so itself
+                return
 
     def _print_status(self, *, force: bool) -> None:
         """Print the line if anything changed since the last one (and, unless forced, if it is due)."""
