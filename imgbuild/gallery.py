@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from imgbuild.errors import EXIT_INVALID, FatalError
+from imgbuild.models import get_model
 from imgbuild.pages import render
 from imgbuild.records import Approval, AssetStore, Candidate
 from imgbuild.records import Review as RecordedReview
@@ -44,6 +45,7 @@ __all__ = [
 # The review checklist in the order a reviewer goes through it: asset.json stores a checklist with
 # sorted keys, so the page takes its order from the review module; unknown items come after.
 CHECKLIST_ITEMS = tuple(CHECKLIST)
+MODEL_AXIS = "model"  # the grid axis of a batch built on several models (its values: the families)
 
 
 class GalleryUsageError(FatalError):
@@ -66,9 +68,10 @@ class Axes:
 
 
 def batch_axes(batch: Batch) -> tuple[str, ...]:
-    """Every attribute that varies within `batch`: the batch's own `vary` in manifest order, then
-    those only its shots vary, then those only its variant tests vary."""
-    names: dict[str, None] = dict.fromkeys(batch.vary)
+    """Every attribute that varies within `batch`: ``model`` when it lists several models, the
+    batch's own `vary` in manifest order, then those only its shots vary, then its variant tests'."""
+    names: dict[str, None] = dict.fromkeys((MODEL_AXIS,) if batch.models else ())
+    names.update(dict.fromkeys(batch.vary))
     for shot in batch.shots:
         names.update(dict.fromkeys(shot.vary))
     for variant in batch.variant_tests:
@@ -97,6 +100,9 @@ def choose_axes(batch: Batch, rows: str | None, cols: str | None) -> Axes:
     one attribute it is laid out as columns (a single row). A single chosen axis gets the first
     other attribute as its partner."""
     spare = [name for name in batch_axes(batch) if name not in (rows, cols)]
+    if rows is None and cols is None and MODEL_AXIS in spare:  # one shot on several models: side by side
+        others = [name for name in spare if name != MODEL_AXIS]
+        return Axes(rows=others[0] if others else None, cols=MODEL_AXIS)
     if rows is None and cols is None:
         if len(spare) == 1:
             return Axes(rows=None, cols=spare[0])
@@ -393,6 +399,8 @@ class _Links:
 def _value_of(req: ImageRequest, axis: str | None) -> str | None:
     if axis is None:
         return None
+    if axis == MODEL_AXIS:
+        return get_model(req.model).label
     return req.vary.get(axis, req.fixed.get(axis))
 
 

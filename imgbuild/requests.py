@@ -190,7 +190,12 @@ def request_hash(fields: Mapping[str, Any]) -> str:
     return sha256_text(canonical_json({name: _plain(fields[name]) for name in HASHED_FIELDS}))
 
 
-def limit_problems(req: ImageRequest, limits: Limits, reference_bytes: Mapping[str, int]) -> list[tuple[str, str]]:
+def limit_problems(
+    req: ImageRequest,
+    limits: Limits,
+    reference_bytes: Mapping[str, int],
+    reference_pixels: Mapping[str, int] | None = None,
+) -> list[tuple[str, str]]:
     """(shot key, message) for each way `req` breaks the limits of its model at its provider.
 
     Checked before any call: a request the provider would refuse must not cost a build."""
@@ -199,15 +204,17 @@ def limit_problems(req: ImageRequest, limits: Limits, reference_bytes: Mapping[s
     model = get_model(req.model)
     if model.edits and not refs:
         out.append(("references", f"{req.model} edits reference images: give the shot `references`"))
-    if model.sequential and images < 2:
+    if images > 1 and "sequential" not in model.takes:
+        out.append(("max_images", f"{model.label} makes one image per call, no identity sets: drop `max_images`"))
+    elif model.sequential and images < 2:
         out.append(("max_images", f"{req.model} makes identity sets: give the shot `max_images` (2 or more)"))
     if refs > limits.max_references:
         out.append(
             ("references", f"{refs} reference images; {req.provider} takes at most {limits.max_references} per call")
         )
-    if images > limits.max_images:
+    if images > limits.max_images and "sequential" in model.takes:
         out.append(("max_images", f"max_images {images}; {req.provider} makes at most {limits.max_images} per call"))
-    if refs and refs + images > limits.max_outputs_with_references:
+    if refs and images > 1 and refs + images > limits.max_outputs_with_references:
         out.append(
             (
                 "max_images",
@@ -219,15 +226,32 @@ def limit_problems(req: ImageRequest, limits: Limits, reference_bytes: Mapping[s
     if not model.min_pixels <= width * height <= model.max_pixels or not (
         model.min_aspect <= width / height <= model.max_aspect
     ):
-        out.append(("", f"size {req.size} is outside what {req.model} makes"))
+        out.append(
+            (
+                "size",
+                f"size {req.size} is outside what {req.model} makes ({model.label}: {model.min_pixels:,}-"
+                f"{model.max_pixels:,} pixels; quality {req.quality}, aspect {req.aspect_ratio})",
+            )
+        )
     if req.output_format not in limits.output_formats:
         made = ", ".join(limits.output_formats)
         out.append(("output_format", f"{req.output_format!r} is not made by {req.model} on {req.provider} ({made})"))
     for ref in req.references:
         size = reference_bytes.get(ref.path, 0)
-        if size > model.max_input_bytes:
+        if model.max_input_bytes is not None and size > model.max_input_bytes:
             out.append(
-                ("references", f"reference image {ref.path!r} is {size} bytes; the limit is {model.max_input_bytes}")
+                (
+                    "references",
+                    f"reference image {ref.path!r} is {size:,} bytes; the limit is {model.max_input_bytes:,}",
+                )
+            )
+        pixels = (reference_pixels or {}).get(ref.path, 0)
+        if model.max_input_pixels is not None and pixels > model.max_input_pixels:
+            out.append(
+                (
+                    "references",
+                    f"reference image {ref.path!r} has {pixels:,} pixels; the limit is {model.max_input_pixels:,}",
+                )
             )
     return out
 
@@ -247,7 +271,7 @@ def make_request(
     The mode follows the shot: reference images make it an edit, `max_images` an identity set;
     the endpoint key is the batch model's family in that mode."""
     batch, shot = asset.batch, asset.shot
-    declared = get_model(batch.model)
+    declared = get_model(asset.model or batch.model)
     mode = mode_for(edit=bool(shot.references) or declared.edits, sequential=shot.max_images > 1 or declared.sequential)
     model = get_model(endpoint_key(declared.family, mode))
     tier = model.tiers[batch.quality]

@@ -11,10 +11,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
-from imgbuild.models import get_model
+from imgbuild.models import ModelSpec, Pricing, get_model, route_of
 
 if TYPE_CHECKING:
     from imgbuild.edits import EditDecision
@@ -38,6 +38,11 @@ class Resolution:
     @property
     def root(self) -> Path:
         return self.project.root
+
+    @property
+    def pricing(self) -> Pricing:
+        """How this build's images are priced: the provider's route and currency rates."""
+        return Pricing.of(self.provider, self.project.config.providers.get(self.provider, {}))
 
     def batch(self, batch_id: str) -> Batch:
         return next(b for b in self.project.batches if b.id == batch_id)
@@ -158,14 +163,28 @@ def _check_limits(batch: Batch, shot: int, req: ImageRequest, root: Path, proble
     from imgbuild.requests import limit_problems
 
     sizes = {ref.path: os.path.getsize(root / ref.path) for ref in req.references}
-    for key, message in limit_problems(req, get_model(req.model).limits(req.provider), sizes):
-        if key == "output_format":
-            line, path = batch.line("output_format"), "output_format"
+    pixels = {ref.path: _pixels(root / ref.path) for ref in req.references}
+    for key, message in limit_problems(req, get_model(req.model).limits(req.provider), sizes, pixels):
+        if key == "output_format":  # set for the whole batch
+            line, path = batch.line(key), key
+        elif key == "size":  # the quality tier and the aspect ratio of the batch make the size
+            line, path = batch.line("aspect_ratio"), "aspect_ratio"
         elif key:
             line, path = batch.line("shots", shot, key), f"shots[{shot}].{key}"
         else:
             line, path = batch.line("shots", shot), f"shots[{shot}]"
         problems.append(Problem(batch.file, line, path, message))
+
+
+def _pixels(path: Path) -> int:
+    """Width × height from the image's header (0 when Pillow cannot read it: the upload says why)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return int(image.width * image.height)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+        return 0
 
 
 def _check_provider(name: str, project: Project, problems: list[Problem]) -> bool:
@@ -181,15 +200,58 @@ def _check_provider(name: str, project: Project, problems: list[Problem]) -> boo
 
 
 def _check_models(provider: str, project: Project, problems: list[Problem]) -> set[str]:
-    """The ids of the batches whose model the provider serves; a problem for each other batch."""
-    served = set()
-    for batch in project.batches:
-        if provider in get_model(batch.model).provider_models:
-            served.add(batch.id)
-        else:
-            problems.append(
-                Problem(
-                    batch.file, batch.line("model"), "model", f"{batch.model!r} is not served by provider {provider!r}"
-                )
+    """The ids of the batches whose model the provider (in its region) serves; a problem for each
+    other batch, and for a budget that cannot be checked in USD."""
+    settings = project.config.providers.get(provider, {})
+    region = settings.get("region")
+    where = project.config.file or "imgbuild.yaml"
+    served, unserved = set(), set()
+    for batch, key in ((b, k) for b in project.batches for k in b.model_keys):
+        model = get_model(key)
+        if provider not in model.provider_models:
+            message = f"{key!r} is not served by provider {provider!r}"
+        elif region is not None and model.region_model(provider, region) is None:
+            others = ", ".join(sorted(model.regions.get(provider, {})))
+            message = (
+                f"{model.label} is not served in {provider} region {region!r} (providers.{provider}.region in "
+                f"{where}); it is served in {others}"
             )
-    return served
+        else:
+            served.add(batch.id)
+            _check_price(provider, settings, project, model, problems)
+            continue
+        unserved.add(batch.id)
+        problems.append(Problem(batch.file, batch.line("model"), "model", message))
+    return served - unserved
+
+
+def _check_price(
+    provider: str, settings: Mapping[str, Any], project: Project, model: ModelSpec, problems: list[Problem]
+) -> None:
+    """A budget must be checkable in USD: a route billing another currency needs its rate, and a
+    family with no known price anywhere cannot be budgeted at all."""
+    if project.config.budget is None or provider == "preview":
+        return
+    where, route = project.config.file or "imgbuild.yaml", route_of(provider, settings)
+    price = model.price(route)
+    if price is None and model.list_price_usd() is None:
+        problem = Problem(
+            where,
+            None,
+            "budget",
+            f"no price of {model.label} is known (docs/models.md), so `budget:` cannot be checked for it: "
+            "remove `budget:` or choose another model",
+        )
+    elif price is not None and price.currency != "USD" and f"usd_per_{price.currency.lower()}" not in settings:
+        key = f"usd_per_{price.currency.lower()}"
+        problem = Problem(
+            where,
+            None,
+            f"providers.{provider}.{key}",
+            f"{route} bills in {price.currency} and `budget:` is in USD: set providers.{provider}.{key} "
+            f"(the USD value of one {price.currency}) so the budget can be checked",
+        )
+    else:
+        return
+    if problem not in problems:
+        problems.append(problem)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from imgbuild.edits import EditDecision
-from imgbuild.models import get_model
+from imgbuild.models import Pricing, get_model
 from imgbuild.records import (
     AssetRecord,
     AssetStore,
@@ -533,10 +533,13 @@ def approval_problem(root: str | os.PathLike[str], state: ReviewState) -> tuple[
     return None
 
 
-def estimate(work: Iterable[tuple[ImageRequest, Sequence[int]]]) -> tuple[int, float, dict[str, tuple[int, int]]]:
-    """(images, cost at list prices, model → (calls, images)) of making candidates `todo` of
+def estimate(
+    work: Iterable[tuple[ImageRequest, Sequence[int]]], pricing: Pricing | None = None
+) -> tuple[int, float, dict[str, tuple[int, int]]]:
+    """(images, USD cost at list prices, model → (calls, images)) of making candidates `todo` of
     each request: the one cost rule of plan, the budget check and the summary. An identity set
-    counts at its `max_images`; the model is the endpoint key really called."""
+    counts at its `max_images`; the model is the endpoint key really called; the price is the
+    route's (`pricing`, by default each request's provider) for the image's size."""
     images, cost = 0, 0.0
     by_model: dict[str, tuple[int, int]] = {}
     for req, todo in work:
@@ -546,7 +549,9 @@ def estimate(work: Iterable[tuple[ImageRequest, Sequence[int]]]) -> tuple[int, f
         calls, made = by_model.get(req.model, (0, 0))
         by_model[req.model] = (calls + len(todo), made + n)
         images += n
-        cost += n * get_model(req.model).price_per_image
+        width, height = (int(v) for v in req.size.split("x"))
+        route = pricing or Pricing(req.provider)
+        cost += n * route.usd(get_model(req.model), width * height, len(req.references))
     return images, cost, by_model
 
 

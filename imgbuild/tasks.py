@@ -42,6 +42,7 @@ from imgbuild.errors import (
     describe,
 )
 from imgbuild.log import setup_logging
+from imgbuild.models import Pricing
 from imgbuild.progress import BuildProgress
 from imgbuild.project import find_project_root
 from imgbuild.records import source_date_epoch
@@ -157,18 +158,22 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
         }
     # Until the reporter knows the selection, the budget counts every stale image of the project.
     session.stale = stale
-    session.project_estimate = session.estimate = price(stale)
+    session.pricing = resolution.pricing
+    session.project_estimate = session.estimate = price(stale, pricing=session.pricing)
 
 
-def price(stale: Mapping[str, StaleWork], selected: Container[str] | None = None) -> Estimate:
-    """What making the stale candidates would cost at list prices: all of them, or only those
-    whose image task (``batch:asset.cK``) is `selected`. An identity set counts at `max_images`."""
+def price(
+    stale: Mapping[str, StaleWork], selected: Container[str] | None = None, pricing: Pricing | None = None
+) -> Estimate:
+    """What making the stale candidates would cost at list prices (USD, on `pricing`'s route): all
+    of them, or only those whose image task (``batch:asset.cK``) is `selected`. An identity set
+    counts at `max_images`."""
     work: Iterable[StaleWork] = stale.values()
     if selected is not None:
         work = [
             (req, tuple(k for k in todo if task_name(req, k) in selected)) for req, todo in stale.values()
         ]  # fmt: skip
-    images, cost, _ = estimate(work)
+    images, cost, _ = estimate(work, pricing)
     return Estimate(images, cost)
 
 
@@ -367,7 +372,7 @@ class ProgressReporter:
         self.total = len(picked)
         if self.session.stale and not selects_all(tasks, names):
             # Before the first call: the budget counts what this run will make, not the whole project.
-            self.session.estimate = price(self.session.stale, {task.name for task in picked})
+            self.session.estimate = price(self.session.stale, {task.name for task in picked}, self.session.pricing)
         self.started = time.monotonic()
         session = self.session
         self.progress = BuildProgress(self.out, in_flight=lambda: session.schedule.in_flight, spent=session.spent)

@@ -163,3 +163,57 @@ def rejected(root: Path, capsys: pytest.CaptureFixture[str], command: str = "pla
     assert lines, "no message at all"
     assert lines[-1] == summary(len(lines) - 1)
     return lines
+
+
+def model_batch(
+    model: str | None,
+    shots: str,
+    *,
+    extra: str = "",
+    quality: str = "standard",
+    aspect: str = "1:1",
+    output_format: str = "png",
+) -> str:
+    """A batch manifest for persona mia on `model` (None: `extra` says the models) with three fixed
+    attributes; `shots` is the YAML of its shot list, `extra` more top-level YAML."""
+    return (
+        "purpose: a model on its route\npersona: mia\nsource_basis:\n  - path: evidence/mia.md\noutput: assets\n"
+        + (f"model: {model}\n" if model else "")
+        + extra
+        + f'quality: {quality}\nquality_reason: tests\naspect_ratio: "{aspect}"\noutput_format: {output_format}\n'
+        + "fixed:\n  wardrobe: cream sweater\n  environment: home office\n  lighting: morning light\n"
+        + "shots:\n"
+        + shots
+    )
+
+
+def hosted_model_project(
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    provider: str,
+    batch: str,
+    *,
+    env: dict[str, str],
+    refs: dict[str, tuple[int, int]] | None = None,
+    settings: str = "",
+) -> Path:
+    """A project building `batch` with `provider` (fast retries, more `settings` lines for its
+    section), its variables (`env`: key and base URL) set, and reference images of the given
+    sizes under refs/ (PNG, or JPEG for .jpg)."""
+    from PIL import Image
+
+    write_project(
+        root,
+        batches={"covers": batch},
+        personas={"mia": PERSONA},
+        config=f"provider: {provider}\nproviders:\n  {provider}:\n    retries: {{attempts: 3, base_delay: 0.01}}\n"
+        + settings,
+    )
+    (root / "refs").mkdir(exist_ok=True)
+    for i, (name, size) in enumerate((refs or {}).items()):
+        Image.new("RGB", size, (200, 40 * i % 256, 90)).save(
+            root / "refs" / name, "JPEG" if name.endswith(".jpg") else "PNG"
+        )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return root

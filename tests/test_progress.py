@@ -16,8 +16,8 @@ import pytest
 from fakes.servers import FakeProviders
 from helpers import BATCH, run_doit, write_project
 
-from imgbuild.models import get_model
 from imgbuild.resolve import resolve
+from imgbuild.state import estimate
 
 CONFIG = """\
 provider: ark
@@ -40,9 +40,11 @@ def project(root: Path, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def list_price(root: Path) -> str:
-    """What the 8 images cost at list prices, as the line prints it."""
-    (req, *_), *_ = resolve(root).requests.values()
-    return f"{IMAGES * get_model(req.model).price_per_image:.2f}"
+    """What the 8 images cost at list prices (plan's rule), as the line prints it."""
+    requests = [req for batch in resolve(root).requests.values() for req in batch]
+    images, cost, _ = estimate((req, tuple(range(1, req.candidates + 1))) for req in requests)
+    assert images == IMAGES
+    return f"{cost:.2f}"
 
 
 def test_a_log_gets_a_line_every_interval_and_one_at_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

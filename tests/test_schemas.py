@@ -19,7 +19,8 @@ def schema(name: str) -> dict:
 
 
 def test_enums_in_schema_files_match_the_registries() -> None:
-    assert schema("batch")["properties"]["model"]["enum"] == model_keys()
+    model = schema("batch")["properties"]["model"]
+    assert model["then"]["enum"] == model["items"]["enum"] == model_keys()
     assert schema("project")["properties"]["provider"]["enum"] == provider_names()
 
 

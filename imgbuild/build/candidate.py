@@ -8,21 +8,27 @@ recorded job), and only makes a new paid call when the old one left nothing to r
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+from collections.abc import Callable
 
 from imgbuild.build.images import EXTENSIONS, verify_image
 from imgbuild.build.session import BuildSession
 from imgbuild.errors import AssetFailed, BuildStop, NotStarted, describe
-from imgbuild.models import get_model
-from imgbuild.providers import Call, Job, Provider, ProviderError, Response
+from imgbuild.models import Pricing, get_model
+from imgbuild.providers import Call, ContentRejected, Job, Provider, ProviderError, Response
 from imgbuild.providers.answers import BadAnswer
 from imgbuild.providers.base import redact_body
 from imgbuild.records import JobRef, KeptImage, PendingCall
 from imgbuild.requests import ImageRequest
 
-__all__ = ["KEEP_TRIES", "finish_pending", "make_candidate"]
+__all__ = ["CONTENT_FILTER_RETRIES", "KEEP_TRIES", "finish_pending", "make_candidate"]
 
 KEEP_TRIES = 5  # builds that retry keeping a saved answer's images before giving it up
+# Calls made again after a content-filter refusal (`providers.<name>.content_filter_retries`): the
+# filter is not deterministic, and Ark does not bill filtered outputs. Bounded: it may be the prompt.
+CONTENT_FILTER_RETRIES = 1
+log = logging.getLogger("imgbuild")
 
 
 def make_candidate(session: BuildSession, req: ImageRequest, candidate: int) -> None:
@@ -76,35 +82,46 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
             if response is not None:
                 _finish(session, provider, call, response, started=time.monotonic())
                 return
-    # Uploads happen outside the asset lock: they may take a while and touch no asset record.
-    run = store.new_run_id(req.asset_dir, f"{req.request_hash}:{candidate}")
-    call = Call(req, candidate, run, session.uploads.urls(provider, req))
-    try:
-        # Recorded once its turn came (a kill while waiting leaves nothing that looks sent).
-        with session.schedule.slot(req.max_images):
-            if session.stopped is not None:
-                raise NotStarted(f"not run: {session.stopped}")
-            store.submit(
-                facts,
-                call.run_id,
-                candidate,
-                provider=session.provider_name,
-                provider_body=redact_body(provider.request_body(call)),
-            )
-            started = time.monotonic()
-            response = provider.generate(
-                call, lambda job: store.record_job(req.asset_dir, req.asset_id, call.run_id, _job(job))
-            )
-    except (ProviderError, BuildStop) as exc:
+    attempts = 1 + int(session.settings.get("content_filter_retries", CONTENT_FILTER_RETRIES))
+    for attempt in range(1, attempts + 1):
+        # Uploads happen outside the asset lock: they may take a while and touch no asset record.
+        run = store.new_run_id(req.asset_dir, f"{req.request_hash}:{candidate}")  # a new one per attempt
+        call = Call(req, candidate, run, session.uploads.urls(provider, req))
+        try:
+            # Recorded once its turn came (a kill while waiting leaves nothing that looks sent).
+            with session.schedule.slot(req.max_images):
+                if session.stopped is not None:
+                    raise NotStarted(f"not run: {session.stopped}")
+                store.submit(
+                    facts,
+                    call.run_id,
+                    candidate,
+                    provider=session.provider_name,
+                    provider_body=redact_body(provider.request_body(call)),
+                )
+                started = time.monotonic()
+                response = provider.generate(call, _job_recorder(session, req, call.run_id))
+        except (ProviderError, BuildStop) as exc:
+            _count_unanswered(session, call)
+            store.append_exchanges(req.asset_dir, call.run_id, call.log)
+            filtered = isinstance(exc, ContentRejected)
+            reason = f"{exc} (content filter, attempt {attempt} of {attempts})" if filtered else str(exc)
+            store.fail(facts, call.run_id, candidate, reason)
+            if isinstance(exc, BuildStop):
+                raise
+            if filtered and attempt < attempts:
+                log.warning("%s candidate %d: %s; trying again", req.asset_id, candidate, reason)
+                continue  # a new run: each attempt has its own records
+            raise AssetFailed(f"{req.asset_id} candidate {candidate}: {reason}") from exc
         _count_unanswered(session, call)
-        store.append_exchanges(req.asset_dir, call.run_id, call.log)
-        store.fail(facts, call.run_id, candidate, str(exc))
-        if isinstance(exc, BuildStop):
-            raise
-        raise AssetFailed(f"{req.asset_id} candidate {candidate}: {exc}") from exc
-    _count_unanswered(session, call)
-    store.save_response(req.asset_dir, call.run_id, response.raw)
-    _finish(session, provider, call, response, started=started)
+        store.save_response(req.asset_dir, call.run_id, response.raw)
+        _finish(session, provider, call, response, started=started)
+        return
+
+
+def _job_recorder(session: BuildSession, req: ImageRequest, run: str) -> Callable[[Job], None]:
+    """What a provider calls with its job id, before polling: the id goes on disk at once."""
+    return lambda job: session.store.record_job(req.asset_dir, req.asset_id, run, _job(job))
 
 
 def _job(job: Job) -> JobRef:
@@ -210,6 +227,8 @@ def _keep(session: BuildSession, provider: Provider, call: Call, response: Respo
         usage=response.usage,
         seconds=time.monotonic() - started,
     )
-    if kept and provider.name != "preview":
-        session.count_made(len(kept) * get_model(req.model).price_per_image)
+    if kept and provider.name != "preview":  # the spend the progress line shows, priced as plan prices
+        width, height = (int(v) for v in req.size.split("x"))
+        route = session.pricing or Pricing(req.provider)
+        session.count_made(len(kept) * route.usd(get_model(req.model), width * height, len(req.references)))
     return len(kept)

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from imgbuild.build.schedule import Schedule
 from imgbuild.build.uploads import ReferenceUploads
 from imgbuild.errors import AnotherBuildRunning, BudgetExceeded, BuildStop, NotStarted
+from imgbuild.models import Pricing
 from imgbuild.providers import Provider, create_provider
 from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock
 from imgbuild.records.atomic import remove_stale_temp_files
@@ -51,6 +52,7 @@ class BuildSession:
         self.budget: float | None = None
         self.stale: dict[str, StaleWork] = {}  # asset id → what a build of the whole project makes
         self.project_estimate: Estimate | None = None  # every stale image of the project
+        self.pricing: Pricing | None = None  # the route's prices (None: each request's provider)
         self.estimate: Estimate | None = None  # the images this build makes (its selection)
         self.shard: Shard | None = None  # a shard builds its own assets and writes no lock file
         self.all_shards: Callable[[], Estimate] | None = None  # a shard: what every shard makes

@@ -39,7 +39,7 @@ class ReferenceUploads:
             raise AssetFailed(f"{req.asset_id}: reference image {ref.path} changed since the plan; run again")
         limit = get_model(req.model).max_input_bytes
         transcoded = None
-        if len(data) > limit:
+        if limit is not None and len(data) > limit:  # None: no limit documented
             original = len(data)
             data = as_jpeg(data)
             if len(data) > limit:

@@ -8,7 +8,8 @@ from pathlib import Path
 from imgbuild.build import Estimate, make_candidate
 from imgbuild.build.single import load_request_file, next_candidate, report_made, request_session
 from imgbuild.errors import EXIT_OK
-from imgbuild.models import get_model
+from imgbuild.models import Pricing
+from imgbuild.state import estimate
 
 __all__ = ["call"]
 
@@ -27,8 +28,10 @@ def call(root: Path, path: Path, *, candidate: int | None = None) -> int:
             shown = f"candidate {which}" if which is not None else f"all {req.candidates} candidates"
             print(f"imgbuild call: {req.asset_id}: {shown} already made for this request; no call")
             return EXIT_OK
-        images = req.max_images
-        session.estimate = Estimate(images, images * get_model(req.model).price_per_image)
+        images, cost, _ = estimate(
+            [(req, (which,))], Pricing.of(req.provider, rf.config.providers.get(req.provider, {}))
+        )
+        session.estimate = Estimate(images, cost)
         make_candidate(session, req, which)  # AssetFailed (exit 1) and BuildStop (3) go to the handler
         report_made("call", session, req, which)
     finally:

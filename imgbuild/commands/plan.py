@@ -80,12 +80,13 @@ def _plan(
     orphans: list[Orphan],
 ) -> dict[str, Any]:
     paid = resolution.provider != "preview"
+    pricing = resolution.pricing
     batches = []
     for batch in resolution.project.batches:
         mine = [s for s in states if s.request.batch == batch.id]
         if selection and not mine:
             continue
-        images, cost, by_model = estimate((s.request, s.todo) for s in mine)
+        images, cost, by_model = estimate(((s.request, s.todo) for s in mine), pricing)
         kinds = Counter(s.status for s in mine if s.stale)
         decided = Counter(
             resolution.decisions[s.request.asset_id].kind
@@ -116,11 +117,15 @@ def _plan(
                 ],
             }
         )
-    images, total_cost, by_model = estimate((s.request, s.todo) for s in states)
+    images, total_cost, by_model = estimate(((s.request, s.todo) for s in states), pricing)
+    cost_of = {
+        model: estimate(((s.request, s.todo) for s in states if s.request.model == model), pricing)[1]
+        for model in by_model
+    }
     budget = resolution.project.config.budget
     whole = None
     if selection:  # what the budget would say of a build without a selection
-        all_images, all_cost, _ = estimate((s.request, s.todo) for s in project)
+        all_images, all_cost, _ = estimate(((s.request, s.todo) for s in project), pricing)
         whole = {"images": all_images, "cost_usd": round(all_cost, 6)}
     return {
         "version": 1,
@@ -134,8 +139,9 @@ def _plan(
                 "model": model,
                 "calls": calls,
                 "images": n,
-                "price_per_image_usd": get_model(model).price_per_image,
-                "cost_usd": round(n * get_model(model).price_per_image, 6),
+                "price_per_image_usd": round(cost_of[model] / n, 6),  # the route's price, by size where it varies
+                "cost_usd": round(cost_of[model], 6),
+                "price": pricing.describe(get_model(model)),
             }
             for model, (calls, n) in sorted(by_model.items())
         ],
@@ -182,7 +188,7 @@ def _print(plan: dict[str, Any], *, verbose: bool, shard: str | None) -> None:
     if paid:
         for model in plan["models"]:
             print(
-                f"  {model['model']}: {_count(model['images'], 'paid image')} × ${model['price_per_image_usd']:.3f}"
+                f"  {model['model']}: {_count(model['images'], 'paid image')} × {model['price']}"
                 f" = ${model['cost_usd']:.2f}"
             )
     for orphan in plan["orphans"]:

@@ -41,7 +41,9 @@ def register(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
 
 
 # Built-in providers, imported when first used: a preview build needs no HTTP client.
-_BUILTIN = {name: f"imgbuild.providers.{name}" for name in ("ark", "fal", "preview", "replicate")}
+_BUILTIN = {
+    name: f"imgbuild.providers.{name}" for name in ("ark", "bfl", "fal", "gemini", "openai", "preview", "replicate")
+}
 
 
 def provider_names() -> list[str]:

@@ -7,7 +7,6 @@ makes no network call. Facts: ../shared/reference/providers.md §1; docs/provide
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ from typing import Any
 from imgbuild.models import get_model
 from imgbuild.providers import register
 from imgbuild.providers.answers import ARK_IMAGES, checked, checked_outputs, decode_base64
-from imgbuild.providers.base import Call, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HostedProvider, HttpApi, base_url, data_url, prompt_with_negative
+from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
+from imgbuild.providers.http import HostedProvider, HttpApi, base_url, inline_upload, prompt_with_negative
 from imgbuild.requests import Reference
 
 __all__ = ["REGIONS", "ArkProvider"]
@@ -28,6 +27,11 @@ REGIONS = {
     "eu-west": "https://ark.eu-west.bytepluses.com/api/v3",
     "cn-beijing": "https://ark.cn-beijing.volces.com/api/v3",  # Volcengine: model ids carry "doubao-"
 }
+
+
+def _filtered(code: str) -> bool:
+    """Whether an Ark error code is its content filter's (docs: *SensitiveContentDetected*, *RiskDetection)."""
+    return "SensitiveContentDetected" in code or code.endswith("RiskDetection")
 
 
 @register("ark")
@@ -44,30 +48,34 @@ class ArkProvider(HostedProvider):
         super().__init__(settings, api)
 
     def model_id(self, call: Call) -> str:
-        model = call.request.provider_model
-        return f"doubao-{model}" if self.region == "cn-beijing" else model
+        """The region's id for the request's model (the record keeps the registry's BytePlus id)."""
+        req = call.request
+        return get_model(req.model).region_model("ark", self.region) or req.provider_model
 
     def request_body(self, call: Call) -> dict[str, Any]:
+        """Only the fields the family takes (docs/models.md): Seedream 5.0 Pro, Flash and 5.5
+        answer 400 to any sequential field, "disabled" included."""
         req = call.request
         model = get_model(req.model)
+        takes = model.takes
         body: dict[str, Any] = {
             "model": self.model_id(call),
             "prompt": prompt_with_negative(req.prompt, req.negative_prompt),
             "size": req.size,
             "response_format": "url",
-            "watermark": False,  # Ark's default is a visible "AI generated" mark
         }
+        if "watermark" in takes:
+            body["watermark"] = False  # Ark's default is a visible "AI generated" mark
         if call.reference_urls:
             body["image"] = list(call.reference_urls)
-        if model.sequential:
-            body["sequential_image_generation"] = "auto"
-            body["sequential_image_generation_options"] = {"max_images": req.max_images}
-        else:
-            body["sequential_image_generation"] = "disabled"
-        if model.family == "seedream-5.0-lite":  # 4.x always answers JPEG and takes no output_format
+        if "sequential" in takes:
+            body["sequential_image_generation"] = "auto" if model.sequential else "disabled"
+            if model.sequential:
+                body["sequential_image_generation_options"] = {"max_images": req.max_images}
+        if "output_format" in takes:
             body["output_format"] = req.output_format
         mode = req.quality_settings.get("optimize_prompt", "standard")
-        if mode != "standard":  # "fast" prompt optimisation exists on 4.0 only; standard is the default
+        if "optimize_prompt" in takes and mode != "standard":  # "fast" exists on 4.0 only (its tiers say so)
             body["optimize_prompt_options"] = {"mode": mode}
         return body
 
@@ -85,8 +93,14 @@ class ArkProvider(HostedProvider):
         error = raw.get("error")
         if isinstance(error, dict) and not raw.get("data"):
             raise ProviderError(f"ark: {error.get('code')} {error.get('message')}")
+        items = raw.get("data") or []
+        codes = [str((item.get("error") or {}).get("code", "")) for item in items if isinstance(item, dict)]
+        if items and len(codes) == len(items) and all(_filtered(code) for code in codes):
+            # Every image of the call was filtered (not billed): a refusal, retried as one.
+            first = items[0]["error"]
+            raise ContentRejected(f"ark refused the content: {first.get('code')} {first.get('message')}")
         outputs = []
-        for i, item in enumerate(raw.get("data") or []):
+        for i, item in enumerate(items):
             if "error" in item:
                 err = item["error"]
                 outputs.append(Output(index=i, error=f"{err.get('code')}: {err.get('message')}"))
@@ -102,7 +116,4 @@ class ArkProvider(HostedProvider):
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # Ark reads data URLs (≤ 10 MB, checked before the build): nothing to send ahead.
-        return Upload(
-            url=data_url(data),
-            raw={"inline": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
-        )
+        return inline_upload(data)

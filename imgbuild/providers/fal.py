@@ -77,16 +77,16 @@ class FalProvider(HostedProvider):
     def request_body(self, call: Call) -> dict[str, Any]:
         req = call.request
         width, height = (int(n) for n in req.size.split("x"))
+        model = get_model(req.model)
         body: dict[str, Any] = {
             "prompt": prompt_with_negative(req.prompt, req.negative_prompt),
             "image_size": {"width": width, "height": height},
             "num_images": 1,  # separate generations; an identity set is max_images of one generation
-            "max_images": req.max_images,
         }
+        if "sequential" in model.takes:  # multi-image generation: the 5.0 Pro / Flash pages have none
+            body["max_images"] = req.max_images if model.sequential else 1
         if call.reference_urls:
             body["image_urls"] = list(call.reference_urls)
-        if not get_model(req.model).sequential:
-            body["max_images"] = 1
         return body
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:

@@ -38,7 +38,17 @@ import httpx
 
 from imgbuild.errors import ProviderRefused
 from imgbuild.providers.answers import BadAnswer
-from imgbuild.providers.base import MAX_IMAGE_BYTES, Call, ContentRejected, Output, ProviderError, redact_body
+from imgbuild.providers.base import (
+    MAX_IMAGE_BYTES,
+    Call,
+    ContentRejected,
+    Job,
+    Output,
+    ProviderError,
+    Response,
+    Upload,
+    redact_body,
+)
 
 __all__ = [
     "DEADLINE_SECONDS",
@@ -246,6 +256,7 @@ class HttpApi:
         provider: str,
         key_env: str,
         auth_scheme: str,
+        auth_header: str = "Authorization",
         client: httpx.Client | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -255,7 +266,8 @@ class HttpApi:
         self.provider = provider
         self.key_env = key_env
         key = api_key(key_env, provider)
-        self._auth = f"{auth_scheme} {key}"
+        self._auth_header = auth_header  # "x-goog-api-key", "x-key": the key itself, no scheme
+        self._auth = f"{auth_scheme} {key}" if auth_scheme else key
         # What must never be written or shown, whatever a server echoes back: the key as sent,
         # and its base64 (a Basic header, or a server quoting the header encoded).
         self._secrets = tuple(
@@ -359,7 +371,7 @@ class HttpApi:
         log: Log,
         json_body: Any = None,
         content: bytes | None = None,
-        files: dict[str, Any] | None = None,
+        files: dict[str, Any] | list[tuple[str, Any]] | None = None,  # a list repeats a name (`image[]`)
         data: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         auth: bool = True,
@@ -368,9 +380,10 @@ class HttpApi:
         """Send a request, retrying transient failures; return a 2xx response or raise.
 
         Raises ProviderRefused (stop the build), ContentRejected or ProviderError (this asset)."""
-        sent_headers = {"Authorization": self._auth} if auth else {}
+        sent_headers = {self._auth_header: self._auth} if auth else {}
         sent_headers.update(headers or {})
-        recorded_headers = {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in sent_headers.items()}
+        secret = {"authorization", self._auth_header.lower()}
+        recorded_headers = {k: ("<redacted>" if k.lower() in secret else v) for k, v in sent_headers.items()}
         recorded_body = redact_body(json_body) if json_body is not None else _describe_upload(content, files)
         started = time.monotonic()
         attempt = 0
@@ -599,14 +612,18 @@ def _whole(response: httpx.Response, max_bytes: int) -> httpx.Response:
     )
 
 
-def _describe_upload(content: bytes | None, files: dict[str, Any] | None) -> Any:
+def _describe_upload(content: bytes | None, files: dict[str, Any] | list[tuple[str, Any]] | None) -> Any:
     if content is not None:
         return f"<{len(content)} bytes, sha256 {hashlib.sha256(content).hexdigest()}>"
     if files:
-        parts = {}
-        for name, value in files.items():
+        parts: dict[str, Any] = {}
+        for name, value in files.items() if isinstance(files, dict) else files:
             data = value[1] if isinstance(value, tuple) else value
-            parts[name] = f"<{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}>"
+            described = f"<{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}>"
+            if name.endswith("[]"):  # a repeated part: every one is listed
+                parts.setdefault(name, []).append(described)
+            else:
+                parts[name] = described
         return {"multipart": parts}
     return None
 
@@ -700,7 +717,8 @@ class HostedProvider:
 
     name: str
     key_env: str  # the environment variable holding the key
-    auth_scheme: str  # "Bearer" or "Key"
+    auth_scheme: str  # "Bearer" or "Key"; "" sends the key alone
+    auth_header = "Authorization"
     # attribute holding a URL → its key under providers.<name> (the variable IMGBUILD_<NAME>_<KEY> wins)
     urls: ClassVar[Mapping[str, str]] = {"base": "base_url"}
 
@@ -709,6 +727,7 @@ class HostedProvider:
             provider=self.name,
             key_env=self.key_env,
             auth_scheme=self.auth_scheme,
+            auth_header=self.auth_header,
             retry=retry_policy(settings),
             deadline_seconds=float(settings.get("deadline_seconds", DEADLINE_SECONDS)),
         )
@@ -726,6 +745,16 @@ class HostedProvider:
 
     def close(self) -> None:
         self.api.close()
+
+
+class SynchronousProvider(HostedProvider):
+    """A hosted API that answers a call with its images: no job to record, nothing to resume."""
+
+    def parse(self, call: Call, raw: dict[str, Any]) -> Response:
+        raise NotImplementedError
+
+    def resume(self, call: Call, job: Job) -> Response:
+        raise ProviderError(f"{self.name} calls are synchronous: there is no job to resume")
 
 
 class PollClock:
@@ -780,6 +809,20 @@ def prompt_with_negative(prompt: str, negative: str | None) -> str:
 def data_url(data: bytes) -> str:
     """A ``data:image/<fmt>;base64,...`` URL (lowercase format, as Ark requires)."""
     return f"data:{image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def data_url_parts(url: str) -> tuple[str, str]:
+    """(MIME type, base64 text) of a data URL made by `data_url`."""
+    head, encoded = url.split(",", 1)
+    return head.removeprefix("data:").split(";", 1)[0], encoded
+
+
+def inline_upload(data: bytes) -> Upload:
+    """A reference image that travels inside the call itself (as a data URL, a multipart part or
+    base64): nothing is sent ahead, and the record keeps its size and hash."""
+    return Upload(
+        url=data_url(data), raw={"inline": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    )
 
 
 def image_mime(data: bytes) -> str:

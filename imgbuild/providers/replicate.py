@@ -65,12 +65,13 @@ class ReplicateProvider(HostedProvider):
             "prompt": prompt_with_negative(req.prompt, req.negative_prompt),
             "size": model.tiers[req.quality].size_tier,
             "aspect_ratio": req.aspect_ratio,
-            "sequential_image_generation": "auto" if model.sequential else "disabled",
-            "max_images": req.max_images,
         }
+        if "sequential" in model.takes:  # bytedance/seedream-5-pro has neither field
+            inputs["sequential_image_generation"] = "auto" if model.sequential else "disabled"
+            inputs["max_images"] = req.max_images
         if call.reference_urls:
             inputs["image_input"] = list(call.reference_urls)
-        if model.family == "seedream-5.0-lite":
+        if "output_format" in model.takes:
             inputs["output_format"] = req.output_format
         return {"input": inputs}
 

@@ -11,10 +11,11 @@ import itertools
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from imgbuild.errors import Problem
+from imgbuild.models import get_model
 from imgbuild.spec.model import Batch, Project, Shot, VariantTest
 
 __all__ = ["MAX_ID_LENGTH", "Asset", "asset_id", "count_batch", "expand_batch", "expand_project"]
@@ -33,6 +34,7 @@ class Asset:
     variant: VariantTest | None
     fixed: Mapping[str, str]  # attributes with one value for the whole shot
     vary: Mapping[str, str]  # this asset's choice of each varying attribute
+    model: str | None = None  # the endpoint key, when the batch lists several (None: the batch's one)
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -61,7 +63,20 @@ def asset_id(batch: str, shot: str, variant: str | None, vary: Mapping[str, str]
 
 
 def expand_batch(batch: Batch) -> Iterator[Asset]:
-    """Every asset of a batch: each shot over its attribute product, then each variant test."""
+    """Every asset of a batch: each shot over its attribute product, then each variant test; all
+    of it once per model when the batch lists several (the model's family then names the asset)."""
+    if not batch.models:
+        yield from _expand_shots(batch)
+        return
+    for key in batch.models:
+        family = get_model(key).family
+        for asset in _expand_shots(batch):
+            named = {**asset.vary, "model": family}
+            variant = asset.variant.id if asset.variant else None
+            yield replace(asset, id=asset_id(batch.id, asset.shot.id, variant, named), model=key)
+
+
+def _expand_shots(batch: Batch) -> Iterator[Asset]:
     for shot in batch.shots:
         fixed, vary = _merge(batch, shot)
         yield from _product(batch, shot, None, fixed, vary)

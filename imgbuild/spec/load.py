@@ -6,6 +6,7 @@ project in one pass. Nothing here writes a file.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -14,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from imgbuild.errors import Problem
-from imgbuild.models import DEFAULT_MODEL, get_model
+from imgbuild.models import DEFAULT_MODEL, get_model, model_keys
 from imgbuild.project import CONFIG_FILE
 from imgbuild.spec.evidence import ungrounded
 from imgbuild.spec.expand import slug
@@ -326,7 +327,7 @@ class _Loader:
             self.problems.append(
                 doc.problem(("output",), f"{output!r} is {internal} — put the images in a folder of their own")
             )
-        model = get_model(data.get("model", DEFAULT_MODEL))
+        models = self._models(doc, data)
         output_format = data.get("output_format", "png")  # checked against the provider in resolve()
         shots = tuple(
             self._shot(doc, i, raw)
@@ -341,7 +342,8 @@ class _Loader:
         )
         self._unique(doc, "variant_tests", [(v.index, v.id) for v in variant_tests])
         fixed = MappingProxyType(dict(data.get("fixed", {})))
-        vary = _vary(data.get("vary", {}))
+        # `vary: {model: [...]}` is a list of models, not an attribute: the fact rule is not for it
+        vary = _vary({k: v for k, v in data.get("vary", {}).items() if k != "model"})
         self._check_attributes(doc, fixed, vary, shots, variant_tests, persona)
         if len(self.problems) != problems_before or persona is None or source_basis is None:
             return None
@@ -353,7 +355,8 @@ class _Loader:
             persona=data["persona"],
             source_basis=source_basis,
             output=data["output"],
-            model=model.key,
+            model=models[0],
+            models=models if len(models) > 1 else (),
             quality=data.get("quality", "max"),
             quality_reason=data.get("quality_reason"),
             aspect_ratio=data.get("aspect_ratio", "9:16"),
@@ -365,6 +368,38 @@ class _Loader:
             variant_tests=variant_tests,
             lines=doc.lines,
         )
+
+    def _models(self, doc: Document, data: Mapping[str, Any]) -> tuple[str, ...]:
+        """The batch's endpoint keys: `model` (one, or a list) or `vary.model`; one per family."""
+        given = data.get("model", DEFAULT_MODEL)
+        keys: list[str] = list(given) if isinstance(given, list) else [given]
+        at: DocPath = ("model",)
+        varied = data.get("vary", {}).get("model")
+        if varied is not None:
+            if "model" in data:
+                self.problems.append(doc.problem(("vary", "model"), "the models are given twice: keep `model` or this"))
+            keys, at = list(varied), ("vary", "model")
+            for i, key in enumerate(keys):
+                if key not in model_keys():
+                    hint = difflib.get_close_matches(key, model_keys(), n=1)
+                    self.problems.append(
+                        doc.problem(
+                            (*at, i), f"{key!r} is not a model" + (f" — did you mean {hint[0]!r}?" if hint else "")
+                        )
+                    )
+            keys = [k for k in keys if k in model_keys()]
+        families: dict[str, str] = {}
+        for i, key in enumerate(keys):
+            family = get_model(key).family
+            if family in families:
+                self.problems.append(
+                    doc.problem(
+                        (*at, i),
+                        f"{key!r} and {families[family]!r} are both {get_model(key).label}: list a family once",
+                    )
+                )
+            families.setdefault(family, key)
+        return tuple(keys) or (DEFAULT_MODEL,)
 
     def _internal(self, output: str) -> str | None:
         """What `output` is when it is a folder imgbuild or git owns (assets there would mix with

@@ -114,6 +114,12 @@ class Batch:
     shots: tuple[Shot, ...]
     variant_tests: tuple[VariantTest, ...]
     lines: Mapping[tuple[str | int, ...], int] = field(default_factory=dict, compare=False, repr=False)
+    models: tuple[str, ...] = ()  # set when `model` is a list: each shot is built on each of them
+
+    @property
+    def model_keys(self) -> tuple[str, ...]:
+        """The endpoint keys the batch is built on: its list of models, or its one model."""
+        return self.models or (self.model,)
 
     def line(self, *path: str | int) -> int | None:
         """The manifest line of the value at `path` (or of its nearest located parent)."""

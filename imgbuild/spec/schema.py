@@ -41,7 +41,8 @@ def load_schema(name: str) -> dict[str, Any]:
     if name == "batch":
         from imgbuild.models import model_keys
 
-        schema["properties"]["model"]["enum"] = model_keys()
+        model = schema["properties"]["model"]  # one key, or a list of keys
+        model["then"]["enum"] = model["items"]["enum"] = model_keys()
     elif name == "project":
         from imgbuild.providers import provider_names
 

@@ -93,13 +93,20 @@ _SIZES: Final[dict[str, dict[str, tuple[int, int]]]] = {
 class _ArkFamily:
     tiers: tuple[str, ...]
     pixels: tuple[int, int]
-    png: bool  # only 5.0 lite honours output_format; 4.x always answers JPEG
+    png: bool  # the 5.0 family and 5.5 honour output_format; 4.x always answers JPEG
     max_references: int = 14
+    sequential: bool = True  # 5.0 Pro / Flash and 5.5 answer 400 to any sequential or stream field
+    default_png: bool = False  # 5.5 answers PNG when output_format is not given
 
 
 _ARK_5_LITE: Final = _ArkFamily(("2K", "3K"), (3_686_400, 10_404_496), png=True)
 _ARK_4_5: Final = _ArkFamily(("2K", "4K"), (3_686_400, 16_777_216), png=False)
-_ARK_4_0: Final = _ArkFamily(("1K", "2K", "4K"), (921_600, 16_777_216), png=False)
+_ARK_4_0: Final = _ArkFamily(("1K", "2K", "4K"), (921_600, 16_777_216), png=False, max_references=10)
+_ARK_5_PRO: Final = _ArkFamily(("1K", "2K"), (921_600, 4_194_304), png=True, max_references=10, sequential=False)
+_ARK_5_FLASH: Final = _ArkFamily(("1K", "2K"), (921_600, 4_194_304), png=True, max_references=10, sequential=False)
+_ARK_5_5: Final = _ArkFamily(
+    ("1K", "2K"), (921_600, 4_556_800), png=True, max_references=10, sequential=False, default_png=True
+)
 
 ARK_MODELS: Final[dict[str, _ArkFamily]] = {
     "seedream-5-0-260128": _ARK_5_LITE,
@@ -110,6 +117,12 @@ ARK_MODELS: Final[dict[str, _ArkFamily]] = {
     "doubao-seedream-4-5-251128": _ARK_4_5,
     "seedream-4-0-250828": _ARK_4_0,
     "doubao-seedream-4-0-250828": _ARK_4_0,
+    "seedream-5-0-pro-260628": _ARK_5_PRO,
+    "doubao-seedream-5-0-pro-260628": _ARK_5_PRO,
+    "seedream-5-0-flash-260915": _ARK_5_FLASH,
+    "seedream-5-5-261028": _ARK_5_5,
+    "dola-seedream-5-5-261028": _ARK_5_5,
+    "doubao-seedream-5-5-261028": _ARK_5_5,
 }
 """Ark model ids the fake knows; any other id (endpoint ids `ep-…` included) answers 404."""
 
@@ -118,20 +131,24 @@ ARK_MODELS: Final[dict[str, _ArkFamily]] = {
 class _ReplicateModel:
     sizes: tuple[str, ...]
     max_references: int
-    png: bool  # only seedream-5-lite has output_format (png by default); 4 / 4.5 answer JPEG
+    png: bool  # only the 5.0 models have output_format (png by default); 4 / 4.5 answer JPEG
+    sequential: bool = True  # seedream-5-pro has no sequential_image_generation / max_images
 
 
 REPLICATE_MODELS: Final[dict[str, _ReplicateModel]] = {
     "bytedance/seedream-4": _ReplicateModel(("1K", "2K", "4K", "custom"), 10, png=False),
     "bytedance/seedream-4.5": _ReplicateModel(("2K", "4K", "custom"), 14, png=False),
     "bytedance/seedream-5-lite": _ReplicateModel(("2K", "3K"), 14, png=True),
+    "bytedance/seedream-5-pro": _ReplicateModel(("1K", "2K"), 10, png=True, sequential=False),
 }
 
 FAL_MODELS: Final[frozenset[str]] = frozenset(
     f"fal-ai/bytedance/seedream/{version}/{mode}"
-    for version in ("v4", "v4.5", "v5/lite")
+    for version in ("v4", "v4.5", "v5/lite", "v5/pro", "v5/flash")
     for mode in ("text-to-image", "edit")
 )
+_FAL_SINGLE: Final = ("fal-ai/bytedance/seedream/v5/pro/", "fal-ai/bytedance/seedream/v5/flash/")
+"""fal models that make one image per generation: `max_images` is not one of their inputs."""
 """fal model ids (endpoint paths) the fake knows; `…/edit` ones require `image_urls`."""
 
 _FAL_PRESETS: Final[dict[str, tuple[int, int]]] = {
@@ -342,7 +359,7 @@ def _int_in(value: Any, low: int, high: int) -> bool:
 class FakeProviders:
     """Ark, Replicate and fal on one loopback server; use as a context manager (or start()/close()).
 
-    Attributes may be changed while it runs (`latency`, `fault_rate`, `cut_rate`, `keys`); jobs keep
+    Attributes may be changed while it runs (`latency`, `fault_rate`, `cut_rate`, `keys`, `filtered`); jobs keep
     the latency they were created with. Jobs and files stay in memory whoever disconnects, so a
     new client can resume polling a job that a killed one created.
     """
@@ -363,6 +380,7 @@ class FakeProviders:
         self.cut_rate = cut_rate
         self.faults = faults
         self.retry_after = "0"  # the Retry-After of a 429
+        self.filtered = 0  # the next N accepted Ark creates answer with every output filtered (not billed)
         self.requests: list[RecordedRequest] = []
         self.billed: Counter[str] = Counter()  # accepted creates per provider
         self.billed_images: Counter[str] = Counter()  # images delivered per provider
@@ -667,6 +685,10 @@ class FakeProviders:
             return _ark_error(404, "InvalidEndpointOrModel.NotFound", message, "model", request_id)
         if not isinstance(prompt, str) or not prompt:
             return invalid("prompt", "", "MissingParameter")
+        if not family.sequential:
+            for param in ("stream", "sequential_image_generation", "sequential_image_generation_options"):
+                if param in body:  # even "disabled" / false: these models do not know the field
+                    return invalid(param, "this model does not support this parameter")
         if body.get("stream"):
             return invalid("stream", "streaming is not supported by this fake")
         size_or_error = self._ark_size(family, body.get("size", "2048x2048"))
@@ -678,7 +700,7 @@ class FakeProviders:
             return invalid("response_format", "must be url or b64_json")
         if "watermark" in body and not isinstance(body["watermark"], bool):
             return invalid("watermark", "must be a boolean")
-        output_format = body.get("output_format", "jpeg")
+        output_format = body.get("output_format", "png" if family.default_png else "jpeg")
         if output_format not in ("png", "jpeg"):
             return invalid("output_format", "must be png or jpeg")
         fmt = output_format if family.png else "jpeg"
@@ -702,12 +724,14 @@ class FakeProviders:
             return _ark_error(400, "InputTextSensitiveContentDetected", message, "prompt", request_id)
 
         count = min(cast(int, max_images), 15 - len(references)) if sequential == "auto" else 1
+        with self._lock:
+            filtered, self.filtered = self.filtered > 0, max(0, self.filtered - 1)
         if self.latency:
             time.sleep(self.latency)
         data: list[dict[str, Any]] = []
         stamp = datetime.now(UTC)
         for index in range(count):
-            if "PARTIAL" in prompt and count > 1 and index == count - 1:
+            if filtered or ("PARTIAL" in prompt and count > 1 and index == count - 1):
                 message = "The request failed because the output image may contain sensitive information."
                 data.append({"error": {"code": "OutputImageSensitiveContentDetected", "message": message}})
                 continue
@@ -818,6 +842,10 @@ class FakeProviders:
 
         if not isinstance(inputs.get("prompt"), str) or not inputs["prompt"]:
             bad("required", "prompt", "prompt is required")
+        if not spec.sequential:
+            for name in ("sequential_image_generation", "max_images"):
+                if name in inputs:
+                    bad("additional_property_not_allowed", name, f"Additional property {name} is not allowed")
         enums = {
             "size": spec.sizes,
             "aspect_ratio": _ASPECT_RATIOS,
@@ -975,6 +1003,8 @@ class FakeProviders:
         else:
             size = (0, 0)
             problems.append(_fal_invalid("image_size", "must be a preset name or {width, height}"))
+        if model.startswith(_FAL_SINGLE) and "max_images" in inputs:
+            problems.append(_fal_invalid("max_images", "extra fields not permitted", "value_error.extra"))
         for name in ("num_images", "max_images"):
             if name in inputs and not _int_in(inputs[name], 1, 6):
                 problems.append(_fal_invalid(name, "ensure this value is between 1 and 6"))

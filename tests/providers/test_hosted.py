@@ -421,7 +421,8 @@ def test_a_rejected_prompt_fails_only_its_asset(
     assert run_cli(root, "build") == 1
     out = capsys.readouterr().out
     assert "FAILED covers:covers.hook.forbidden.l0.c1" in out and "InputTextSensitiveContentDetected" in out
-    assert len(fake.creates("ark")) == 2  # the refusal was not retried
+    # not retried as a transient failure; tried once more as a content-filter refusal (default 1)
+    assert len(fake.creates("ark")) == 3
     assert_valid_images(root, 1)
     history = json.loads((root / "assets" / "covers.hook.forbidden.l0" / "index.json").read_text())["history"]
     assert history[-1]["event"] == "failed" and "sensitive" in history[-1]["reason"]

@@ -235,9 +235,10 @@ def test_batch_over_its_own_raised_cap(tmp_path, capsys):
 
 
 def test_unknown_provider_in_config(tmp_path, capsys):
-    write_project(tmp_path, config="provider: nope\n")
+    write_project(tmp_path, config="provider: midjourney\n")  # like none of them: no hint, the list
     assert rejected(tmp_path, capsys) == [
-        "imgbuild.yaml:1 provider: 'nope' is not one of 'ark', 'fal', 'preview', 'replicate'",
+        "imgbuild.yaml:1 provider: 'midjourney' is not one of 'ark', 'bfl', 'fal', 'gemini', 'openai', 'preview', "
+        "'replicate'",
         summary(1),
     ]
 
