@@ -29,6 +29,7 @@ __all__ = [
     "ProvenanceError",
     "embed_xmp",
     "sign_c2pa",
+    "try_c2pa_signer",
     "xmp_packet",
 ]
 
@@ -155,6 +156,19 @@ class C2paSigner:
     cert_chain: bytes  # the signing certificate first, then its issuers
     private_key: bytes
     alg: str = "es256"  # es256, es384, es512, ps256, ps384, ps512, ed25519
+
+
+def try_c2pa_signer(signer: C2paSigner, creator_tool: str) -> None:
+    """Sign a small image once with `signer`: ProvenanceError when the library is missing or
+    refuses the certificate, the key or the algorithm, before any real image is touched."""
+    import io
+
+    from PIL import Image
+
+    sample = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(sample, "PNG")
+    trial = Provenance("trial", "0" * 64, "trial", "trial", "trial", creator_tool)
+    sign_c2pa(sample.getvalue(), "image/png", signer, trial)
 
 
 def sign_c2pa(data: bytes, mime: str, signer: C2paSigner, provenance: Provenance) -> bytes:

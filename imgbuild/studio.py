@@ -15,7 +15,8 @@ Safety, in one place each:
   path whose real location differs from its spelled one (a symbolic link on the way) is refused.
 - **Every change needs the session's token** (random, in the page, sent back in a header that a
   page of another origin cannot set without a CORS preflight this server never grants), a JSON
-  body, and a Host of 127.0.0.1 or localhost (so a DNS-rebound name is refused).
+  body, and a Host of 127.0.0.1 or localhost (so a DNS-rebound name is refused); no page of
+  another origin may frame the studio (X-Frame-Options, CSP frame-ancestors).
 - **Nothing is written but review records** (and the thumbnail cache under ``.imgbuild/``).
 """
 
@@ -39,6 +40,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgbuild.decisions import Decided, decide, reviewer, undo
 from imgbuild.errors import EXIT_INVALID, FatalError
@@ -290,19 +292,42 @@ def create_app(root: Path, batches: Sequence[str] = (), *, by: str | None = None
         Route("/api/decide", decision, methods=["POST"]),
         Route("/api/undo", take_back, methods=["POST"]),
     ]
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=[HOST, "localhost"])]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=[HOST, "localhost"]), Middleware(_NotFramed)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={FatalError: _project_error})
     app.state.session = session
     return app
 
 
 class StudioUsageError(FatalError):
-    """`imgbuild review` names a batch that does not exist."""
+    """`imgbuild review` names a batch that does not exist, or a port it cannot listen on."""
 
     exit_code = EXIT_INVALID
 
 
 _NO_STORE = {"Cache-Control": "no-store"}  # a decision made in the CLI shows on the next view
+
+# On every answer: no other page may frame the studio (a key press click-jacked into a framed
+# page would decide with the page's own token), and no file is read as another type than its own.
+_SAFETY_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+class _NotFramed:
+    """ASGI middleware adding `_SAFETY_HEADERS` to every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_safe(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *_SAFETY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_safe if scope["type"] == "http" else send)
 
 
 async def _project_error(request: Request, exc: Exception) -> Response:
@@ -480,7 +505,14 @@ class StudioServer:
         self.app = app
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((HOST, port))
+        try:
+            self._socket.bind((HOST, port))
+        except (OSError, OverflowError) as exc:  # in use, not allowed, not a port
+            self._socket.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StudioUsageError(
+                f"--port {port}: cannot listen on {HOST} ({reason}); pick another, or leave --port out for a free one"
+            ) from None
         # Listen now: the address is printed before uvicorn starts, and a browser (or a script)
         # that connects at once must wait in the backlog, not be refused.
         self._socket.listen(128)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -218,10 +219,19 @@ def test_changes_need_the_token_and_files_must_be_known(studio: StudioServer, pr
         assert [r.status_code for r in refused] == [403, 403, 403, 415, 403, 400]
         assert "missing or wrong X-Imgbuild-Token" in refused[0].json()["error"]
         assert snapshot(project) == before
+        # A DNS-rebound name cannot read the page (and its token), and no other page may frame it.
+        assert token in page
+        for host in ("evil.test", "127.0.0.1.evil.test", "localhost.evil.test"):
+            rebound = client.get("/", headers={"Host": host})
+            assert rebound.status_code == 400 and token not in rebound.text, host
+        answer = client.get("/")
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
 
         # Files: only the exact paths the pages linked; nothing by `..`, absolute path or link.
         thumb = page.split('src="/files/', 1)[1].split('"', 1)[0]
-        assert client.get(f"/files/{thumb}").headers["content-type"] == "image/jpeg"
+        served = client.get(f"/files/{thumb}")
+        assert served.headers["content-type"] == "image/jpeg" and served.headers["x-content-type-options"] == "nosniff"
         asset_json = f"assets/{FIRST}/asset.json"
         client.get(f"/asset/{FIRST}")
         assert client.get(f"/files/{asset_json}").json()["asset_id"] == FIRST
@@ -257,11 +267,21 @@ def create_token(studio: StudioServer) -> str:
     return str(studio.app.state.session.token)
 
 
-def test_the_command_prints_its_address_and_refuses_an_unknown_batch(
+def test_the_command_refuses_an_unknown_batch_or_a_port_it_cannot_listen_on(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_cli(project, "review", "posters", "--no-open") == 2
     assert capsys.readouterr().err == "imgbuild: error: unknown batch 'posters' (batches: covers)\n"
+    # A port in use, or no port at all: exit 2 with the reason, not a crash (70).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert run_cli(project, "review", "--no-open", "--port", str(port)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"imgbuild: error: --port {port}: cannot listen on 127.0.0.1 (Address already in use)")
+    assert run_cli(project, "review", "--no-open", "--port", "70000") == 2
+    assert "imgbuild: error: --port 70000: cannot listen on 127.0.0.1 (" in capsys.readouterr().err
 
 
 # -- what the pages show --------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ class BuildSession:
         if self._build_lock is None:
             self._build_lock = acquire_build_lock(self.store.state_dir)
             remove_stale_temp_files(self.store.temp_dir)
+            self.store.drop_closed_calls()
 
     def _check_budget(self) -> None:
         if self.budget is None or self.provider_name == "preview":

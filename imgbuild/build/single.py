@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from imgbuild.build.session import BuildSession
 from imgbuild.errors import InvalidInput, Problem, UsageError
 from imgbuild.models import get_model
 from imgbuild.requests import ImageRequest, limit_problems, request_from_record
-from imgbuild.spec.load import display, read_config
+from imgbuild.spec.load import display, load_project, read_config
 from imgbuild.spec.model import ProjectConfig
 from imgbuild.spec.schema import validate
 from imgbuild.yamlio import Document, load_yaml
@@ -57,6 +58,8 @@ def load_request_file(root: Path, path: Path) -> RequestFile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"no request file {shown}") from None
+    except OSError as exc:  # a folder, a file that cannot be read
+        raise UsageError(f"{shown}: cannot read the request file ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise InvalidInput([Problem(shown, None, "", f"not UTF-8 text ({exc.reason})")]) from None
     try:
@@ -83,7 +86,7 @@ def load_request_file(root: Path, path: Path) -> RequestFile:
     req, found = request_from_record(doc.data)
     problems = [_prefixed(doc.problem((field.split(".")[0],), message), prefix) for field, message in found]
     if req is not None:
-        problems += [_prefixed(p, prefix) for p in _refusals(root, doc, req)]
+        problems += [_prefixed(p, prefix) for p in _refusals(root, doc, req, _asset_folders(root, config))]
     if problems or req is None:
         raise InvalidInput(problems)
     return RequestFile(shown, req, candidate, config)
@@ -94,8 +97,16 @@ def _prefixed(problem: Problem, prefix: str) -> Problem:
     return Problem(problem.file, problem.line, path, problem.message)
 
 
-def _refusals(root: Path, doc: Document, req: ImageRequest) -> list[Problem]:
-    """What a build refuses before any call: references missing or changed, the model's limits."""
+def _asset_folders(root: Path, config: ProjectConfig) -> list[str]:
+    """The folders asset folders live in: the assets folder and every batch's `output`."""
+    project = load_project(root, [])  # a batch that does not load declares no folder
+    folders = [config.assets_dir, *(batch.output for batch in project.batches)]
+    return sorted({PurePosixPath(os.path.normpath(folder)).as_posix() for folder in folders})
+
+
+def _refusals(root: Path, doc: Document, req: ImageRequest, folders: list[str]) -> list[Problem]:
+    """What a build refuses before any call: an asset folder that is not one, references missing
+    or changed, the model's limits."""
     problems = []
     sizes = {}
     for i, ref in enumerate(req.references):
@@ -107,8 +118,17 @@ def _refusals(root: Path, doc: Document, req: ImageRequest) -> list[Problem]:
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             problems.append(doc.problem(("references", i, "sha256"), f"{ref.path} is not the image this sha256 names"))
         sizes[ref.path] = len(data)
-    if not (root / req.asset_dir).resolve().is_relative_to(root):
-        problems.append(doc.problem(("asset_dir",), f"{req.asset_dir!r} is outside the project"))
+    # Where a build would record this asset, and nowhere else: not the project's own folders, not
+    # another asset's records, not through a link.
+    expected = [PurePosixPath(folder, req.asset_id).as_posix() for folder in folders]
+    unresolved = Path(os.path.normpath(root / req.asset_dir))
+    if req.asset_dir not in expected:
+        where = " or ".join(expected)
+        problems.append(
+            doc.problem(("asset_dir",), f"{req.asset_dir!r} is not the folder of asset {req.asset_id} (it is {where})")
+        )
+    elif unresolved.resolve() != unresolved:
+        problems.append(doc.problem(("asset_dir",), f"{req.asset_dir!r} goes through a link: not the asset's folder"))
     limits = get_model(req.model).limits(req.provider)
     for key, message in limit_problems(req, limits, sizes):
         problems.append(doc.problem((key,) if key else ("size",), message))

@@ -17,11 +17,19 @@ from pathlib import Path
 
 from imgbuild import __version__
 from imgbuild.errors import EXIT_FAILED, EXIT_OK, UsageError
-from imgbuild.provenance import C2paSigner, Provenance, ProvenanceError, embed_xmp, sign_c2pa, xmp_packet
+from imgbuild.provenance import (
+    C2paSigner,
+    Provenance,
+    ProvenanceError,
+    embed_xmp,
+    sign_c2pa,
+    try_c2pa_signer,
+    xmp_packet,
+)
 from imgbuild.records import AssetStore, atomic_write_bytes
 from imgbuild.records.export import EXPORT_MANIFEST, ExportedImage, previous_export_files, write_export_manifest
 from imgbuild.requests import ImageRequest
-from imgbuild.resolve import resolve
+from imgbuild.resolve import Resolution, resolve
 from imgbuild.state import ReviewState, StateIndex, approval_problem, assess_reviews, lock_entry
 
 __all__ = ["export"]
@@ -40,10 +48,15 @@ def export(
     unknown = [b for b in batches if b not in known]
     if unknown:
         raise UsageError(f"no batch {', '.join(map(repr, unknown))} in this project (batches: {', '.join(known)})")
+    if signer is not None:
+        try:  # a key the library refuses would fail every image: say so before the folder changes
+            try_c2pa_signer(signer, TOOL)
+        except ProvenanceError as exc:
+            raise UsageError(f"--c2pa-cert/--c2pa-key: {exc}") from None
     selected = [r for r in resolution.all_requests() if not batches or r.batch in batches]
     index = StateIndex(resolution, verify=True)
     store = AssetStore(resolution.root)
-    to = to.resolve()
+    to = _export_folder(resolution, to, selected)
     exported: list[ExportedImage] = []
     missing: list[dict[str, str]] = []
     for review in assess_reviews(resolution, index, selected):
@@ -73,6 +86,30 @@ def export(
         allowed = " (--allow-missing)" if allow_missing else ""
         print(f"imgbuild export: {len(missing)} of {len(selected)} assets have no current approved image{allowed}")
     return EXIT_FAILED if missing and not allow_missing else EXIT_OK
+
+
+def _export_folder(resolution: Resolution, to: Path, selected: Sequence[ImageRequest]) -> Path:
+    """`to`, resolved and created, when nothing exported into it can land in an asset folder
+    (assets/ holds the provider's bytes and the records; through a link counts); else UsageError."""
+    given, to = to, to.resolve()
+    config = resolution.project.config
+    declared = (config.assets_dir, *(b.output for b in resolution.project.batches))
+    folders = {(resolution.root / folder).resolve() for folder in declared}
+    for target in (to, *sorted({(to / req.batch).resolve() for req in selected})):
+        inside = next((f for f in sorted(folders) if target.is_relative_to(f)), None)
+        if inside is not None:
+            shown = inside.relative_to(resolution.root).as_posix() or "."
+            raise UsageError(
+                f"--to {given}: the export would write into {shown}/, which holds the asset records:"
+                " export to a folder of its own, e.g. --to render"
+            )
+    if to.exists() and not to.is_dir():
+        raise UsageError(f"--to {given}: a file, not a folder")
+    try:
+        to.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--to {given}: cannot make the export folder ({exc.strerror or exc})") from None
+    return to
 
 
 class _Unchanged(Exception):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from imgbuild.build.single import UPLOADS_FOLDER, request_session
 from imgbuild.errors import EXIT_OK, InvalidInput, Problem, UsageError
-from imgbuild.models import DEFAULT_MODEL
+from imgbuild.models import DEFAULT_MODEL, get_model
 from imgbuild.providers.http import image_mime
 from imgbuild.requests import Reference, request_from_record
 from imgbuild.spec.load import read_config
@@ -33,6 +33,9 @@ def upload(root: Path, image: Path, *, provider: str | None = None, model: str =
     data = path.read_bytes()
     if image_mime(data) == "application/octet-stream":
         raise UsageError(f"{relative}: not a PNG, JPEG or WebP image")
+    limit = get_model(model).max_input_bytes  # what a build refuses as a reference image, refused here too
+    if len(data) > limit:
+        raise UsageError(f"{relative}: {len(data)} bytes; a reference image of {model} is at most {limit}")
     ref = Reference(relative, hashlib.sha256(data).hexdigest(), "reference")
     record = {
         "asset_id": UPLOADS_FOLDER,

@@ -20,6 +20,7 @@ __all__ = ["EXPORT_MANIFEST", "EXPORT_SCHEMA", "ExportedImage", "previous_export
 
 EXPORT_SCHEMA = "imgbuild.export/1"
 EXPORT_MANIFEST = "imgbuild-export.json"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # what an exported image's name ends with
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,21 @@ def previous_export_files(folder: Path) -> list[str]:
     if not isinstance(data, dict) or data.get("schema") != EXPORT_SCHEMA or not isinstance(data.get("assets"), list):
         return []
     files = []
+    base = folder.resolve()
     for entry in data["assets"]:
         file = entry.get("file") if isinstance(entry, dict) else None
-        if isinstance(file, str) and not PurePosixPath(file).is_absolute() and ".." not in PurePosixPath(file).parts:
+        # Only what an export writes, <batch>/<asset-id>.<ext>, and not through a link: an edited
+        # manifest must not make the next export delete anything else.
+        if isinstance(file, str) and _exported_name(file) and (base / file).resolve() == base / file:
             files.append(file)
     return files
+
+
+def _exported_name(file: str) -> bool:
+    path = PurePosixPath(file)
+    return (
+        len(path.parts) == 2
+        and not path.is_absolute()
+        and not {".", ".."} & set(path.parts)
+        and path.suffix in IMAGE_SUFFIXES
+    )

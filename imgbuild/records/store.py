@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
 from imgbuild.records.clock import duration, in_reproducible_order, new_run_id, source_date_epoch, utc_now
-from imgbuild.records.errors import BrokenRecord, RecordShapeError, UnknownRecordVersion
+from imgbuild.records.errors import BrokenRecord, RecordError, RecordShapeError, UnknownRecordVersion
 from imgbuild.records.model import (
     Approval,
     AssetRecord,
@@ -267,6 +267,25 @@ class AssetStore:
         # A kill between marking a call's candidates made and dropping the call leaves it here.
         made = {c.run for c in record.candidates}
         return tuple(c for c in (*own, *(c for c in record.moved_calls if c.run not in known)) if c.run not in made)
+
+    def drop_closed_calls(self) -> int:
+        """Rewrite every calls file without the calls asset.json already shows made (a kill
+        between the two writes of `complete` leaves them behind). Needs the build lock. Returns
+        how many files changed."""
+        folder = self.state_dir / "calls"
+        changed = 0
+        for path in sorted(folder.rglob("*.json")) if folder.is_dir() else ():
+            asset_dir = path.relative_to(folder).as_posix()[: -len(".json")]
+            try:
+                own = self._own_pending(asset_dir)
+                still = self.pending(asset_dir)
+            except RecordError:
+                continue  # a broken record is reported where it is read, not here
+            if {c.run for c in own} - {c.run for c in still}:
+                record = self.read_asset(asset_dir)
+                self._write_pending(asset_dir, record.asset_id if record else asset_dir, still)
+                changed += 1
+        return changed
 
     def _own_pending(self, asset_dir: str) -> tuple[PendingCall, ...]:
         calls = self._read(

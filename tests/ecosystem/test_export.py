@@ -167,6 +167,53 @@ def test_an_unknown_batch_is_a_usage_error(project: Path, tmp_path: Path, capsys
     assert not (tmp_path / "out").exists()
 
 
+def test_export_refuses_a_folder_that_is_not_its_own(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(project)
+    (tmp_path / "afile").write_text("not a folder")
+    (project / "render-link").symlink_to(project / "assets", target_is_directory=True)
+    records = "which holds the asset records: export to a folder of its own, e.g. --to render"
+    for to, message in (
+        ("assets", f"/assets: the export would write into assets/, {records}"),
+        (f"assets/{COVER}", f"/assets/{COVER}: the export would write into assets/, {records}"),
+        ("render-link/out", f"/render-link/out: the export would write into assets/, {records}"),
+        (str(tmp_path / "afile"), f"--to {tmp_path / 'afile'}: a file, not a folder"),
+        (str(tmp_path / "afile" / "x"), f"--to {tmp_path / 'afile' / 'x'}: cannot make the export folder"),
+    ):
+        assert run_cli(project, "export", "--to", to, "--allow-missing") == 2, to
+        assert message in capsys.readouterr().err
+    (project / "render-link").unlink()
+    assert snapshot(project) == before
+    # A batch folder of the export that is a link into the assets counts too.
+    out_dir = tmp_path / "render"
+    out_dir.mkdir()
+    (out_dir / "covers").symlink_to(project / "assets", target_is_directory=True)
+    assert run_cli(project, "export", "--to", str(out_dir), "--allow-missing") == 2
+    assert "the export would write into assets/" in capsys.readouterr().err
+    assert snapshot(project) == before
+
+
+def test_an_edited_export_manifest_removes_nothing_but_exported_images(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "render"
+    assert run_cli(project, "export", "--to", str(out_dir), "--allow-missing") == 0
+    (out_dir / "notes.txt").write_text("the render stage's own file")
+    (out_dir / "keep").symlink_to(project / "assets", target_is_directory=True)
+    approved = json.loads((out_dir / "imgbuild-export.json").read_text())["assets"][0]["source"]["file"]
+    manifest_path = out_dir / "imgbuild-export.json"
+    manifest = json.loads(manifest_path.read_text())
+    inside_assets = "keep/" + approved.removeprefix("assets/").split("/", 1)[0] + ".jpg"
+    (project / "assets" / Path(inside_assets).name).write_bytes(b"an image the user keeps")
+    manifest["assets"] += [{"file": "notes.txt"}, {"file": inside_assets}, {"file": "../p/imgbuild.yaml"}]
+    manifest_path.write_text(json.dumps(manifest))
+    before = snapshot(project)
+    assert run_cli(project, "export", "--to", str(out_dir), "--allow-missing") == 0
+    assert (out_dir / "notes.txt").read_text() == "the render stage's own file"
+    assert snapshot(project) == before
+
+
 def _test_signer(folder: Path) -> tuple[Path, Path]:
     """A throwaway CA and a signing certificate it issued (ES256), as a user's would be."""
     import datetime
@@ -271,6 +318,23 @@ def test_export_signs_c2pa_content_credentials_with_the_users_certificate(
         assert exiftool(exported)["XMP-imgbuild:AssetID"] == entry["id"]
         assert pixels(data) == pixels((project / entry["source"]["file"]).read_bytes())
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+def test_a_key_c2pa_refuses_stops_the_export_before_the_folder_changes(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("c2pa", reason="the c2pa extra (in the test extra) is not installed")
+    out_dir = tmp_path / "render"
+    assert run_cli(project, "export", "--to", str(out_dir), "--allow-missing") == 0
+    exported = snapshot(out_dir)
+    chain, _ = _test_signer(tmp_path)
+    (tmp_path / "other").mkdir()
+    _, other_key = _test_signer(tmp_path / "other")
+    for key in (chain, other_key):  # a certificate as the key, and a key that is not the certificate's
+        args = ("--c2pa-cert", str(chain), "--c2pa-key", str(key))
+        assert run_cli(project, "export", "--to", str(out_dir), "--allow-missing", *args) == 2
+        assert "imgbuild: error: --c2pa-cert/--c2pa-key: C2PA signing failed: " in capsys.readouterr().err
+        assert snapshot(out_dir) == exported  # the images exported before are still there
 
 
 def test_c2pa_signing_needs_both_the_certificate_and_the_key(

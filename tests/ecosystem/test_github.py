@@ -57,6 +57,25 @@ def test_the_action_and_the_example_workflow_pass_actionlint(action_repo: Path) 
     assert direct.returncode == 0, direct.stdout + direct.stderr
 
 
+def test_the_example_workflow_is_safe_on_a_pull_request() -> None:
+    """The pull request's own content is checked with no secrets and no write access: the
+    plain `pull_request` event (never `pull_request_target`), a read-only token, and a checkout
+    that does not leave the token in .git/config. The README's copy says the same."""
+    import yaml
+
+    text = (REPO / "docs" / "ci" / "imgbuild-check.yml").read_text()
+    workflow = yaml.safe_load(text)
+    events = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert "pull_request" in events and "pull_request_target" not in events
+    assert workflow["permissions"] == {"contents": "read"}
+    (job,) = workflow["jobs"].values()
+    (checkout,) = [step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"]["persist-credentials"] is False
+    assert "${{" not in text  # nothing from the event is pasted into a script
+    readme = (REPO / "README.md").read_text().split("**GitHub Actions.**", 1)[1].split("```yaml", 1)[1]
+    assert "persist-credentials: false" in readme.split("```", 1)[0]
+
+
 def test_actionlint_sees_a_broken_action_and_an_unknown_input(action_repo: Path) -> None:
     """The lint is real: the same check fails on a misspelt input and on a bad runner."""
     workflow = action_repo / ".github" / "workflows" / "imgbuild-check.yml"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fakes.servers import FakeProviders
 from helpers import BATCH as HELPER_BATCH
-from helpers import PERSONA, run_cli, write_project
+from helpers import PERSONA, run_cli, snapshot, write_project
 
 from imgbuild.requests import request_from_record
 from imgbuild.resolve import resolve
@@ -160,8 +160,37 @@ def test_call_refuses_what_a_build_refuses(
     err = capsys.readouterr().err
     assert "output_format: 'gif' is not one of" in err
     assert "asset_dir: '../outside' must be a folder inside the project (relative, no '..')" in err
+    # Not a file: a usage error naming it, for call and poll alike (was a crash, exit 70).
+    for command in ("call", "poll"):
+        assert run_cli(root, command, str(tmp_path)) == 2
+        assert ": cannot read the request file (Is a directory)" in capsys.readouterr().err
     assert fake.creates("fal") == []
     assert not (root / "assets").exists()
+
+
+def test_call_records_only_in_the_asset_folder_a_build_would_use(
+    fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = fal_project(tmp_path / "p", fake, monkeypatch)
+    record = {k: v for k, v in request_record(root).items() if k != "request_hash"}
+    other = "covers.hook.window-light"
+    (root / "assets").mkdir()
+    before = snapshot(root)
+    # The project's root, its manifests, git's folder, another asset's records, a spelling of the
+    # folder that the records would not match: none is the asset's folder, and a call there would
+    # write asset.json and runs/ where they do not belong.
+    for asset_dir in (".", "batches", ".git/hooks", f"assets/{other}", f"assets/./{ASSET}", ASSET):
+        path = write_json(tmp_path / "elsewhere.json", {**record, "asset_dir": asset_dir})
+        assert run_cli(root, "call", str(path)) == 2, asset_dir
+        err = capsys.readouterr().err
+        assert f"asset_dir: {asset_dir!r} is not the folder of asset {ASSET} (it is assets/{ASSET})" in err
+    # The asset's folder made a link to another folder of the project.
+    (root / "assets" / ASSET).symlink_to(root / "batches", target_is_directory=True)
+    path = write_json(tmp_path / "linked.json", record)
+    assert run_cli(root, "call", str(path)) == 2
+    assert f"asset_dir: 'assets/{ASSET}' goes through a link" in capsys.readouterr().err
+    (root / "assets" / ASSET).unlink()
+    assert fake.creates("fal") == [] and snapshot(root) == before
 
 
 def test_poll_resumes_the_one_call_a_killed_call_left_in_flight(
@@ -217,4 +246,15 @@ def test_upload_prints_a_reusable_url_and_records_it(
     outside = tmp_path / "outside.png"
     shutil.copy(root / "refs" / "face.png", outside)
     assert run_cli(root, "upload", str(outside)) == 2
+    # Over the model's limit for a reference image: refused as a build refuses it, nothing sent.
+    from imgbuild.models import DEFAULT_MODEL, get_model
+
+    limit = get_model(DEFAULT_MODEL).max_input_bytes
+    big = root / "refs" / "big.png"
+    big.write_bytes((root / "refs" / "face.png").read_bytes() + b"\0" * limit)
+    capsys.readouterr()
+    assert run_cli(root, "upload", str(big)) == 2
+    assert f"refs/big.png: {big.stat().st_size} bytes; a reference image of {DEFAULT_MODEL} is at most {limit}" in (
+        capsys.readouterr().err
+    )
     assert len(fake.uploads) == 1

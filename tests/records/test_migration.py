@@ -13,6 +13,7 @@ import pytest
 from helpers import BATCH, run_cli, write_project
 
 from imgbuild.records import AssetStore
+from imgbuild.records.model import PendingCall, PendingCalls
 from imgbuild.resolve import resolve
 
 ASSET = "covers.hook.cafe.lamp-light"
@@ -89,3 +90,29 @@ def test_a_call_closed_after_the_move_does_not_come_back_from_the_old_list(tmp_p
     assert AssetStore(tmp_path).pending(ASSET_DIR) == ()
     data = json.loads((tmp_path / ASSET_DIR / "asset.json").read_text())
     assert data["schema"] == "imgbuild.asset/2" and "pending" not in data
+
+
+def test_a_call_left_in_flight_after_its_images_were_kept_is_dropped_by_the_next_build(tmp_path: Path) -> None:
+    """A kill between asset.json (candidates kept) and the calls file (call closed) leaves the
+    call listed in flight. The store never resumes it, and the next build that does any work
+    rewrites the calls file without it, so no record says a made image is still being made."""
+    root = write_project(tmp_path, batches={"covers": BATCH})
+    assert run_cli(root, "build") == 0
+    req = resolve(root).find(ASSET)
+    store = AssetStore(root)
+    record = store.read_asset(req.asset_dir)
+    assert record is not None
+    made = record.candidates[0]
+    # the calls file as the kill left it: the made call still listed
+    calls = _calls_file(root)
+    calls.parent.mkdir(parents=True, exist_ok=True)
+    left = PendingCall(made.run, made.candidate, made.request_hash, "submitted", None, "2026-12-01T00:00:00Z")
+    calls.write_text(json.dumps(PendingCalls(req.asset_id, (left,)).to_json()))
+    assert store.pending(req.asset_dir) == ()  # never resumed: its images are kept
+
+    # any build that does work tidies it away: here it makes another asset's lost image again
+    other = store.read_asset("assets/covers.hook.cafe.morning-light")
+    assert other is not None
+    (root / "assets/covers.hook.cafe.morning-light" / other.candidates[0].file).unlink()
+    assert run_cli(root, "build") == 0
+    assert not calls.exists()
