@@ -11,7 +11,6 @@ Facts: docs/models.md.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ from imgbuild.providers.http import (
     data_url_parts,
     inline_upload,
     prompt_with_negative,
+    same_site,
 )
 from imgbuild.requests import Reference
 
@@ -117,13 +117,10 @@ class BflProvider(HostedProvider):
 
     def polling_url(self, job: Job) -> str:
         """Where to poll `job` with the key: BFL's ``polling_url`` when it is on the API's own
-        domain (a global request is answered from a regional host, ``api.us1.bfl.ai``); anywhere
+        site (a global request is answered from a regional host, ``api.us1.bfl.ai``); anywhere
         else, the API's own ``get_result`` — the key goes to no host the answer names."""
-        given, base = httpx.URL(job.urls["polling"]), httpx.URL(self.base)
-        domain = ".".join(base.host.split(".")[-2:])
-        same_domain = given.scheme == "https" and given.host.endswith(f".{domain}") and not _is_ip(base.host)
-        if (given.scheme, given.netloc) == (base.scheme, base.netloc) or same_domain:
-            return str(given)
+        if same_site(job.urls["polling"], [self.base]):
+            return job.urls["polling"]
         return str(httpx.URL(f"{self.base}/get_result", params={"id": job.id}))
 
     def parse(self, call: Call, raw: dict[str, Any]) -> Response:
@@ -143,11 +140,3 @@ class BflProvider(HostedProvider):
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # Input images go inline with the request: nothing to send ahead.
         return inline_upload(data)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -22,6 +22,7 @@ import base64
 import contextlib
 import email.utils
 import hashlib
+import ipaddress
 import json
 import os
 import random
@@ -67,6 +68,7 @@ __all__ = [
     "prompt_with_negative",
     "redact_body",
     "retry_policy",
+    "same_site",
 ]
 
 _MAX_RECORDED_TEXT = 64 * 1024
@@ -380,6 +382,12 @@ class HttpApi:
         """Send a request, retrying transient failures; return a 2xx response or raise.
 
         Raises ProviderRefused (stop the build), ContentRejected or ProviderError (this asset)."""
+        if auth and self.url_sources and not same_site(url, self.url_sources):
+            # an answer named this URL (a job's polling or status URL): the key is not sent off-site
+            raise ProviderError(
+                f"{what}: {self.provider} named {_origin(url)}, which is not its API's site "
+                f"({', '.join(sorted(self.url_sources))}); the key is not sent there"
+            )
         sent_headers = {self._auth_header: self._auth} if auth else {}
         sent_headers.update(headers or {})
         secret = {"authorization", self._auth_header.lower()}
@@ -713,6 +721,32 @@ def _unresolvable(exc: Exception) -> bool:
 def _origin(url: str) -> str:
     parsed = httpx.URL(url)
     return f"{parsed.scheme}://{parsed.netloc.decode()}"
+
+
+def same_site(url: str, origins: Iterable[str]) -> bool:
+    """Whether a keyed call may go to `url`: one of `origins` (the provider's configured URLs), or
+    an https host of the same domain as one of them (BFL answers ``api.bfl.ai``'s jobs from
+    ``api.us1.bfl.ai``). An IP address or a one-label host has no domain: its origin only."""
+    target = httpx.URL(url)
+    for origin in origins:
+        known = httpx.URL(origin)
+        if (target.scheme, target.netloc) == (known.scheme, known.netloc):
+            return True
+        labels = known.host.split(".")
+        if target.scheme != "https" or len(labels) < 2 or _is_ip(known.host):
+            continue
+        domain = ".".join(labels[-2:])
+        if target.host == domain or target.host.endswith(f".{domain}"):
+            return True
+    return False
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _without_query(url: str) -> str:

@@ -9,8 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes.loopback import LoopbackJSON
 from fakes.servers import FakeProviders
 from helpers import BATCH, TEMPLATE, run_cli, write_project
+
+from imgbuild.providers.base import ProviderError
+from imgbuild.providers.http import HttpApi, same_site
 
 KEY_ENV = {"ark": "ARK_API_KEY", "replicate": "REPLICATE_API_TOKEN", "fal": "FAL_KEY"}
 URL_ENV = {"ark": "IMGBUILD_ARK_BASE_URL", "replicate": "IMGBUILD_REPLICATE_BASE_URL", "fal": "IMGBUILD_FAL_BASE_URL"}
@@ -96,3 +100,48 @@ def test_a_manifest_cannot_pull_the_environment_in(project, refused, monkeypatch
         return
     text = refused(project, "batches/covers.yaml:1")
     assert key not in text and leaks(project, key) == []
+
+
+class _Spy(LoopbackJSON):
+    """Answers every call 200 {} and keeps the headers of each: did the key reach it?"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[dict[str, str]] = []
+
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, object]:
+        self.seen.append(headers)
+        return 200, {}
+
+
+def test_a_url_an_answer_names_off_the_api_site_is_never_sent_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's status, polling or result URL comes from the provider's answer: a tampered answer
+    naming another host (fal's status_url, Replicate's urls.get) must not get the key."""
+    monkeypatch.setenv("FAL_KEY", "fal-secret-key")
+    with _Spy() as spy:
+        api = HttpApi(provider="fal", key_env="FAL_KEY", auth_scheme="Key")
+        api.url_sources[spy.url] = "the test's base URL"
+        try:
+            assert api.call_json("GET", f"{spy.url}/status", log=[], what="poll") == {}
+            elsewhere = spy.url.replace("127.0.0.1", "localhost")  # the same server, another origin
+            with pytest.raises(ProviderError, match=r"not its API's site.*the key is not sent there"):
+                api.call_json("GET", f"{elsewhere}/status", log=[], what="poll")
+        finally:
+            api.close()
+    assert [h.get("authorization") for h in spy.seen] == ["Key fal-secret-key"]  # the first call only
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://api.us1.bfl.ai/v1/get_result?id=1", True),  # BFL's regional answer to api.bfl.ai
+        ("https://queue.fal.run/fal-ai/x/requests/1/status", True),
+        ("http://api.us1.bfl.ai/v1/get_result?id=1", False),  # off the origin, and not https
+        ("https://bfl.ai.example.com/v1/get_result", False),
+        ("https://evil.example/status", False),
+        ("http://127.0.0.2:8080/status", False),  # an IP has no domain: its origin only
+    ],
+)
+def test_the_site_a_keyed_call_may_reach(url: str, allowed: bool) -> None:
+    origins = ["https://api.bfl.ai", "https://queue.fal.run", "http://127.0.0.1:8080"]
+    assert same_site(url, origins) is allowed
