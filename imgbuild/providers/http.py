@@ -438,6 +438,13 @@ class HttpApi:
                     paced.answered()
                 return response
             retry_after = None
+            if response is not None and _out_of_credit(response):
+                raise self._refuse(
+                    ProviderRefused(
+                        f"{self.provider}: the account has no credit or quota left (HTTP {response.status_code}: "
+                        f"{self.scrub(_error_text(response))}); top it up with the provider — the build stopped"
+                    )
+                )
             if response is not None:
                 if response.status_code not in _RETRY_STATUSES:
                     stable = self._stable_failure(response, url, what)
@@ -688,6 +695,20 @@ def _refuses_key(response: httpx.Response) -> bool:
     return isinstance(details, list) and any(
         isinstance(d, dict) and d.get("reason") == "API_KEY_INVALID" for d in details
     )
+
+
+def _out_of_credit(response: httpx.Response) -> bool:
+    """The account cannot pay: 402 (BFL, Replicate), or OpenAI's 429 ``insufficient_quota`` —
+    a 429 that no backoff cures, unlike a rate limit."""
+    if response.status_code == 402:
+        return True
+    if response.status_code != 429:
+        return False
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(error, dict) and "insufficient_quota" in (error.get("code"), error.get("type"))
 
 
 _CONTENT_WORDS = re.compile(r"sensitive|content[_ ]policy|flagged|nsfw|safety", re.IGNORECASE)

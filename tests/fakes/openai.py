@@ -50,11 +50,18 @@ class FakeOpenAI(LoopbackJSON):
         super().__init__()
         self.requests: list[OpenAIRequest] = []
         self.billed = 0  # images generated (the API bills each one)
+        self.out_of_quota = False  # answer every call as an account with no quota left does
+        self.quota_refusals = 0
         self._lock = threading.Lock()
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         if headers.get("authorization") != f"Bearer {KEY}":
             return 401, _error("Incorrect API key provided.", "invalid_request_error", None, "invalid_api_key")
+        if self.out_of_quota:  # a 429 that no wait cures, as the real API answers it
+            with self._lock:
+                self.quota_refusals += 1
+            message = "You exceeded your current quota, please check your plan and billing details."
+            return 429, _error(message, "insufficient_quota", None, "insufficient_quota")
         if path == "/v1/images/generations":
             try:
                 fields = json.loads(body)

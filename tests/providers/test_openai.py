@@ -99,3 +99,15 @@ def test_a_safety_refusal_is_retried_once_then_the_asset_fails(tmp_path: Path, m
     assert all("moderation_blocked" in r or "safety system" in r for r in reasons)
     assert reasons[-1].endswith("(content filter, attempt 2 of 2)")
     assert fake.billed == 1  # only the text shot made an image
+
+
+def test_an_account_out_of_quota_stops_the_build_without_retrying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeOpenAI() as fake:
+        root = project(tmp_path, monkeypatch, fake)
+        fake.out_of_quota = True  # OpenAI's 429 insufficient_quota: no backoff cures it
+        assert run_cli(root, "build") == 3
+    captured = capsys.readouterr()
+    assert "openai: the account has no credit or quota left (HTTP 429" in captured.out + captured.err
+    assert fake.quota_refusals == 1  # one refused call: not retried, and the other asset not tried
