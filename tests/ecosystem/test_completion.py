@@ -65,3 +65,20 @@ def test_zsh_and_tcsh_scripts_are_printed_too() -> None:
             check=True,
         ).stdout
         assert marker in out
+
+
+def test_a_reader_that_goes_away_ends_print_completion_with_141(tmp_path: Path) -> None:
+    """`imgbuild --print-completion tcsh | head -2`: the script is printed from inside the parser;
+    a closed pipe ends it with 141 and no traceback, as it ends every command."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "imgbuild", "--print-completion", "tcsh"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before the first line is written
+    with child.stderr:
+        err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141, err
+    assert err == ""
