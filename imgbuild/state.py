@@ -582,8 +582,12 @@ def find_orphans(resolution: Resolution) -> list[Orphan]:
 class LockWriter:
     """Works out and writes a batch's lock file once its images are built (once per build)."""
 
-    def __init__(self, index: StateIndex) -> None:
+    def __init__(self, index: StateIndex, *, fresh: bool = False) -> None:
+        # `fresh` (imgbuild merge): every entry is made from asset.json, none kept because it
+        # vouches; a lock file taken whole from one side of a git merge must not hide the
+        # other side's approvals, which only asset.json then holds.
         self.index = index
+        self.fresh = fresh
         self._updates: dict[str, LockFile | None] = {}
         self._outdated: dict[str, list[ImageRequest]] = {}
 
@@ -600,7 +604,8 @@ class LockWriter:
         manifest = resolution.batch(batch_id).path.relative_to(resolution.root).as_posix()
         lock = index.lock(batch_id)
         if (
-            lock is not None
+            not self.fresh
+            and lock is not None
             and (lock.batch, lock.manifest) == (batch_id, manifest)
             and lock.ids() == {req.asset_id for req in requests}
             and all(index.vouched(req) for req in requests)
@@ -612,7 +617,8 @@ class LockWriter:
                 index.forget(req.asset_dir)  # read before the build made its images
                 if _outdated_record(index, req):
                     outdated.append(req)
-        wanted = LockFile(batch_id, manifest, {req.asset_id: lock_entry(index, req) for req in requests})
+        entries = {req.asset_id: lock_entry(index, req, fresh=self.fresh) for req in requests}
+        wanted = LockFile(batch_id, manifest, entries)
         # An outdated asset.json (same request, other attribute values) is rewritten by write(),
         # and so is the lock entry made from it: not current even when the lock file matches.
         return None if lock == wanted and not outdated else wanted
