@@ -206,6 +206,13 @@ def select(resolution: Resolution, selection: Sequence[str]) -> set[str]:
     own rules: batch ids, task names and globs such as ``'covers:*park*'``, with every task they
     depend on. A name that is none of these is a usage error."""
     tasks = generate_tasks("imgbuild", task_dicts(resolution, make_session(resolution)))
+    control = check_selection(resolution, tasks, selection)
+    return {task.name for task in selected_images(control.tasks, control.selected_tasks)}
+
+
+def check_selection(resolution: Resolution, tasks: list[Any], selection: Sequence[str]) -> TaskControl:
+    """doit's control of `tasks` with `selection` processed; a name that is no batch, task or glob
+    of the project is a usage error (plan and build say the same)."""
     control = TaskControl(tasks)
     try:
         control.process(list(selection))
@@ -216,7 +223,7 @@ def select(resolution: Resolution, selection: Sequence[str]) -> set[str]:
             if resolution.project.batches
             else f"nothing in this project is called {exc.not_found!r}: the project has no batches"
         ) from None
-    return {task.name for task in selected_images(control.tasks, control.selected_tasks)}
+    return control
 
 
 class Refused(TaskFailed):
