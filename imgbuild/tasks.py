@@ -43,6 +43,7 @@ from imgbuild.errors import (
 )
 from imgbuild.log import setup_logging
 from imgbuild.models import Pricing
+from imgbuild.progress import BuildProgress
 from imgbuild.project import find_project_root
 from imgbuild.records import source_date_epoch
 from imgbuild.records.atomic import confined
@@ -342,8 +343,9 @@ class ProjectLoader(TaskLoader2):
 
 
 class ProgressReporter:
-    """doit reporter: ``[done/total] asset #k`` as each image is made, a summary that adds up, and
-    the build's exit code, the same under plain doit and `imgbuild build`.
+    """doit reporter: the build's progress (imgbuild.progress: a live line in a terminal, periodic
+    lines in a log, each failed image as it fails), a summary that adds up, and the build's exit
+    code, the same under plain doit and `imgbuild build`.
 
     doit calls it from worker threads (``par_type: thread``), hence the lock. The summary always
     accounts for every selected image: generated + up to date + failed + not started = total.
@@ -363,6 +365,7 @@ class ProgressReporter:
         self.notes: list[str] = []
         self.stop: Refused | None = None
         self.started = time.monotonic()
+        self.progress: BuildProgress | None = None
 
     out = property(lambda self: sys.stdout)  # doit's outstream is the stdout of its import time
 
@@ -378,25 +381,22 @@ class ProgressReporter:
             # Before the first call: the budget counts what this run will make, not the whole project.
             self.session.estimate = price(self.session.stale, {task.name for task in picked}, self.session.pricing)
         self.started = time.monotonic()
+        session = self.session
+        self.progress = BuildProgress(self.out, in_flight=lambda: session.schedule.in_flight, spent=session.spent)
 
     def get_status(self, task: Any) -> None:
         pass
 
     def execute_task(self, task: Any) -> None:
-        pass
-
-    def _line(self, task: Any, suffix: str = "") -> None:
-        # Under the lock: counts images as they finish, so the numbers only go up.
-        done = self.built + self.up_to_date + self.failed
-        width = len(str(self.total))
-        self.out.write(f"[{done:>{width}}/{self.total}] {task.meta['asset']} #{task.meta['candidate']}{suffix}\n")
-        self.out.flush()
+        if self.progress is not None and self._is_image(task):
+            self.progress.start(self.total)
 
     def add_success(self, task: Any) -> None:
         if self._is_image(task):
             with self.lock:
                 self.built += 1
-                self._line(task)
+            if self.progress is not None:
+                self.progress.made()
 
     def add_failure(self, task: Any, fail: Any) -> None:
         with self.lock:
@@ -409,7 +409,8 @@ class ProgressReporter:
                     self.bugs.append(str(fail.get_msg()))
                 self.failures.append(f"{task.name}: {_failure_text(fail)}")
                 self.failed += 1
-                self._line(task, " FAILED")
+                if self.progress is not None:
+                    self.progress.failed_image(f"{task.meta['asset']} #{task.meta['candidate']}")
             elif task.meta and task.meta.get("imgbuild") == "lock":
                 if not isinstance(fail, TaskFailed):
                     self.bugs.append(str(fail.get_msg()))
@@ -425,6 +426,8 @@ class ProgressReporter:
         if self._is_image(task):
             with self.lock:
                 self.up_to_date += 1
+            if self.progress is not None:
+                self.progress.up_to_date()
 
     def skip_ignore(self, task: Any) -> None:
         pass
@@ -443,6 +446,8 @@ class ProgressReporter:
         "refused" or "interrupted", and would call one failed image 2). doit has saved its state."""
         interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
         seconds = time.monotonic() - self.started
+        if self.progress is not None:
+            self.progress.close()
         for failure in self.failures:
             self.out.write(f"FAILED {failure}\n")
         if self.stop is None and not interrupted:
@@ -452,6 +457,12 @@ class ProgressReporter:
             self.out.write(
                 f"note: {self.session.possibly_billed} create calls ended without an answer; "
                 "the provider may have billed them (see `imgbuild ls --state interrupted`)\n"
+            )
+        schedule = self.session.schedule
+        if schedule.throttles:
+            self.out.write(
+                f"note: the provider answered 429 (too many requests) to {schedule.throttles} calls; "
+                f"calls in flight went down to {schedule.lowest} and were retried (none is billed twice)\n"
             )
         if self.session.shard is not None and not interrupted:
             self.out.write(

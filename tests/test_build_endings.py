@@ -23,7 +23,9 @@ import imgbuild.build.candidate
 from imgbuild.records import acquire_build_lock
 
 COUNTS = re.compile(r"(\d+) generated, (\d+) up to date, (\d+) failed, (\d+) not started \(\d+\.\d s\)")
-PROGRESS = re.compile(r"^\[\s*(\d+)/(\d+)\] \S+ #\d+", re.MULTILINE)
+PROGRESS = re.compile(
+    r"^\[\s*(\d+)/(\d+)\] \d+ in flight · \d+ images/min · (?:ETA \S+|done) · (\d+) failed", re.MULTILINE
+)
 
 # BATCH makes 4 assets × 2 candidates; ONE_EACH makes 4 assets × 1 candidate.
 ALL = 8
@@ -110,13 +112,16 @@ def test_a_done_build_then_a_no_op(tmp_path: Path, capsys: pytest.CaptureFixture
     assert f"imgbuild: all {ALL} images up to date, nothing to generate" in capsys.readouterr().out
 
 
-def test_progress_lines_count_images_as_they_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_lines_in_a_log_first_and_last_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Not a terminal: a line when the first image is done and one when the last is (the periodic
+    # lines in between come every 10 s, longer than this build), not one per image.
     write_project(tmp_path, batches={"covers": ONE_EACH})
     for how, code, out in both(tmp_path, capsys):
         assert code == 0, (how, out)
         lines = PROGRESS.findall(out)
-        assert [int(n) for n, _ in lines] == [1, 2, 3, 4], (how, out)
-        assert {total for _, total in lines} == {"4"}
+        assert 2 <= len(lines) <= 3, (how, out)
+        assert int(lines[0][0]) >= 1 and lines[-1][:3] == ("4", "4", "0"), (how, out)
+        assert "\x1b[" not in out
 
 
 # -- one failed image -------------------------------------------------------------------------------
@@ -203,8 +208,8 @@ def test_ctrl_c_interrupts_with_130_and_no_traceback(tmp_path: Path, monkeypatch
             text=True,
         )
         assert build.stdout is not None
-        first = build.stdout.readline()  # the first image line, once one image finished
-        assert first.startswith("[1/8] "), first
+        first = build.stdout.readline()  # the first progress line, once an image finished
+        assert re.match(r"\[\d/8\] ", first), first
         build.send_signal(signal.SIGINT)
         rest, err = build.communicate(timeout=30)
     out = first + rest + err

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from imgbuild.build.images import EXTENSIONS, verify_image
 from imgbuild.build.session import BuildSession
-from imgbuild.errors import AssetFailed, BuildStop, describe
+from imgbuild.errors import AssetFailed, BuildStop, NotStarted, describe
+from imgbuild.models import Pricing, get_model
 from imgbuild.providers import Call, ContentRejected, Job, Provider, ProviderError, Response
 from imgbuild.providers.answers import BadAnswer
 from imgbuild.providers.base import redact_body
@@ -86,16 +87,20 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
         # Uploads happen outside the asset lock: they may take a while and touch no asset record.
         run = store.new_run_id(req.asset_dir, f"{req.request_hash}:{candidate}")  # a new one per attempt
         call = Call(req, candidate, run, session.uploads.urls(provider, req))
-        store.submit(
-            facts,
-            call.run_id,
-            candidate,
-            provider=session.provider_name,
-            provider_body=redact_body(provider.request_body(call)),
-        )
-        started = time.monotonic()
         try:
-            response = provider.generate(call, _job_recorder(session, req, call.run_id))
+            # Recorded once its turn came (a kill while waiting leaves nothing that looks sent).
+            with session.schedule.slot(req.max_images):
+                if session.stopped is not None:
+                    raise NotStarted(f"not run: {session.stopped}")
+                store.submit(
+                    facts,
+                    call.run_id,
+                    candidate,
+                    provider=session.provider_name,
+                    provider_body=redact_body(provider.request_body(call)),
+                )
+                started = time.monotonic()
+                response = provider.generate(call, _job_recorder(session, req, call.run_id))
         except (ProviderError, BuildStop) as exc:
             _count_unanswered(session, call)
             store.append_exchanges(req.asset_dir, call.run_id, call.log)
@@ -222,4 +227,8 @@ def _keep(session: BuildSession, provider: Provider, call: Call, response: Respo
         usage=response.usage,
         seconds=time.monotonic() - started,
     )
+    if kept and provider.name != "preview":  # the spend the progress line shows, priced as plan prices
+        width, height = (int(v) for v in req.size.split("x"))
+        route = session.pricing or Pricing(req.provider)
+        session.count_made(len(kept) * route.usd(get_model(req.model), width * height, len(req.references)))
     return len(kept)

@@ -1,7 +1,8 @@
 """A build session: what all the candidates of one build share.
 
 The project's build lock, the provider (made once, closed at the end), the budget check before
-the first call, the stop latch (a refusal stops every later candidate) and the build's counters.
+the first call, the stop latch (a refusal stops every later candidate), the pace of the calls
+(:class:`Schedule`: rate limit and adaptive concurrency) and the build's counters.
 Safe to share between doit's threads.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from imgbuild.build.schedule import Schedule
 from imgbuild.build.uploads import ReferenceUploads
 from imgbuild.errors import AnotherBuildRunning, BudgetExceeded, BuildStop, NotStarted
 from imgbuild.models import Pricing
@@ -42,6 +44,8 @@ class BuildSession:
         self.root = root
         self.provider_name = provider_name
         self.settings = settings or {}
+        rate = self.settings.get("rate_limit")
+        self.schedule = Schedule(float(rate) if rate else None)
         self.store = AssetStore(root)
         self.uploads = ReferenceUploads(self.store, provider_name)
         self.stopped: BuildStop | None = None
@@ -53,6 +57,7 @@ class BuildSession:
         self.shard: Shard | None = None  # a shard builds its own assets and writes no lock file
         self.all_shards: Callable[[], Estimate] | None = None  # a shard: what every shard makes
         self.possibly_billed = 0  # create calls that ended without an answer (see docs/records.md)
+        self._spent = 0.0  # list price of the images made so far
         self._provider: Provider | None = None
         self._lock = threading.Lock()
         self._build_lock: IO[str] | None = None
@@ -68,6 +73,9 @@ class BuildSession:
                 if self._provider is None:
                     self._check_budget()
                     self._provider = create_provider(self.provider_name, self.root, self.settings)
+                    pace = getattr(self._provider, "pace", None)  # hosted providers: rate limit, 429s
+                    if callable(pace):
+                        pace(self.schedule)
             except BuildLocked as exc:  # one line for the build, not one per image
                 self.stopped = AnotherBuildRunning(str(exc))
                 raise self.stopped from None
@@ -115,6 +123,15 @@ class BuildSession:
         with self._lock:
             if self.stopped is None:
                 self.stopped = exc
+
+    def count_made(self, cost: float) -> None:
+        """Images were made and kept: add their list price to the build's spend."""
+        with self._lock:
+            self._spent += cost
+
+    def spent(self) -> float:
+        """The list price of the images this build made so far."""
+        return self._spent
 
     def count_possibly_billed(self, n: int) -> None:
         with self._lock:

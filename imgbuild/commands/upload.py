@@ -34,7 +34,7 @@ def upload(root: Path, image: Path, *, provider: str | None = None, model: str =
     if image_mime(data) == "application/octet-stream":
         raise UsageError(f"{relative}: not a PNG, JPEG or WebP image")
     limit = get_model(model).max_input_bytes  # what a build refuses as a reference image, refused here too
-    if len(data) > limit:
+    if limit is not None and len(data) > limit:  # None: the model states no limit
         raise UsageError(f"{relative}: {len(data)} bytes; a reference image of {model} is at most {limit}")
     ref = Reference(relative, hashlib.sha256(data).hexdigest(), "reference")
     record = {

@@ -1,4 +1,10 @@
-"""Atomic file writes: temp file + fsync + rename, so a crash never leaves a half-written file.
+"""Atomic file writes: temp file + rename, so a crash never leaves a half-written file.
+
+A rename is atomic for every process: a kill at any moment leaves the old file or the new one,
+never a mix, without any fsync. fsync (of the file, then of its folder) is only about the machine
+losing power or its kernel crashing before the page cache reaches the disk; a `durable` write
+pays it (a few ms of wall time and about 0.2 ms of CPU each), the others leave it to the kernel.
+The build makes durable only what a paid call cannot be recovered without (docs/records.md).
 
 Temp files are made in the project's ``.imgbuild/tmp/`` (same file system, so the rename is atomic)
 and named after the writing process, so leftovers of a killed process are recognised and removed
@@ -29,12 +35,15 @@ def json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def atomic_write_json(path: Path, data: Any, *, temp_dir: Path | None = None) -> None:
-    atomic_write_bytes(path, json_bytes(data), temp_dir=temp_dir)
+def atomic_write_json(path: Path, data: Any, *, temp_dir: Path | None = None, durable: bool = True) -> None:
+    atomic_write_bytes(path, json_bytes(data), temp_dir=temp_dir, durable=durable)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None, confine: bool = True) -> None:
-    """Write `data` to `path` so that `path` holds either its old content or all of `data`.
+def atomic_write_bytes(
+    path: Path, data: bytes, *, temp_dir: Path | None = None, confine: bool = True, durable: bool = True
+) -> None:
+    """Write `data` to `path` so that `path` holds either its old content or all of `data`;
+    `durable`: on disk when this returns, a power cut after it included.
 
     A records write (its temp folder is a project's ``.imgbuild/tmp``) stays inside that project:
     a folder on the way that is a link to somewhere outside — committed under assets/ or an
@@ -45,18 +54,18 @@ def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None,
         confined(path, temp_dir.parent.parent)
     try:
         try:
-            _write(path, data, folder)
+            _write(path, data, folder, durable)
         except FileNotFoundError:  # a folder this process made was removed meanwhile: make it again
             _made_folders.discard(path.parent)
             _made_folders.discard(folder)
-            _write(path, data, folder)
+            _write(path, data, folder, durable)
     except OSError as exc:
         if exc.filename is None:  # write() and fsync() name no file: a full disk must say which
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
-def _write(path: Path, data: bytes, folder: Path) -> None:
+def _write(path: Path, data: bytes, folder: Path, durable: bool) -> None:
     _make_folder(path.parent)
     _make_folder(folder)
     with _counter_lock:
@@ -66,8 +75,9 @@ def _write(path: Path, data: bytes, folder: Path) -> None:
     try:
         with open(temp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         try:
             os.replace(temp, path)
             renamed = True
@@ -75,9 +85,10 @@ def _write(path: Path, data: bytes, folder: Path) -> None:
             if exc.errno != errno.EXDEV:
                 raise
             # .imgbuild/ on another file system: fall back to a temp file beside the target.
-            atomic_write_bytes(path, data, temp_dir=path.parent)
+            atomic_write_bytes(path, data, temp_dir=path.parent, durable=durable)
             return
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
     finally:
         if not renamed:
             with contextlib.suppress(FileNotFoundError):

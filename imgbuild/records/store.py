@@ -20,7 +20,11 @@ loses nothing that was paid for and a rerun resumes instead of paying again:
    write that marks them as made), and last the pending call removed.
 
 :meth:`fail`, :meth:`keep_failed` and :meth:`interrupted` close a call the other ways;
-:meth:`approve` and :meth:`reject` record review decisions. Every write is atomic.
+:meth:`approve` and :meth:`reject` record review decisions. Every write is atomic, which is all a
+kill needs. Against a power cut, what a paid call cannot be recovered without is also fsynced —
+the pending call (with its job), the raw answer and the images; the rest of a call's records
+(request.json, events, asset.json, manifest.json, http.json) are rebuilt by a rerun from those,
+and cost no fsync (docs/records.md, "fsync").
 """
 
 from __future__ import annotations
@@ -170,8 +174,8 @@ class AssetStore:
         return self.state_dir / "calls" / f"{asset_dir}.json"
 
     # -- low-level IO ----------------------------------------------------------------------------
-    def _write_json(self, path: Path, data: Any) -> None:
-        atomic_write_json(path, data, temp_dir=self.temp_dir)
+    def _write_json(self, path: Path, data: Any, *, durable: bool = True) -> None:
+        atomic_write_json(path, data, temp_dir=self.temp_dir, durable=durable)
 
     def write_image(self, asset_dir: str, relative: str, data: bytes) -> None:
         atomic_write_bytes(self.root / asset_dir / relative, data, temp_dir=self.temp_dir)
@@ -212,14 +216,14 @@ class AssetStore:
             self._migrated.add(asset_dir)
         return record
 
-    def _write_asset(self, asset_dir: str, record: AssetRecord) -> None:
+    def _write_asset(self, asset_dir: str, record: AssetRecord, *, durable: bool = True) -> None:
         if record.moved_calls:  # a version-1 record: its calls in flight move first, then the record
             own = self._own_pending(asset_dir)
             known = {c.run for c in own}
             calls = [*own, *(c for c in record.moved_calls if c.run not in known)]
             self._write_json(self._calls_path(asset_dir), PendingCalls(record.asset_id, tuple(calls)).to_json())
             record = replace(record, moved_calls=())
-        self._write_json(self.root / asset_dir / "asset.json", record.to_json())
+        self._write_json(self.root / asset_dir / "asset.json", record.to_json(), durable=durable)
         self._migrated.add(asset_dir)
 
     def _retire_moved_calls(self, asset_dir: str) -> None:
@@ -238,7 +242,9 @@ class AssetStore:
             self.root / asset_dir / "index.json", f"{asset_dir}/index.json", "index", 1, History.from_json
         )
 
-    def _append(self, asset_dir: str, asset_id: str, event: str, kind: str, run: str, **details: Any) -> None:
+    def _append(
+        self, asset_dir: str, asset_id: str, event: str, kind: str, run: str, *, durable: bool = True, **details: Any
+    ) -> None:
         """Add an event to index.json (newest last). An event already recorded for the same run is
         not added again, so a step replayed after a crash leaves one entry."""
         history = self.read_history(asset_dir) or History(asset_id)
@@ -246,7 +252,9 @@ class AssetStore:
             return
         entry = HistoryEvent(utc_now(), event, kind, run, details)
         events = in_reproducible_order((*history.events, entry), lambda e: e.details.get("candidate"))
-        self._write_json(self.root / asset_dir / "index.json", replace(history, events=events).to_json())
+        self._write_json(
+            self.root / asset_dir / "index.json", replace(history, events=events).to_json(), durable=durable
+        )
 
     # -- calls in flight ---------------------------------------------------------------------------
     def pending(self, asset_dir: str) -> tuple[PendingCall, ...]:
@@ -285,17 +293,20 @@ class AssetStore:
         )
         return calls.calls if calls is not None else ()
 
-    def _write_pending(self, asset_dir: str, asset_id: str, calls: Sequence[PendingCall]) -> None:
+    def _write_pending(
+        self, asset_dir: str, asset_id: str, calls: Sequence[PendingCall], *, durable: bool = True
+    ) -> None:
         path = self._calls_path(asset_dir)
         if calls:
-            self._write_json(path, PendingCalls(asset_id, tuple(calls)).to_json())
+            self._write_json(path, PendingCalls(asset_id, tuple(calls)).to_json(), durable=durable)
         else:
             with suppress(FileNotFoundError):
                 path.unlink()
         self._retire_moved_calls(asset_dir)
 
-    def _drop_pending(self, asset_dir: str, asset_id: str, run: str) -> None:
-        self._write_pending(asset_dir, asset_id, [c for c in self.pending(asset_dir) if c.run != run])
+    def _drop_pending(self, asset_dir: str, asset_id: str, run: str, *, durable: bool = True) -> None:
+        calls = [c for c in self.pending(asset_dir) if c.run != run]
+        self._write_pending(asset_dir, asset_id, calls, durable=durable)
 
     def saved_response(self, asset_dir: str, run: str) -> dict[str, Any] | None:
         """The raw answer saved for `run`, if any arrived (an unreadable one counts as none)."""
@@ -325,16 +336,19 @@ class AssetStore:
             record = self.read_asset(asset_dir)
             # The pending call goes first: every run folder is then known, and a kill between
             # these writes leaves a pending call that the rerun closes.
+            # Only the pending call is made durable before the call (see docs/records.md, "fsync").
             call = PendingCall(run, candidate, facts.request_hash, "submitted", None, utc_now())
             self._write_pending(asset_dir, facts.asset_id, [*self.pending(asset_dir), call])
-            record = AssetRecord.new(facts) if record is None else record.for_request(facts)
-            self._write_asset(asset_dir, record)
+            fresh = AssetRecord.new(facts) if record is None else record.for_request(facts)
+            if fresh != record or fresh.moved_calls:
+                self._write_asset(asset_dir, fresh, durable=False)
             self._append(
                 asset_dir,
                 facts.asset_id,
                 "submitted",
                 "image",
                 run,
+                durable=False,
                 candidate=candidate,
                 request_hash=facts.request_hash,
                 provider=provider,
@@ -350,6 +364,7 @@ class AssetStore:
                     "provider_body": dict(provider_body),
                     "submitted": call.submitted,
                 },
+                durable=False,
             )
 
     def record_job(self, asset_dir: str, asset_id: str, run: str, job: JobRef) -> None:
@@ -370,7 +385,7 @@ class AssetStore:
             earlier = read_json_file(path, "http.json")
         except BrokenRecord:
             earlier = None
-        self._write_json(path, (earlier if isinstance(earlier, list) else []) + entries)
+        self._write_json(path, (earlier if isinstance(earlier, list) else []) + entries, durable=False)
         entries.clear()
 
     def complete(
@@ -409,7 +424,7 @@ class AssetStore:
                 "timings": {"seconds": duration(seconds)},
                 "completed": utc_now(),
             }
-            self._write_json(manifest_path, manifest)
+            self._write_json(manifest_path, manifest, durable=False)
         with self.locked(asset_dir):
             record = self.read_asset(asset_dir)
             record = AssetRecord.new(facts) if record is None else record
@@ -422,6 +437,7 @@ class AssetStore:
                 event,
                 "image",
                 run,
+                durable=False,
                 candidate=candidate,
                 request_hash=facts.request_hash,
                 files=[k.file for k in kept],
@@ -450,8 +466,8 @@ class AssetStore:
                 # By candidate number, each one's runs oldest first: calls of one asset finish in
                 # either order, and the order they finished in is no fact worth a diff.
                 candidates = tuple(sorted((*record.candidates, *made), key=lambda c: c.candidate))
-                self._write_asset(asset_dir, replace(record, candidates=candidates))
-            self._drop_pending(asset_dir, facts.asset_id, run)
+                self._write_asset(asset_dir, replace(record, candidates=candidates), durable=False)
+            self._drop_pending(asset_dir, facts.asset_id, run, durable=False)
 
     def fail(self, facts: RequestFacts, run: str, candidate: int, reason: str) -> None:
         """Close a call that failed: nothing to keep, nothing to resume."""

@@ -379,6 +379,7 @@ class FakeProviders:
         self.fault_rate = fault_rate
         self.cut_rate = cut_rate
         self.faults = faults
+        self.retry_after = "0"  # the Retry-After of a 429
         self.filtered = 0  # the next N accepted Ark creates answer with every output filtered (not billed)
         self.requests: list[RecordedRequest] = []
         self.billed: Counter[str] = Counter()  # accepted creates per provider
@@ -578,12 +579,11 @@ class FakeProviders:
             return _replicate_error(401, "Unauthenticated", "You did not pass a valid authentication token")
         return _json_reply(401, {"detail": "Invalid key"})
 
-    @staticmethod
-    def _fault_reply(provider: str | None, fault: str) -> _Reply:
+    def _fault_reply(self, provider: str | None, fault: str) -> _Reply:
         if fault == "drop":
             return _Reply(0, drop=True)
         if fault == "429":
-            retry = {"Retry-After": "0"}
+            retry = {"Retry-After": self.retry_after}
             if provider == "ark":
                 reply = _ark_error(
                     429,
