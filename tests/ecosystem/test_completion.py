@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_with_reader_gone
 
 
 def _complete(script: Path, line: str) -> list[str]:
@@ -70,15 +71,6 @@ def test_zsh_and_tcsh_scripts_are_printed_too() -> None:
 def test_a_reader_that_goes_away_ends_print_completion_with_141(tmp_path: Path) -> None:
     """`imgbuild --print-completion tcsh | head -2`: the script is printed from inside the parser;
     a closed pipe ends it with 141 and no traceback, as it ends every command."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "imgbuild", "--print-completion", "tcsh"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert child.stdout is not None and child.stderr is not None
-    child.stdout.close()  # the reader is gone before the first line is written
-    with child.stderr:
-        err = child.stderr.read().decode()
-    assert child.wait(timeout=60) == 141, err
+    code, err = run_with_reader_gone("--print-completion", "tcsh", cwd=tmp_path)
+    assert code == 141, err
     assert err == ""
