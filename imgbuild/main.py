@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Declarative, incremental builds of AI image batches.",
     )
     parser.add_argument("--version", action="version", version=f"imgbuild {__version__}")
-    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script (bash, zsh, tcsh)")
+    # The shells are the choices shtab lists (1.13: bash, zsh, tcsh, fish, powershell).
+    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script")
     parser.add_argument(
         "-C", dest="directory", metavar="DIR", default=".", help="run as if started in DIR"
     ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
