@@ -16,8 +16,9 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from doit.cmd_base import TaskLoader2
 from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
+from imgbuild import cache
 from imgbuild.build import BuildSession, Estimate, make_candidate
 from imgbuild.error_handler import write_crash_log
 from imgbuild.errors import (
@@ -40,7 +42,8 @@ from imgbuild.errors import (
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
 from imgbuild.requests import ImageRequest
-from imgbuild.resolve import Resolution, resolve
+from imgbuild.records import lock_path
+from imgbuild.resolve import Resolution, load_spec, resolve
 from imgbuild.spec.model import ProjectConfig
 from imgbuild.spec.schema import install_editor_schemas
 from imgbuild.state import LockWriter, StateIndex, estimate
@@ -94,14 +97,19 @@ def doit_config(config: ProjectConfig, session: BuildSession) -> dict[str, Any]:
 
 
 def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[str, Any]]:
-    """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them)."""
+    """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them).
+
+    A batch found wholly current is entered in the no-op index (imgbuild.cache), so the next
+    no-op build hands doit nothing for it."""
     index = StateIndex(resolution)
     locks = LockWriter(index)
     stale = []
+    started_ns = time.time_ns()
     for batch_id, requests in resolution.requests.items():
         count = sum(r.candidates * r.max_images for r in requests)
         yield {"basename": batch_id, "name": None, "doc": f"{resolution.batch(batch_id).purpose} ({count} images)"}
         names = []
+        current = True
         for req in requests:
             todo = []
             for k in range(1, req.candidates + 1):
@@ -123,6 +131,9 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
                 }
             if todo:  # priced only when stale: nothing extra on a no-op build
                 stale.append((req, tuple(todo)))
+            current = current and not todo and index.vouched(req)
+        if current and resolution.key and _lock_current(locks, batch_id):
+            _enter_in_index(resolution, index, batch_id, started_ns)
         yield {
             "basename": batch_id,
             "name": LOCK_TASK,
@@ -136,6 +147,79 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
     # Every stale image of the project, selected or not: the budget check errs on the safe side.
     images, cost, _ = estimate(stale)
     session.estimate = Estimate(images, cost)
+
+
+def _enter_in_index(resolution: Resolution, index: StateIndex, batch_id: str, started_ns: int) -> None:
+    """Record in the no-op index that every image of the batch is current."""
+    files: list[str] = []
+    images = 0
+    for req in resolution.requests[batch_id]:
+        found = index.vouched_files(req)
+        if found is None:
+            return
+        files += found
+        images += req.candidates
+    batch = resolution.batch(batch_id)
+    digest = resolution.digests[batch_id]
+    cache.store_verdict(resolution.root, resolution.key, batch_id, digest, lock_path(batch.path), images, files, started_ns)
+
+
+@dataclass(frozen=True)
+class TaskSource:
+    """What the tasks are made from: the resolution of the batches that may be stale, and the
+    image count of each batch the no-op index found wholly current (no task is made for those)."""
+
+    resolution: Resolution
+    current: Mapping[str, int]
+
+
+def task_source(root: Path, *, provider: str | None = None, lean: bool = False) -> TaskSource:
+    """Resolve the project for its doit tasks. `lean` (a plain `doit` run, which only needs what
+    may be stale): batches the no-op index vouches for are neither resolved nor given to doit."""
+    if not lean:
+        return TaskSource(resolve(root, provider=provider), {})
+    root = root.resolve()
+    key = cache.cache_key(root, provider)
+    spec = load_spec(root, provider, key)
+    current = {}
+    for batch in spec.project.batches:
+        images = cache.batch_verdict(root, key, batch.id, spec.digests[batch.id], lock_path(batch.path))
+        if images is not None:
+            current[batch.id] = images
+    others = [b.id for b in spec.project.batches if b.id not in current]
+    return TaskSource(resolve(root, provider=provider, batches=others, spec=spec), current)
+
+
+def lean_run(argv: list[str]) -> bool:
+    """Whether doit, given `argv`, runs every default task without forcing any (``doit``,
+    ``doit -n 8``, ``doit run --continue``), by doit's own rules: a first argument naming a
+    command runs that command; the rest is parsed with `run`'s options. Then up-to-date images
+    need no task. `doit list`, `doit info X`, `doit X` or ``doit -a`` get every task."""
+    from doit.cmd_base import DoitCmdBase, DodoTaskLoader
+    from doit.cmd_run import Run
+    from doit.cmdparse import CmdOption, CmdParse, CmdParseError
+    from doit.doit_cmd import DoitMain
+
+    args = list(argv)
+    if args and args[0] in {cmd.get_name() for cmd in DoitMain.DOIT_CMDS}:
+        if args[0] != "run":
+            return False
+        args = args[1:]
+    options = [*DoitCmdBase.base_options, *DodoTaskLoader.cmd_options, *Run.cmd_options]
+    parser = CmdParse([o if isinstance(o, CmdOption) else CmdOption(o) for o in options])
+    try:
+        params, positional = parser.parse(args)
+    except CmdParseError:
+        return False  # doit says what is wrong
+    return not positional and not params["always"]
+
+
+def _doit_argv() -> list[str] | None:
+    """doit's arguments when this process is doit itself (``doit``, ``python -m doit``), else None."""
+    program = Path(sys.argv[0]) if sys.argv else Path()
+    if program.name == "doit" or (program.name == "__main__.py" and program.parent.name == "doit"):
+        return sys.argv[1:]
+    return None
 
 
 class Refused(TaskFailed):
@@ -192,14 +276,16 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     setup_logging()
     try:
         root = find_project_root(Path(folder))
+        argv = _doit_argv()
         with quiet_garbage_collector():  # the cached project and the lock files: long-lived objects
-            resolution = resolve(root)
+            source = task_source(root, lean=argv is not None and lean_run(argv))
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     except EXPECTED as exc:
         print(f"imgbuild: error: {exc}", file=sys.stderr)
         raise SystemExit(getattr(exc, "exit_code", EXIT_FAILED)) from None
+    resolution = source.resolution
     session = make_session(resolution)
 
     def task_imgbuild() -> Iterator[dict[str, Any]]:
@@ -207,7 +293,9 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
         with quiet_garbage_collector():
             yield from task_dicts(resolution, session)
 
-    return doit_config(resolution.project.config, session), task_imgbuild
+    config = doit_config(resolution.project.config, session)
+    config["reporter"].current = sum(source.current.values())
+    return config, task_imgbuild
 
 
 @contextmanager
@@ -269,6 +357,7 @@ class ProgressReporter:
         self.notes: list[str] = []
         self.stop: Refused | None = None
         self.started = time.monotonic()
+        self.current = 0  # images the no-op index found current: no task was made for them
 
     out = property(lambda self: sys.stdout)  # doit's outstream is the stdout of its import time
 
@@ -280,7 +369,8 @@ class ProgressReporter:
         images = [t for t in tasks.values() if self._is_image(t)]
         chosen = set(selected_tasks or ())
         picked = [t for t in images if t.name in chosen or t.name.split(":", 1)[0] in chosen]
-        self.total = len(picked) or len(images)
+        self.total = (len(picked) or len(images)) + self.current
+        self.up_to_date = self.current
         self.started = time.monotonic()
 
     def get_status(self, task: Any) -> None:
