@@ -105,14 +105,15 @@ class _BatchHeader:
 
 @dataclass(frozen=True)
 class BatchVerdict:
-    """The no-op index of one batch: every image was current when its lock file read `lock`."""
+    """The no-op index of one batch: all was in order when its lock file read `lock`."""
 
     format: int
     key: str
     digest: str  # the batch's digest then (its manifest, persona, config, templates)
     lock: InputFile
-    images: int
-    files: tuple[str, ...]  # project-relative: each asset.json and image file the lock file names
+    images: int  # images (a build's index) or assets (a check's) it vouches for
+    files: tuple[str, ...]  # project-relative files that must still exist
+    stamps: tuple[tuple[str, Stamp], ...] = ()  # project-relative files that must be unchanged
 
 
 def _folder(root: Path) -> Path:
@@ -347,11 +348,11 @@ def store_batch(root: Path, key: str, batch_id: str, digest: str, requests: Any,
 # -- the no-op index --------------------------------------------------------------------------------
 
 
-def batch_verdict(root: Path, key: str, batch_id: str, digest: str, lock: Path) -> int | None:
-    """How many images of the batch are current, when its no-op index says all of them are and
-    still holds: same key and digest, the lock file unchanged, every file it names present.
-    None: the batch must be looked at."""
-    found = _read(_batch_file(root, "current", batch_id))
+def batch_verdict(root: Path, key: str, purpose: str, batch_id: str, digest: str, lock: Path) -> BatchVerdict | None:
+    """The batch's no-op index for `purpose` ("current": a build's, "checked": a check's) when it
+    still holds: same key and digest, the lock file unchanged, every file it names present and
+    every file it stamps unchanged. None: the batch must be looked at."""
+    found = _read(_batch_file(root, purpose, batch_id))
     verdict = _decode(found[0], BatchVerdict) if found else None
     if verdict is None or (verdict.format, verdict.key, verdict.digest) != (_FORMAT, key, digest):
         return None
@@ -361,26 +362,37 @@ def batch_verdict(root: Path, key: str, batch_id: str, digest: str, lock: Path) 
     exists = os.path.exists
     if not all(exists(base + name) for name in verdict.files):
         return None
-    return verdict.images
+    if not all(_stamp(base + name) == stamp for name, stamp in verdict.stamps):
+        return None
+    return verdict
 
 
 def store_verdict(
-    root: Path, key: str, batch_id: str, digest: str, lock: Path, images: int, files: Iterable[str], started_ns: int
+    root: Path,
+    key: str,
+    purpose: str,
+    batch_id: str,
+    digest: str,
+    lock: Path,
+    count: int,
+    files: Iterable[str],
+    stamped: Iterable[str],
+    started_ns: int,
 ) -> bool:
-    """Record that every image of the batch is current (unless its lock file is racy)."""
-    stamped = stamp_inputs([str(lock)], started_ns)
-    if stamped is None or stamped[0].stamp is None:
+    """Record that all of the batch is in order for `purpose` (unless a file is racy)."""
+    base = f"{root}/"
+    names = list(stamped)
+    found = stamp_inputs([str(lock)], started_ns)
+    stamps = []
+    for name in names:
+        stamp = _stamp(base + name)
+        if stamp is None or stamp[1] >= started_ns - _RACY_NS:
+            return False
+        stamps.append((name, stamp))
+    if found is None or found[0].stamp is None:
         return False
-    verdict = BatchVerdict(_FORMAT, key, digest, stamped[0], images, tuple(files))
-    return _write(_batch_file(root, "current", batch_id), verdict)
-
-
-def forget_verdict(root: Path, batch_id: str) -> None:
-    """Drop a batch's no-op index (its images are being built)."""
-    try:
-        _batch_file(root, "current", batch_id).unlink()
-    except OSError:
-        pass
+    verdict = BatchVerdict(_FORMAT, key, digest, found[0], count, tuple(files), tuple(stamps))
+    return _write(_batch_file(root, purpose, batch_id), verdict)
 
 
 @contextmanager

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
 from imgbuild.models import get_model
-
 from imgbuild.spec.model import Batch, Project
 
 if TYPE_CHECKING:

@@ -532,16 +532,15 @@ def estimate(work: Iterable[tuple[ImageRequest, Sequence[int]]]) -> tuple[int, f
 # -- orphans ------------------------------------------------------------------------------------------
 
 
-def find_orphans(resolution: Resolution) -> list[Orphan]:
-    """Asset folders (holding an asset.json) under any output folder that no batch declares."""
-    declared = {req.asset_dir for req in resolution.all_requests()}
+def find_orphans(resolution: Resolution, declared: Iterable[str] = ()) -> list[Orphan]:
+    """Asset folders (holding an asset.json) under any output folder that no batch declares
+    (`declared`: asset folders of batches the resolution leaves out, see imgbuild.noop)."""
+    known = {req.asset_dir for req in resolution.all_requests()} | set(declared)
     config = resolution.project.config
     store = AssetStore(resolution.root)
     orphans = []
     for folder in sorted({config.assets_dir, *(b.output for b in resolution.project.batches)}):
-        for asset_dir in store.asset_dirs(folder):
-            if asset_dir in declared:
-                continue
+        for asset_dir in store.asset_dirs(folder, skip=known):
             try:
                 record = store.read_asset(asset_dir)
             except BrokenRecord:

@@ -16,9 +16,8 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from doit.cmd_base import TaskLoader2
 from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
-from imgbuild import cache
+from imgbuild import noop
 from imgbuild.build import BuildSession, Estimate, make_candidate
 from imgbuild.error_handler import write_crash_log
 from imgbuild.errors import (
@@ -42,8 +41,7 @@ from imgbuild.errors import (
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
 from imgbuild.requests import ImageRequest
-from imgbuild.records import lock_path
-from imgbuild.resolve import Resolution, load_spec, resolve
+from imgbuild.resolve import Resolution, resolve
 from imgbuild.spec.model import ProjectConfig
 from imgbuild.spec.schema import install_editor_schemas
 from imgbuild.state import LockWriter, StateIndex, estimate
@@ -132,8 +130,8 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
             if todo:  # priced only when stale: nothing extra on a no-op build
                 stale.append((req, tuple(todo)))
             current = current and not todo and index.vouched(req)
-        if current and resolution.key and _lock_current(locks, batch_id):
-            _enter_in_index(resolution, index, batch_id, started_ns)
+        if current and _lock_current(locks, batch_id):
+            noop.enter(resolution, index, batch_id, started_ns)
         yield {
             "basename": batch_id,
             "name": LOCK_TASK,
@@ -149,53 +147,12 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
     session.estimate = Estimate(images, cost)
 
 
-def _enter_in_index(resolution: Resolution, index: StateIndex, batch_id: str, started_ns: int) -> None:
-    """Record in the no-op index that every image of the batch is current."""
-    files: list[str] = []
-    images = 0
-    for req in resolution.requests[batch_id]:
-        found = index.vouched_files(req)
-        if found is None:
-            return
-        files += found
-        images += req.candidates
-    batch = resolution.batch(batch_id)
-    digest = resolution.digests[batch_id]
-    cache.store_verdict(resolution.root, resolution.key, batch_id, digest, lock_path(batch.path), images, files, started_ns)
-
-
-@dataclass(frozen=True)
-class TaskSource:
-    """What the tasks are made from: the resolution of the batches that may be stale, and the
-    image count of each batch the no-op index found wholly current (no task is made for those)."""
-
-    resolution: Resolution
-    current: Mapping[str, int]
-
-
-def task_source(root: Path, *, provider: str | None = None, lean: bool = False) -> TaskSource:
-    """Resolve the project for its doit tasks. `lean` (a plain `doit` run, which only needs what
-    may be stale): batches the no-op index vouches for are neither resolved nor given to doit."""
-    if not lean:
-        return TaskSource(resolve(root, provider=provider), {})
-    root = root.resolve()
-    key = cache.cache_key(root, provider)
-    spec = load_spec(root, provider, key)
-    current = {}
-    for batch in spec.project.batches:
-        images = cache.batch_verdict(root, key, batch.id, spec.digests[batch.id], lock_path(batch.path))
-        if images is not None:
-            current[batch.id] = images
-    others = [b.id for b in spec.project.batches if b.id not in current]
-    return TaskSource(resolve(root, provider=provider, batches=others, spec=spec), current)
-
-
 def lean_run(argv: list[str]) -> bool:
     """Whether doit, given `argv`, runs every default task without forcing any (``doit``,
     ``doit -n 8``, ``doit run --continue``), by doit's own rules: a first argument naming a
     command runs that command; the rest is parsed with `run`'s options. Then up-to-date images
     need no task. `doit list`, `doit info X`, `doit X` or ``doit -a`` get every task."""
-    from doit.cmd_base import DoitCmdBase, DodoTaskLoader
+    from doit.cmd_base import DodoTaskLoader, DoitCmdBase
     from doit.cmd_run import Run
     from doit.cmdparse import CmdOption, CmdParse, CmdParseError
     from doit.doit_cmd import DoitMain
@@ -278,7 +235,8 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
         root = find_project_root(Path(folder))
         argv = _doit_argv()
         with quiet_garbage_collector():  # the cached project and the lock files: long-lived objects
-            source = task_source(root, lean=argv is not None and lean_run(argv))
+            lean = argv is not None and lean_run(argv)
+            source = noop.source(root, noop.BUILD) if lean else noop.Source(resolve(root))
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
@@ -294,7 +252,7 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
             yield from task_dicts(resolution, session)
 
     config = doit_config(resolution.project.config, session)
-    config["reporter"].current = sum(source.current.values())
+    config["reporter"].current = source.vouched
     return config, task_imgbuild
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from imgbuild import noop
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from imgbuild.resolve import resolve
 from imgbuild.state import STALE, ReviewState, StateIndex, assess, assess_reviews, find_orphans
@@ -20,10 +21,15 @@ __all__ = ["check"]
 def check(root: Path, *, approved: bool = False, strict: bool = False) -> int:
     """Print one line per asset that needs attention; 0 when none, 1 when some, 2 when a record
     cannot be read."""
-    resolution = resolve(root)
+    # The batches the no-op index vouches for are counted, not resolved (--approved reads reviews,
+    # which the index does not cover).
+    source = noop.Source(resolve(root)) if approved else noop.source(root, noop.CHECK)
+    resolution = source.resolution
     index = StateIndex(resolution, verify=True)
     states = assess(resolution, index)
-    orphans = find_orphans(resolution)
+    orphans = find_orphans(resolution, source.asset_dirs)
+    if not approved:
+        noop.enter_checked(resolution, index, states, source.started_ns)
     attention = broken = drifted = 0
     for state in states:
         where = state.request.asset_dir
@@ -49,7 +55,7 @@ def check(root: Path, *, approved: bool = False, strict: bool = False) -> int:
         for line in _approval_problems(resolution.root, assess_reviews(resolution, index)):
             unapproved += 1
             print(line)
-    total = len(states)
+    total = len(states) + source.vouched
     if attention or broken:
         print(
             f"imgbuild check: {attention + broken} of {total} assets need attention (run `imgbuild plan`, then `doit`)"
