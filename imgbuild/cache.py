@@ -126,8 +126,15 @@ def _batch_file(root: Path, kind: str, batch_id: str) -> Path:
 
 def cache_key(root: Path, provider: str | None) -> str:
     """What besides the input files decides the resolution (cwd: messages show paths from it)."""
-    parts = (_FORMAT, __version__, code_fingerprint(), str(root), os.getcwd(), provider)
-    parts += (os.environ.get("IMGBUILD_PROVIDER"),)
+    parts = (
+        _FORMAT,
+        __version__,
+        code_fingerprint(),
+        str(root),
+        os.getcwd(),
+        provider,
+        os.environ.get("IMGBUILD_PROVIDER"),
+    )
     return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()
 
 
@@ -241,10 +248,10 @@ def _read(path: Path) -> tuple[bytes, bytes] | None:
     return (header, body) if newline else None
 
 
-def _decode(data: bytes, kind: type[T]) -> T | None:
+def _decode(data: bytes, kind: Any) -> Any:
     """`data` decoded and validated as `kind`, or None (the entry is then ignored)."""
     try:
-        return _decoder(kind).decode(data)  # type: ignore[no-any-return]
+        return _decoder(kind).decode(data)
     except (msgspec.DecodeError, NotImplementedError, TypeError, ValueError):
         return None
 
@@ -290,7 +297,7 @@ def load_spec(root: Path, key: str, kind: type[T]) -> T | None:
     batches = tuple(replace(b, lines=dict(lines.get(b.id, ()))) for b in spec.project.batches)
     spec = replace(spec, project=replace(spec.project, batches=batches))
     _replay(header.warnings)
-    return spec  # type: ignore[no-any-return]
+    return spec
 
 
 def store_spec(

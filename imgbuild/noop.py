@@ -73,7 +73,7 @@ def enter(resolution: Resolution, index: StateIndex, batch_id: str, started_ns: 
             return False
         files += found
         images += req.candidates
-    return _store(resolution, BUILD, batch_id, images, files, (), started_ns)
+    return _store(resolution, BUILD, batch_id, images, files, [], started_ns)
 
 
 def enter_checked(resolution: Resolution, index: StateIndex, states: Iterable[AssetState], started_ns: int) -> None:

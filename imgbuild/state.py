@@ -223,8 +223,9 @@ class StateIndex:
         self.root = resolution.root
         self.root_str = str(resolution.root)
         self.store = AssetStore(self.root)
+        # The batches resolved (a no-op build resolves only those that may be stale).
         self._locks: dict[str, LockFile | None] = {
-            b.id: read_lock(lock_path(b.path)) for b in resolution.project.batches
+            b.id: read_lock(lock_path(b.path)) for b in resolution.project.batches if b.id in resolution.requests
         }
         self._vouched: dict[str, bool] = {}
         self._files: dict[str, tuple[str, ...]] = {}  # asset id -> the files its vouching entry names
