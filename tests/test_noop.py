@@ -162,3 +162,27 @@ def test_check_finds_an_orphan_next_to_an_indexed_batch(tmp_path: Path, capsys: 
     capsys.readouterr()
     assert run_cli(root, "check") == 1
     assert "orphaned: assets/covers.hook.stray" in capsys.readouterr().out
+
+
+def test_doit_info_forget_and_clean_do_something_sensible(tmp_path: Path) -> None:
+    """Issue 16, item 6: `doit info <batch>` exits 0 when the batch is built, `doit forget` with no
+    task does not crash, `doit clean` says why no paid image is removed and what to run instead."""
+    root = tmp_path
+    write_project(root)
+    age(root)
+    stale = run_doit(root, "info", "covers")
+    assert stale.returncode == 1 and "status     : run" in stale.stdout  # nothing built yet
+    assert run_cli(root, "build") == 0
+    info = run_doit(root, "info", "covers")
+    assert info.returncode == 0, info.stdout + info.stderr
+    assert "status     : up-to-date" in info.stdout
+    forget = run_doit(root, "forget")
+    assert forget.returncode == 0 and "Traceback" not in forget.stderr
+    assert "forgetting covers" in forget.stdout
+    images = sorted(root.glob("assets/*/images/candidates/*"))
+    clean = run_doit(root, "clean")
+    assert clean.returncode == 0
+    assert "covers: nothing removed: images are paid work" in clean.stdout
+    assert "imgbuild prune" in clean.stdout
+    assert sorted(root.glob("assets/*/images/candidates/*")) == images
+    assert "all 8 images up to date" in run_doit(root).stdout  # forgetting doit's state costs nothing
