@@ -8,9 +8,10 @@ under ``.imgbuild/cache/`` in three kinds of JSON file, each written atomically:
   and sha256 of every input file and the listing of every input folder;
 * ``batches/<batch>.json``: one batch's requests, under a digest of everything they are computed
   from (the batch's spec, its persona, the config, the templates its shots load);
-* ``current/<batch>.json``: the no-op index of one batch: "every image of this batch was current
-  when the lock file had this stamp", with the files that must still exist. A no-op build stats
-  those files instead of loading, hashing and checking every request.
+* ``current/<batch>.json`` and ``checked/<batch>.json``: the no-op index of one batch for a build
+  and for `imgbuild check`: "all of this batch was in order when its lock file had this stamp",
+  with the files that must still exist (and, for check, the asset.json stamps). A no-op stats
+  those files instead of loading, hashing and checking every request (see imgbuild.noop).
 
 Every file is a header line and a body line. The header (format, key, stamps) is decoded and
 checked first; the body is decoded only when nothing is stale, with msgspec decoding into the
