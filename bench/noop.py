@@ -316,7 +316,9 @@ def setup(project: Path, bare: Path, args: argparse.Namespace, env: dict[str, st
     n = args.n
     generator = [sys.executable, str(Path(__file__).with_name("generate.py")), str(project)]
     started = time.perf_counter()
-    made = subprocess.run([*generator, "--n", str(n), "--batches", str(args.batches)], env=env, check=False)
+    # The fixture is written by the imgbuild next to this script, whichever copy is measured.
+    own = {**env, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])}
+    made = subprocess.run([*generator, "--n", str(n), "--batches", str(args.batches)], env=own, check=False)
     if made.returncode != 0:
         return False
     print(f"set-up: bench/generate.py {time.perf_counter() - started:.1f} s")
