@@ -56,8 +56,8 @@ def source(root: Path, purpose: str, *, provider: str | None = None) -> Source:
         found = cache.batch_verdict(root, key, purpose, batch.id, spec.digests[batch.id], lock_path(batch.path))
         if found is not None:
             counts[batch.id] = found.images
-            dirs.update(name.rsplit("/", 1)[0] for name in found.files if name.endswith("/asset.json"))
-            dirs.update(name.rsplit("/", 1)[0] for name, _ in found.stamps)
+            if purpose == CHECK:  # their asset folders are declared: not orphans
+                dirs.update(name.rsplit("/", 1)[0] for name, _ in found.stamps)
     others = [b.id for b in spec.project.batches if b.id not in counts]
     resolution = resolve(root, provider=provider, batches=others, spec=spec)
     return Source(resolution, counts, frozenset(dirs), started_ns)
