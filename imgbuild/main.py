@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import shtab
 
 from imgbuild import __version__
 from imgbuild.error_handler import error_handler
 from imgbuild.log import setup_logging
 from imgbuild.project import STATE_DIR, find_project_root
+
+if TYPE_CHECKING:
+    from imgbuild.provenance import C2paSigner
 
 __all__ = ["main"]
 
@@ -20,7 +26,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Declarative, incremental builds of AI image batches.",
     )
     parser.add_argument("--version", action="version", version=f"imgbuild {__version__}")
-    parser.add_argument("-C", dest="directory", metavar="DIR", default=".", help="run as if started in DIR")
+    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script (bash, zsh, tcsh)")
+    parser.add_argument(
+        "-C", dest="directory", metavar="DIR", default=".", help="run as if started in DIR"
+    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("init", help="scaffold a working project (config, dodo.py, persona, evidence, batch, template)")
@@ -28,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="what a build would generate, why, and what it would cost")
     p.add_argument("-v", "--verbose", action="store_true", help="list every asset that would be generated")
+    p.add_argument(
+        "selection", nargs="*", help="price what `imgbuild build SELECTION` would make (batch ids, task globs)"
+    )
+    _json_option(p)
 
     p = sub.add_parser("build", help="generate every stale image (the same as running doit)")
     p.add_argument("selection", nargs="*", help="batch ids or task globs (e.g. covers 'covers:*hook*'); default: all")
@@ -41,29 +54,54 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--approved", action="store_true", help="also fail when an asset has no current approved image")
     p.add_argument("--strict", action="store_true", help="also fail when evidence changed since the images were made")
+    p.add_argument(
+        "--format",
+        dest="output",
+        choices=("text", "json", "github"),
+        default="text",
+        help="github: also ::error annotations on the manifest lines and a table in $GITHUB_STEP_SUMMARY",
+    )
+    p.add_argument("--json", dest="output", action="store_const", const="json", help="the same as --format json")
 
     p = sub.add_parser("ls", help="list assets with their state (current, changed, interrupted, approved...)")
     p.add_argument("selection", nargs="*", help="batch ids or asset globs (e.g. covers 'covers:*park*'); default: all")
     p.add_argument("--state", default=None, help="only assets in this state (current, changed, interrupted, broken, "
                    "orphaned, approved, stale, rejected, unreviewed)")  # fmt: skip
-    p.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
+    _json_option(p)
 
     p = sub.add_parser("prune", help="remove orphaned asset folders and lock files of deleted batches (dry run)")
     p.add_argument("--yes", action="store_true", help="really remove them")
     p.add_argument("--approved", action="store_true", help="also remove orphans that hold approved images")
 
     p = sub.add_parser("status", help="per-batch summary of what is built and approved")
+    _json_option(p)
 
     p = sub.add_parser("explain", help="why an asset is stale, and whether it would be edited or regenerated")
     p.add_argument("asset", help="asset id (see `imgbuild ls`)")
+    _json_option(p)
 
     p = sub.add_parser("poll", help="finish in-flight provider jobs of an interrupted build (no new paid calls)")
+    p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
+    p.add_argument(
+        "request", nargs="?", type=Path, default=None, help="only this request file's calls (see `imgbuild call`)"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
+
+    p = sub.add_parser("call", help="make one candidate of a normalized request file, recorded as a build does")
+    p.add_argument(
+        "request", type=Path, help="a run's request.json, its `request` part, or one written by hand"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    p.add_argument("--candidate", type=int, default=None, help="which candidate (default: the first not made)")
+
+    p = sub.add_parser("upload", help="upload a project image to the provider's media storage; print its URL")
+    p.add_argument("image", type=Path, help="an image file inside the project").complete = shtab.FILE  # type: ignore[attr-defined]
     p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
 
     for decision in ("approve", "reject"):
         p = sub.add_parser(decision, help=f"{decision} a candidate, recording the review checklist")
         p.add_argument("asset", help="asset id")
-        p.add_argument("candidate", help="candidate number (K, or K.I for image I of a sequential set)")
+        p.add_argument(
+            "candidate", help="candidate number K (of an identity set: the whole set), or K.I for image I of a set"
+        )
         p.add_argument(
             "--pass",
             dest="passed",
@@ -80,17 +118,47 @@ def _parser() -> argparse.ArgumentParser:
             metavar="ITEM[=NOTE]",
             help="a checklist item that fails",
         )
-        p.add_argument("--note", default=None, help="a note on the decision (required with --override)")
+        p.add_argument(
+            "--note",
+            default=None,
+            help="a note on the decision" + (" (required with --override)" if decision == "approve" else ""),
+        )
         p.add_argument("--by", default=None, help="who decides (default: $IMGBUILD_REVIEWER, git user.name, $USER)")
         if decision == "approve":
             p.add_argument("--override", action="store_true", help="approve although a checklist item fails")
+
+    p = sub.add_parser("export", help="copy the current approved images, with provenance, for the render stage")
+    p.add_argument("batches", nargs="*", help="batch ids (default: all)")
+    p.add_argument(
+        "--to", required=True, type=Path, metavar="DIR", help="the export folder (created if needed)"
+    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    p.add_argument("--allow-missing", action="store_true", help="exit 0 even when some assets have no approval")
+    p.add_argument(
+        "--c2pa-cert", type=Path, default=None, metavar="PEM", help="also sign C2PA Content Credentials: cert chain"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    p.add_argument(
+        "--c2pa-key", type=Path, default=None, metavar="PEM", help="the private key of --c2pa-cert"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    p.add_argument("--c2pa-alg", default="es256", help="the key's signing algorithm (default: es256)")
+
+    p = sub.add_parser("review", help="the review studio: choose, approve and compare candidates in the browser")
+    p.add_argument("batches", nargs="*", help="batch ids (default: all)")
+    p.add_argument("--no-open", dest="open_browser", action="store_false", help="do not open the browser")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--by", default=None, help="who decides (default: $IMGBUILD_REVIEWER, git user.name, $USER)")
 
     p = sub.add_parser("gallery", help="write a static HTML contact sheet per batch")
     p.add_argument("batches", nargs="*", help="batch ids (default: all)")
     p.add_argument("--rows", default=None, metavar="AXIS", help="vary attribute for the rows")
     p.add_argument("--cols", default=None, metavar="AXIS", help="vary attribute for the columns")
-    p.add_argument("--out", default=None, metavar="DIR", help="where to write the pages (default: gallery/)")
+    p.add_argument(
+        "--out", default=None, metavar="DIR", help="where to write the pages (default: gallery/)"
+    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
     return parser
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", dest="as_json", action="store_true", help="print one JSON document (schemas/output/)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,7 +183,7 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "plan":
         from imgbuild.commands.plan import plan
 
-        return plan(root, verbose=args.verbose)
+        return plan(root, verbose=args.verbose, selection=args.selection, as_json=args.as_json)
     if args.command == "build":
         from imgbuild.commands.build import build
 
@@ -123,7 +191,7 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "check":
         from imgbuild.commands.check import check
 
-        return check(root, approved=args.approved, strict=args.strict)
+        return check(root, approved=args.approved, strict=args.strict, output=args.output)
     if args.command == "ls":
         from imgbuild.commands.ls import ls
 
@@ -135,15 +203,27 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "status":
         from imgbuild.commands.status import status
 
-        return status(root)
+        return status(root, as_json=args.as_json)
     if args.command == "explain":
         from imgbuild.commands.explain import explain
 
-        return explain(root, args.asset)
+        return explain(root, args.asset, as_json=args.as_json)
+    if args.command == "poll" and args.request is not None:
+        from imgbuild.commands.poll import poll_request
+
+        return poll_request(root, Path(args.directory, args.request))
     if args.command == "poll":
         from imgbuild.commands.poll import poll
 
         return poll(root, provider=args.provider)
+    if args.command == "call":
+        from imgbuild.commands.call import call
+
+        return call(root, Path(args.directory, args.request), candidate=args.candidate)
+    if args.command == "upload":
+        from imgbuild.commands.upload import upload
+
+        return upload(root, Path(args.directory, args.image), provider=args.provider)
     if args.command in ("approve", "reject"):
         from imgbuild.commands.review import review
 
@@ -158,8 +238,43 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
             by=args.by,
             override=getattr(args, "override", False),
         )
+    if args.command == "export":
+        from imgbuild.commands.export import export
+
+        return export(
+            root,
+            args.batches,
+            to=Path(args.directory, args.to),
+            allow_missing=args.allow_missing,
+            signer=_c2pa_signer(args),
+        )
+
+    if args.command == "review":
+        from imgbuild.commands.studio import studio
+
+        return studio(root, args.batches, port=args.port, open_browser=args.open_browser, by=args.by)
     if args.command == "gallery":
         from imgbuild.commands.gallery import gallery
 
         return gallery(root, args.batches, rows=args.rows, cols=args.cols, out=args.out)
     raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def _c2pa_signer(args: argparse.Namespace) -> C2paSigner | None:
+    """The C2PA signer of `export`, from --c2pa-cert and --c2pa-key (both, or neither)."""
+    from imgbuild.errors import UsageError
+    from imgbuild.provenance import C2paSigner
+
+    if args.c2pa_cert is None and args.c2pa_key is None:
+        return None
+    if args.c2pa_cert is None or args.c2pa_key is None:
+        raise UsageError("C2PA signing needs both --c2pa-cert and --c2pa-key")
+    import importlib.util
+
+    if importlib.util.find_spec("c2pa") is None:
+        raise UsageError("C2PA signing needs the c2pa extra: python3 -m pip install 'imgbuild[c2pa]'")
+    try:
+        cert, key = (Path(args.directory, p).read_bytes() for p in (args.c2pa_cert, args.c2pa_key))
+    except OSError as exc:
+        raise UsageError(f"cannot read the C2PA certificate or key: {exc}") from None
+    return C2paSigner(cert, key, args.c2pa_alg)

@@ -27,6 +27,7 @@ __all__ = [
     "canonical_json",
     "limit_problems",
     "make_request",
+    "request_from_record",
     "request_hash",
     "sha256_text",
 ]
@@ -286,3 +287,90 @@ def make_request(
     }
     fields["request_hash"] = request_hash(fields)
     return ImageRequest(**fields)
+
+
+def request_from_record(record: Mapping[str, Any]) -> tuple[ImageRequest | None, list[tuple[str, str]]]:
+    """The ImageRequest a normalized record (``ImageRequest.record()``, or one written by hand and
+    validated by schemas/request.schema.json) describes, and (field, message) problems; None
+    when the model, provider or quality is unknown. A request with problems must not be called.
+
+    Fields left out get what a build would give them; the derived ones (`mode`, `provider_model`,
+    `quality_settings`, `prompt_hash`, `request_hash`) must agree with the registry and the
+    request when given, so a hand edit cannot record a call under another request's hash."""
+    problems: list[tuple[str, str]] = []
+    try:
+        model = get_model(record["model"])
+    except KeyError:
+        return None, [("model", f"unknown model {record['model']!r} (docs/models.md lists them)")]
+    provider = record["provider"]
+    if provider not in model.provider_models:
+        return None, [("provider", f"{record['model']!r} is not served by provider {provider!r}")]
+    quality = record.get("quality") or {}
+    tier_name = quality.get("tier", "max")
+    tier = model.tiers.get(tier_name)
+    if tier is None:
+        return None, [("quality.tier", f"unknown quality {tier_name!r} (known: {', '.join(model.tiers)})")]
+    persona = record.get("persona") or {}
+    attributes = record.get("attributes") or {}
+    asset_id = record["asset_id"]
+
+    def sources(items: Any) -> tuple[SourceRef, ...]:
+        return tuple(SourceRef(s["path"], s.get("anchor"), None, s["sha256"]) for s in items or ())
+
+    derived: dict[str, Any] = {
+        "mode": model.mode,
+        "provider_model": model.provider_model(provider),
+        "quality_settings": dict(tier.settings),
+        "prompt_hash": sha256_text(record["prompt"]),
+    }
+    for name, value in derived.items():
+        if name in record and record[name] != value:
+            problems.append((name, f"{record[name]!r} does not follow from the request (it would be {value!r})"))
+    fields: dict[str, Any] = {
+        "asset_id": asset_id,
+        "batch": record.get("batch", asset_id.split(".", 1)[0]),
+        "shot": record.get("shot", ""),
+        "need": record.get("need", ""),
+        "purpose": record.get("purpose", ""),
+        "persona": persona.get("id", ""),
+        "persona_traits": MappingProxyType(dict(persona.get("traits") or {})),
+        "source_basis": sources(record.get("source_basis")),
+        "fixed": MappingProxyType(dict(attributes.get("fixed") or {})),
+        "vary": MappingProxyType(dict(attributes.get("vary") or {})),
+        "variant_test": record.get("variant_test"),
+        "template": record.get("template", "inline"),
+        "prompt": record["prompt"],
+        "negative_prompt": record.get("negative_prompt"),
+        "prompt_hash": derived["prompt_hash"],
+        "model": model.key,
+        "provider": provider,
+        "provider_model": derived["provider_model"],
+        "mode": derived["mode"],
+        "aspect_ratio": record["aspect_ratio"],
+        "size": record["size"],
+        "output_format": record["output_format"],
+        "quality": tier_name,
+        "quality_reason": quality.get("reason"),
+        "quality_settings": MappingProxyType(derived["quality_settings"]),
+        "references": tuple(
+            Reference(r["path"], r["sha256"], r.get("role", "reference")) for r in record.get("references") or ()
+        ),
+        "max_images": record.get("max_images", 1),
+        "candidates": record.get("candidates", 1),
+        "editable": tuple(record.get("editable") or ()),
+        "asset_dir": record["asset_dir"],
+        "template_sha256": record.get("template_sha256", ""),
+        "edit": MappingProxyType(dict(record["edit"])) if record.get("edit") else None,
+        "persona_evidence": sources(persona.get("evidence")),
+    }
+    fields["request_hash"] = request_hash(fields)
+    given = record.get("request_hash")
+    if given is not None and given != fields["request_hash"]:
+        problems.append(
+            (
+                "request_hash",
+                f"{given[:16]}… does not match the request's fields ({fields['request_hash'][:16]}…):"
+                " the request was edited; leave request_hash out to have it computed",
+            )
+        )
+    return ImageRequest(**fields), problems

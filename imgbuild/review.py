@@ -2,7 +2,7 @@
 
 The gallery shows :data:`CHECKLIST`; what a decision means for an asset's state (approved, stale,
 rejected, superseded) is decided in :mod:`imgbuild.state`. This module only turns arguments and
-records into records; the command that has them written is :mod:`imgbuild.commands.review`.
+records into records; the code that has them written is :mod:`imgbuild.decisions`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "check_decision",
     "checklist_items",
     "find_candidate",
+    "find_images",
     "parse_candidate_id",
     "parse_checklist",
 ]
@@ -165,6 +166,17 @@ def candidates_for(record: AssetRecord, request_hash: str) -> dict[CandidateId, 
         if entry.request_hash == request_hash:
             found[CandidateId(entry.candidate, entry.image)] = entry  # newest last
     return dict(sorted(found.items(), key=lambda kv: kv[0].sort_key()))
+
+
+def find_images(record: AssetRecord, asset_id: str, wanted: CandidateId) -> tuple[Candidate, ...]:
+    """The images a decision on `wanted` is about: one image (``K``, or ``K.I`` of a set), or for
+    ``K`` naming an identity set, every image of the set's newest call (the set as a whole).
+    Raises ReviewError like find_candidate."""
+    if wanted.image is None:
+        newest = record.made_for(record.request_hash).get(wanted.candidate, ())
+        if newest and newest[0].image is not None:
+            return tuple(sorted(newest, key=lambda c: c.image or 0))
+    return (find_candidate(record, asset_id, wanted),)
 
 
 def find_candidate(record: AssetRecord, asset_id: str, wanted: CandidateId) -> Candidate:

@@ -61,9 +61,11 @@ __all__ = [
     "Orphan",
     "ReviewState",
     "StateIndex",
+    "approval_problem",
     "assess",
     "assess_reviews",
     "candidate_reviews",
+    "changed_fields",
     "describe_changes",
     "estimate",
     "find_orphans",
@@ -112,6 +114,7 @@ class AssetState:
     interruptions: tuple[Interruption, ...] = ()
     evidence: tuple[EvidenceChange, ...] = ()
     outdated: tuple[str, ...] = ()  # record fields that differ although the request is the same
+    fields: tuple[str, ...] = ()  # "changed": the request fields that differ (see changed_fields)
 
     @property
     def stale(self) -> bool:
@@ -175,14 +178,12 @@ def candidate_reviews(record: AssetRecord, request_hash: str) -> list[CandidateR
 
     A decision is about one image of one run, so it never sticks to a candidate made again under
     the same number; an image approved once whose approval went elsewhere is "superseded"."""
-    newest = record.newest_reviews()
-    approved = record.approval.key if record.approval is not None else None
+    approval = record.approval
     out = []
     for cand in record.candidates:
-        review = newest.get(cand.key)
-        if cand.key == approved:
-            assert record.approval is not None
-            state = APPROVED if record.approval.request_hash == request_hash else STALE
+        review = record.newest_review(cand)
+        if approval is not None and approval.covers(cand):
+            state = APPROVED if approval.request_hash == request_hash else STALE
         else:
             state = {"reject": REJECTED, "approve": SUPERSEDED}.get(review.decision if review else "", UNREVIEWED)
         out.append(CandidateReview(cand, state, review))
@@ -371,7 +372,10 @@ def _assess_one(index: StateIndex, req: ImageRequest) -> AssetState:
         ]
         return AssetState(req, "interrupted", todo, tuple(reasons), interruptions, evidence)
     if not made_for_hash:
-        return AssetState(req, "changed", todo, tuple(describe_changes(record.request, req.record())), (), evidence)
+        changes = changed_fields(record.request, req.record())
+        return AssetState(
+            req, "changed", todo, tuple(t for _, t in changes), (), evidence, fields=tuple(f for f, _ in changes)
+        )
     reasons = []
     for k in todo:
         if k in made_for_hash:
@@ -460,24 +464,34 @@ def _outdated(record: AssetRecord, req: ImageRequest) -> list[str]:
 
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Name each field that differs between two request records, most telling first."""
+    return [text for _, text in changed_fields(old, new)]
+
+
+def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, description) of each field that differs between two request records, most telling
+    first; the field is a dotted path (``fixed.wardrobe``, ``persona.traits.face``, ``prompt``)."""
     changes = []
     for group in ("fixed", "vary"):
-        changes += _diff_map(group, (old.get("attributes") or {}).get(group, {}), new["attributes"][group])
-    changes += _diff_map("persona.traits", (old.get("persona") or {}).get("traits", {}), new["persona"]["traits"])
+        changes += _diff_fields(group, (old.get("attributes") or {}).get(group, {}), new["attributes"][group])
+    changes += _diff_fields("persona.traits", (old.get("persona") or {}).get("traits", {}), new["persona"]["traits"])
     # An edit's model, mode and references follow from the edit rule, which says so itself.
     follow = ("model", "mode", "references") if new.get("edit") or old.get("edit") else ()
     for name in ("template", *HASHED_FIELDS):
         if name == "prompt" or name in follow or old.get(name) == new.get(name):
             continue
-        changes.append(f"{name}: {_short(old.get(name))} → {_short(new.get(name))}")
+        changes.append((name, f"{name}: {_short(old.get(name))} → {_short(new.get(name))}"))
     if old.get("prompt") != new.get("prompt"):
-        changes.append("prompt changed" if changes else "prompt changed (template or inline prompt edited)")
-    return changes or ["request changed"]
+        changes.append(("prompt", "prompt changed" if changes else "prompt changed (template or inline prompt edited)"))
+    return changes or [("request", "request changed")]
 
 
 def _diff_map(label: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return [text for _, text in _diff_fields(label, old, new)]
+
+
+def _diff_fields(label: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
-        f"{label}.{key}: {_short(old.get(key))} → {_short(new.get(key))}"
+        (f"{label}.{key}", f"{label}.{key}: {_short(old.get(key))} → {_short(new.get(key))}")
         for key in sorted(set(old) | set(new))
         if old.get(key) != new.get(key)
     ]
@@ -511,6 +525,22 @@ def assess_reviews(
         approval, rejected = review_of(record, req.request_hash, req.asset_dir)
         out.append(ReviewState(req, approval, rejected))
     return out
+
+
+def approval_problem(root: str | os.PathLike[str], state: ReviewState) -> tuple[str, str] | None:
+    """(kind, reason) when the asset has no current approved image the render stage can take."""
+    req, approval = state.request, state.approval
+    if approval is None:
+        return "unapproved", f"no approved image (run imgbuild approve {req.asset_id} <candidate>)"
+    if state.status == STALE:
+        return "stale approval", f"approved candidate {approval.label} was made for an older request"
+    if not os.path.exists(os.path.join(root, approval.file)):
+        # The render stage would find nothing: committed approved images must stay in the tree.
+        return "unapproved", (
+            f"the approved image {approval.file} is missing"
+            f" (restore it, or run imgbuild approve {req.asset_id} <candidate> again)"
+        )
+    return None
 
 
 def estimate(work: Iterable[tuple[ImageRequest, Sequence[int]]]) -> tuple[int, float, dict[str, tuple[int, int]]]:
@@ -634,7 +664,7 @@ def lock_entry(index: StateIndex, req: ImageRequest, *, fresh: bool = False) -> 
         record = None
     done = index._made(record, req) if record is not None else {}
     made = [i for k in sorted(done) for i in done[k]]
-    images = tuple(LockImage(i.candidate, i.image, f"{req.asset_dir}/{i.file}", i.sha256, i.remote_url) for i in made)
+    images = tuple(LockImage(i.candidate, i.image, f"{req.asset_dir}/{i.file}", i.sha256) for i in made)
     approval, rejected = review_of(record, req.request_hash, req.asset_dir)
     complete = all(k in done for k in range(1, req.candidates + 1))
     return LockEntry(

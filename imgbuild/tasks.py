@@ -16,17 +16,18 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import TaskLoader2
-from doit.exceptions import TaskFailed, UnmetDependency
+from doit.control import TaskControl
+from doit.exceptions import InvalidCommand, TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
 from imgbuild import noop
-from imgbuild.build import BuildSession, Estimate, make_candidate
+from imgbuild.build import BuildSession, Estimate, StaleWork, make_candidate
 from imgbuild.error_handler import write_crash_log
 from imgbuild.errors import (
     EXIT_BUG,
@@ -37,6 +38,7 @@ from imgbuild.errors import (
     BuildStop,
     InvalidInput,
     NotStarted,
+    UsageError,
 )
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
@@ -52,8 +54,13 @@ __all__ = [
     "ProjectLoader",
     "doit_config",
     "image_task_name",
+    "price",
     "project_tasks",
+    "select",
+    "selected_images",
+    "selects_all",
     "task_dicts",
+    "task_name",
 ]
 
 LOCK_TASK = "_lock"  # cannot clash with an asset id: those start with a letter or digit
@@ -101,7 +108,7 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
     no-op build hands doit nothing for it."""
     index = StateIndex(resolution)
     locks = LockWriter(index)
-    stale = []
+    stale: dict[str, StaleWork] = {}
     started_ns = time.time_ns()
     for batch_id, requests in resolution.requests.items():
         count = sum(r.candidates * r.max_images for r in requests)
@@ -116,7 +123,7 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
             todo = []
             for k in range(1, req.candidates + 1):
                 name = image_task_name(req.asset_id, k)
-                names.append(f"{batch_id}:{name}")
+                names.append(f"{batch_id}:{name}")  # = task_name(req, k)
                 if not made[k - 1]:
                     todo.append(k)
                 yield {
@@ -129,7 +136,7 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
                     "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k},
                 }
             if todo:  # priced only when stale: nothing extra on a no-op build
-                stale.append((req, tuple(todo)))
+                stale[req.asset_id] = (req, tuple(todo))
             current = current and not todo and index.vouched(req)
         if current and _lock_current(locks, batch_id):
             noop.enter(resolution, index, batch_id, started_ns)
@@ -143,9 +150,64 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
             "io": {"capture": False},
             "meta": {"imgbuild": "lock"},
         }
-    # Every stale image of the project, selected or not: the budget check errs on the safe side.
-    images, cost, _ = estimate(stale)
-    session.estimate = Estimate(images, cost)
+    # Until the reporter knows the selection, the budget counts every stale image of the project.
+    session.stale = stale
+    session.project_estimate = session.estimate = price(stale)
+
+
+def price(stale: Mapping[str, StaleWork], selected: Container[str] | None = None) -> Estimate:
+    """What making the stale candidates would cost at list prices: all of them, or only those
+    whose image task (``batch:asset.cK``) is `selected`. An identity set counts at `max_images`."""
+    work: Iterable[StaleWork] = stale.values()
+    if selected is not None:
+        work = [
+            (req, tuple(k for k in todo if task_name(req, k) in selected)) for req, todo in stale.values()
+        ]  # fmt: skip
+    images, cost, _ = estimate(work)
+    return Estimate(images, cost)
+
+
+def task_name(req: ImageRequest, candidate: int) -> str:
+    """The full doit name of a candidate's image task."""
+    return f"{req.batch}:{image_task_name(req.asset_id, candidate)}"
+
+
+def selected_images(tasks: Mapping[str, Any], selected: Sequence[str]) -> list[Any]:
+    """The image tasks a doit run of the `selected` task names executes: those selected and every
+    task they depend on (a batch's group task and its lock task depend on each of its images)."""
+    if selects_all(tasks, selected):  # the common case, without walking the dependencies
+        return [task for task in tasks.values() if ProgressReporter._is_image(task)]
+    seen: set[str] = set()
+    pending = list(selected)
+    while pending:
+        name = pending.pop()
+        if name not in seen and name in tasks:
+            seen.add(name)
+            pending.extend(tasks[name].task_dep)
+    return [tasks[name] for name in seen if ProgressReporter._is_image(tasks[name])]
+
+
+def selects_all(tasks: Mapping[str, Any], selected: Sequence[str]) -> bool:
+    """Whether `selected` names every task (doit's selection when none was given)."""
+    return len(selected) == len(tasks) and tasks.keys() == set(selected)
+
+
+def select(resolution: Resolution, selection: Sequence[str]) -> set[str]:
+    """The image task names (stale or not) that `imgbuild build SELECTION` would run, by doit's
+    own rules: batch ids, task names and globs such as ``'covers:*park*'``, with every task they
+    depend on. A name that is none of these is a usage error."""
+    tasks = generate_tasks("imgbuild", task_dicts(resolution, make_session(resolution)))
+    control = TaskControl(tasks)
+    try:
+        control.process(list(selection))
+    except InvalidCommand as exc:
+        raise UsageError(
+            f"nothing in this project is called {exc.not_found!r}: select batch ids or task globs such as"
+            f" '{resolution.project.batches[0].id}:*' (`imgbuild ls` lists the assets)"
+            if resolution.project.batches
+            else f"nothing in this project is called {exc.not_found!r}: the project has no batches"
+        ) from None
+    return {task.name for task in selected_images(control.tasks, control.selected_tasks)}
 
 
 def lean_run(argv: list[str]) -> bool:
@@ -360,11 +422,13 @@ class ProgressReporter:
         return bool(task.meta) and task.meta.get("imgbuild") == "image"
 
     def initialize(self, tasks: dict[str, Any], selected_tasks: list[str] | None) -> None:
-        images = [t for t in tasks.values() if self._is_image(t)]
-        chosen = set(selected_tasks or ())
-        picked = [t for t in images if t.name in chosen or t.name.split(":", 1)[0] in chosen]
-        self.total = (len(picked) or len(images)) + self.current
+        names = list(tasks) if selected_tasks is None else selected_tasks
+        picked = selected_images(tasks, names)
+        self.total = len(picked) + self.current  # + the images the no-op index vouched for
         self.up_to_date = self.current
+        if self.session.stale and not selects_all(tasks, names):
+            # Before the first call: the budget counts what this run will make, not the whole project.
+            self.session.estimate = price(self.session.stale, {task.name for task in picked})
         self.started = time.monotonic()
 
     def get_status(self, task: Any) -> None:

@@ -28,7 +28,9 @@ class Document:
     file: str
     data: Any
     lines: dict[Path, int] = field(default_factory=dict)
-    raw_scalars: dict[Path, str] = field(default_factory=dict)  # what was typed, where YAML read a bool
+    # What was typed, where YAML read an unquoted value as something other than text (a bool, a
+    # number such as 9:16 = 556 in base 60, a date), so a message can say to quote it.
+    raw_scalars: dict[Path, str] = field(default_factory=dict)
 
     def line(self, path: Path) -> int | None:
         """The line of the value at `path`, or of its nearest located parent."""
@@ -117,6 +119,6 @@ def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem], 
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), doc, problems, ctor) for i, item in enumerate(node.value)]
     value = ctor.construct_object(node, deep=True)
-    if isinstance(value, bool):
+    if value is not None and not isinstance(value, str):
         doc.raw_scalars[path] = str(node.value)
     return value

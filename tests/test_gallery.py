@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from browser import FIRST_SCREEN_IMAGES
+from browser import chromium as webdriver_on_chromium
 from helpers import BATCH, TEMPLATE, run_cli, write_project
 
 from imgbuild.gallery import CHECKLIST_ITEMS, Axes, batch_axes, build_page, choose_axes
@@ -275,13 +277,18 @@ def test_page_in_headless_chromium(gallery_page: Path, tmp_path: Path) -> None:
         assert article.one("p", cls="hashes").all("code")[0].attrs["title"] == req.request_hash
         assert article.all("div", cls="review")
 
-    # Images: lazy, sized so the layout does not jump, and loaded from disk through relative links.
+    # Images: thumbnails cached under .imgbuild/thumbs/ (loaded at once, not lazily: a lazy image
+    # out of view is a grey box in a screenshot or a print), sized so the layout does not jump,
+    # each linked to its full image, all opened from disk through relative links.
     images = [img for img in dom.all("img") if not _in_details(img)]
     assert len(images) == 12
     for img in images:
-        assert img.attrs["loading"] == "lazy"
-        assert (img.attrs["width"], img.attrs["height"]) == ("2048", "2048")
-    not_loaded = [img.attrs["src"] for img in images if img.attrs.get("data-loaded") != "2048"]
+        assert "loading" not in img.attrs
+        assert (img.attrs["width"], img.attrs["height"], img.attrs["data-full-width"]) == ("360", "360", "2048")
+        assert unquote(img.attrs["src"]).startswith("../.imgbuild/thumbs/")
+        full = next(p for p in img.ancestors() if p.tag == "a").attrs["href"]
+        assert unquote(full).startswith("../assets/") and full.endswith(".jpg")
+    not_loaded = [img.attrs["src"] for img in images if img.attrs.get("data-loaded") != "360"]
     assert not not_loaded, f"images the browser could not open over file://: {not_loaded}"
     for link in [a.attrs["href"] for a in dom.all("a")]:
         if link.startswith("#"):
@@ -300,20 +307,32 @@ def _in_details(node: Node) -> bool:
     return any(p.tag == "details" for p in node.ancestors())
 
 
-def test_screenshot_is_a_real_page(gallery_page: Path, tmp_path: Path) -> None:
+def test_every_image_is_painted_in_a_headless_screenshot(gallery_page: Path, tmp_path: Path) -> None:
+    """Taken the moment the page has loaded, as a headless screenshot or a print is: every image
+    on the first screen is decoded and painted, none is the grey box of a lazy image not loaded."""
+    from io import BytesIO
+
     from PIL import Image
 
-    shot = tmp_path / "gallery.png"
-    result = run_chromium(tmp_path / "profile", f"--screenshot={shot}", gallery_page.as_uri())
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert shot.is_file()
-    with Image.open(shot) as image:
-        image.load()
-        assert image.size == (1440, 900)
-        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
-    assert colours is not None and len(colours) > 200, "the screenshot looks blank"
-    # The page background is light, and the badges and preview images add colour.
-    assert max(colours)[1][0] > 200
+    with webdriver_on_chromium(tmp_path / "profile") as driver:
+        driver.get(gallery_page.as_uri())
+        boxes = driver.execute_script(
+            f"return {FIRST_SCREEN_IMAGES}.map(i => [i.complete && i.naturalWidth > 0,"
+            " ...Object.values(i.getBoundingClientRect().toJSON()).slice(0, 4), devicePixelRatio])"
+        )
+        png = driver.get_screenshot_as_png()
+    (tmp_path / "gallery.png").write_bytes(png)
+    assert len(boxes) >= 8, f"only {len(boxes)} images on the first screen"
+    with Image.open(BytesIO(png)) as shot:
+        screen = shot.convert("RGB")
+    placeholder = (0xE5, 0xE7, 0xEB)  # figure.cand img's background, all a lazy image shows
+    for loaded, x, y, width, height, scale in boxes:
+        assert loaded
+        box = tuple(round(v * scale) for v in (x + 4, y + 4, min(x + width, 1440) - 4, min(y + height, 900) - 4))
+        colours = screen.crop(box).getcolors(maxcolors=1 << 16) or []
+        _, commonest = max(colours)
+        assert commonest != placeholder, f"an unpainted image at {box}"
+        assert len(colours) > 20, f"a blank image at {box}"
 
 
 # -- plain Python -------------------------------------------------------------------------------------------
@@ -474,7 +493,7 @@ def test_text_is_escaped(tmp_path: Path) -> None:
     assert run_cli(tmp_path, "gallery") == 0
     page = (tmp_path / "gallery" / "covers.html").read_text(encoding="utf-8")
     assert "<script" not in page and "<b>tests" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; Mia Tan &amp; co" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; Mia Tan &amp; co" in page
     dom = parse_html(page)
     assert dom.one("p", cls="purpose").text == "covers & <b>tests</b>"
     prompts = {p.text for p in dom.all("p", cls="prompt")}

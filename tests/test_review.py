@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers import BATCH, run_cli, run_doit, snapshot, write_project
 
-from imgbuild.commands.review import reviewer
+from imgbuild.decisions import reviewer
 from imgbuild.review import CHECKLIST
 
 ASSET = "covers.hook.cafe.lamp-light"
@@ -410,11 +410,11 @@ def make_set(root: Path, k: int = 1, images: int = 3) -> list[dict[str, Any]]:
     return entries
 
 
-def test_sets_need_an_image_number(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_image_numbers_of_a_set(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `1` alone approves the whole set (tests/test_paper_cuts.py); `1.I` is image I of it.
     entries = make_set(project)
     before = snapshot(project)
     for args, message in [
-        (("1",), f"candidate 1 of asset {ASSET} is a sequential set of 3 images: pick one, 1.1..1.3"),
         (("1.4",), f"asset {ASSET} has no candidate 1.4 for its current request (candidates: 1.1, 1.2, 1.3, 2)"),
         (("2.1",), f"candidate 2 of asset {ASSET} is a single image, not a set: give 2"),
     ]:

@@ -8,6 +8,6 @@ reachable, images.py checks what came back.
 from __future__ import annotations
 
 from imgbuild.build.candidate import finish_pending, make_candidate
-from imgbuild.build.session import BuildSession, Estimate
+from imgbuild.build.session import BuildSession, Estimate, StaleWork
 
-__all__ = ["BuildSession", "Estimate", "finish_pending", "make_candidate"]
+__all__ = ["BuildSession", "Estimate", "StaleWork", "finish_pending", "make_candidate"]

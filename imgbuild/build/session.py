@@ -18,8 +18,11 @@ from imgbuild.errors import AnotherBuildRunning, BudgetExceeded, BuildStop, NotS
 from imgbuild.providers import Provider, create_provider
 from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock
 from imgbuild.records.atomic import remove_stale_temp_files
+from imgbuild.requests import ImageRequest
 
-__all__ = ["BuildSession", "Estimate"]
+__all__ = ["BuildSession", "Estimate", "StaleWork"]
+
+StaleWork = tuple[ImageRequest, tuple[int, ...]]  # a request and the candidates a build would make
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,9 @@ class BuildSession:
         self.uploads = ReferenceUploads(self.store, provider_name)
         self.stopped: BuildStop | None = None
         self.budget: float | None = None
-        self.estimate: Estimate | None = None
+        self.stale: dict[str, StaleWork] = {}  # asset id → what a build of the whole project makes
+        self.project_estimate: Estimate | None = None  # every stale image of the project
+        self.estimate: Estimate | None = None  # the images this build makes (its selection)
         self.possibly_billed = 0  # create calls that ended without an answer (see docs/records.md)
         self._provider: Provider | None = None
         self._lock = threading.Lock()
@@ -79,10 +84,17 @@ class BuildSession:
         if self.budget is None or self.estimate is None or self.provider_name == "preview":
             return
         if self.estimate.cost > self.budget:
+            whole = self.project_estimate
+            of_all = (
+                f" (the whole project: {whole.images} images, about ${whole.cost:.2f})"
+                if whole is not None and whole.images != self.estimate.images
+                else ""
+            )
             raise BudgetExceeded(
                 f"this build would make {self.estimate.images} images for about ${self.estimate.cost:.2f} "
-                f"at list prices, over the budget of ${self.budget:.2f} in imgbuild.yaml; "
-                "raise `budget:` (the estimate counts every stale image of the project, whatever is selected)"
+                f"at list prices{of_all}, over the budget of ${self.budget:.2f} in imgbuild.yaml; "
+                "build a part of it (batch ids or task globs such as 'BATCH:*park*'; "
+                "`imgbuild plan SELECTION` prices one) or raise `budget:`"
             )
 
     def stop(self, exc: BuildStop) -> None:

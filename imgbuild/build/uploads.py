@@ -24,12 +24,14 @@ class ReferenceUploads:
 
     def urls(self, provider: Provider, req: ImageRequest) -> tuple[str, ...]:
         """A provider-readable URL per reference image of `req`."""
-        urls = []
-        for ref in req.references:
-            with self.cache.uploading(self.provider_name, ref.sha256):
-                url = self.cache.get(self.provider_name, ref.sha256) or self._upload(provider, req, ref)
-            urls.append(url)
-        return tuple(urls)
+        return tuple(self.url(provider, req, ref) for ref in req.references)
+
+    def url(self, provider: Provider, req: ImageRequest, ref: Reference, *, fresh: bool = False) -> str:
+        """A provider-readable URL of `ref`, recorded in `req`'s asset folder when uploaded now
+        (`fresh`: upload even when the cache holds a valid URL: `imgbuild upload`)."""
+        with self.cache.uploading(self.provider_name, ref.sha256):
+            cached = None if fresh else self.cache.get(self.provider_name, ref.sha256)
+            return cached or self._upload(provider, req, ref)
 
     def _upload(self, provider: Provider, req: ImageRequest, ref: Reference) -> str:
         data = self.store.read_bytes(ref.path)

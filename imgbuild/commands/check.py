@@ -3,98 +3,225 @@
 With ``--approved`` it also gates the render stage: every asset needs an approved image given
 for its current request. With ``--strict`` evidence that changed since the images were made
 fails too.
+
+The check collects findings once and shows them three ways: text (one line each, for people),
+``--json`` (schemas/output/check.schema.json, for scripts) and ``--format github`` (the text, at
+most ten ``::error`` annotations on the manifest lines, and the full table in
+``$GITHUB_STEP_SUMMARY``).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from imgbuild import noop
-from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
-from imgbuild.resolve import resolve
-from imgbuild.state import STALE, ReviewState, StateIndex, assess, assess_reviews, find_orphans
+from imgbuild.commands.output import print_json
+from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
+from imgbuild.locate import Location, locate_evidence, locate_orphan, locate_request, locate_state
+from imgbuild.resolve import Resolution, resolve
+from imgbuild.state import StateIndex, approval_problem, assess, assess_reviews, find_orphans
 
-__all__ = ["check"]
+__all__ = ["FORMATS", "Finding", "check"]
+
+FORMATS = ("text", "json", "github")
+MAX_ANNOTATIONS = 10  # GitHub shows ten error annotations per step; the summary has them all
 
 
-def check(root: Path, *, approved: bool = False, strict: bool = False) -> int:
-    """Print one line per asset that needs attention; 0 when none, 1 when some, 2 when a record
+@dataclass(frozen=True)
+class Finding:
+    """One thing `check` reports: what kind, about which asset, why, and where in the input."""
+
+    kind: str  # changed, new, incomplete, missing-image, interrupted, broken, outdated, evidence,
+    #            orphaned, unapproved, stale approval
+    asset_id: str | None  # None for an orphan
+    asset_dir: str
+    message: str  # the reason, without the kind and folder
+    location: Location
+    fails: bool  # whether it makes the check exit non-zero
+
+    @property
+    def text(self) -> str:
+        """The line `check` prints (a broken record's message names its own file)."""
+        if self.kind == "broken":
+            return f"broken: {self.message}"
+        return f"{self.kind}: {self.asset_dir}: {self.message}"
+
+
+def check(root: Path, *, approved: bool = False, strict: bool = False, output: str = "text") -> int:
+    """Report every asset that needs attention; 0 when none, 1 when some, 2 when a record
     cannot be read."""
+    if output not in FORMATS:
+        raise UsageError(f"unknown --format {output!r} (formats: {', '.join(FORMATS)})")
     # The batches the no-op index vouches for are counted, not resolved (--approved reads reviews,
     # which the index does not cover).
     source = noop.Source(resolve(root)) if approved else noop.source(root, noop.CHECK)
     resolution = source.resolution
+    findings, total = _findings(source, approved=approved, strict=strict)
+    broken = any(f.kind == "broken" for f in findings)
+    code = EXIT_INVALID if broken else EXIT_FAILED if any(f.fails for f in findings) else EXIT_OK
+    summary = _summary(findings, total, approved=approved, strict=strict, code=code)
+    if output == "json":
+        print_json(
+            {
+                "version": 1,
+                "command": "check",
+                "exit_code": code,
+                "assets": total,
+                "approved": approved,
+                "strict": strict,
+                "findings": [_finding_json(f) for f in findings],
+                "summary": summary,
+            }
+        )
+        return code
+    for finding in findings:
+        print(finding.text)
+    for line in summary:
+        print(line)
+    if output == "github":
+        _github(resolution, findings, summary)
+    return code
+
+
+def _findings(source: noop.Source, *, approved: bool, strict: bool) -> tuple[list[Finding], int]:
+    resolution = source.resolution
     index = StateIndex(resolution, verify=True)
     states = assess(resolution, index)
-    orphans = find_orphans(resolution, source.asset_dirs)
     if not approved:
         noop.enter_checked(resolution, index, states, source.started_ns)
-    attention = broken = drifted = 0
+    findings: list[Finding] = []
     for state in states:
-        where = state.request.asset_dir
+        req = state.request
+        here = locate_request(resolution, req)
         if state.status == "broken":
-            broken += 1
-            print(f"broken: {'; '.join(state.reasons)}")
+            findings.append(Finding("broken", req.asset_id, req.asset_dir, "; ".join(state.reasons), here, True))
         elif state.stale:
-            attention += 1
-            print(f"{state.status}: {where}: {'; '.join(state.reasons)}")
+            reason = "; ".join(state.reasons)
+            where = locate_state(resolution, state)
+            findings.append(Finding(state.status, req.asset_id, req.asset_dir, reason, where, True))
         elif state.outdated:
-            attention += 1
-            print(
-                f"outdated: {where}: {'; '.join(state.outdated)} (the request is the same: no call is needed;"
+            reason = (
+                f"{'; '.join(state.outdated)} (the request is the same: no call is needed;"
                 " the next build updates the records)"
             )
+            findings.append(Finding("outdated", req.asset_id, req.asset_dir, reason, here, True))
         if state.evidence:
-            drifted += 1
-            print(f"evidence: {where}: {'; '.join(c.describe() for c in state.evidence)}")
-    for orphan in orphans:
-        print(f"orphaned: {orphan.asset_dir}: {orphan.reason()}")
-    unapproved = 0
+            reason = "; ".join(c.describe() for c in state.evidence)
+            where = locate_evidence(state.evidence[0])
+            findings.append(Finding("evidence", req.asset_id, req.asset_dir, reason, where, strict))
+    for orphan in find_orphans(resolution, source.asset_dirs):
+        findings.append(Finding("orphaned", None, orphan.asset_dir, orphan.reason(), locate_orphan(orphan), True))
     if approved:
-        for line in _approval_problems(resolution.root, assess_reviews(resolution, index)):
-            unapproved += 1
-            print(line)
-    total = len(states) + source.vouched
-    if attention or broken:
-        print(
-            f"imgbuild check: {attention + broken} of {total} assets need attention (run `imgbuild plan`, then `doit`)"
-        )
+        for review in assess_reviews(resolution, index):
+            problem = approval_problem(resolution.root, review)
+            if problem is not None:
+                req = review.request
+                kind, reason = problem
+                findings.append(
+                    Finding(kind, req.asset_id, req.asset_dir, reason, locate_request(resolution, req), True)
+                )
+    return findings, len(states) + source.vouched
+
+
+def _summary(findings: list[Finding], total: int, *, approved: bool, strict: bool, code: int) -> list[str]:
+    def count(*kinds: str) -> int:
+        return sum(1 for f in findings if f.kind in kinds)
+
+    attention = count("broken", "new", "changed", "incomplete", "missing-image", "interrupted", "outdated")
+    orphans, drifted = count("orphaned"), count("evidence")
+    unapproved = count("unapproved", "stale approval")
+    lines = []
+    if attention:
+        lines.append(f"imgbuild check: {attention} of {total} assets need attention (run `imgbuild plan`, then `doit`)")
     if orphans:
-        print(f"imgbuild check: {len(orphans)} orphaned asset folders (`imgbuild prune` lists what it would remove)")
+        lines.append(f"imgbuild check: {orphans} orphaned asset folders (`imgbuild prune` lists what it would remove)")
     if drifted:
         fails = " (fails under --strict)" if not strict else ""
-        print(f"imgbuild check: {drifted} of {total} assets were made from evidence that has changed since{fails}")
+        lines.append(
+            f"imgbuild check: {drifted} of {total} assets were made from evidence that has changed since{fails}"
+        )
     if unapproved:
-        print(
+        lines.append(
             f"imgbuild check: {unapproved} of {total} assets have no current approved image"
             " (run `imgbuild approve <asset> <candidate>`)"
         )
-    if broken:
-        return EXIT_INVALID
-    if attention or orphans or unapproved or (strict and drifted):
-        return EXIT_FAILED
-    also = " and have a current approved image" if approved else ""
-    print(f"imgbuild check: all {total} assets match their manifests{also}")
-    return EXIT_OK
-
-
-def _approval_problems(root: Path, reviews: list[ReviewState]) -> list[str]:
-    lines = []
-    for state in reviews:
-        req, approval = state.request, state.approval
-        if approval is None:
-            lines.append(
-                f"unapproved: {req.asset_dir}: no approved image (run imgbuild approve {req.asset_id} <candidate>)"
-            )
-        elif state.status == STALE:
-            lines.append(
-                f"stale approval: {req.asset_dir}: approved candidate {approval.label} was made for an older request"
-            )
-        elif not os.path.exists(os.path.join(root, approval.file)):
-            # The render stage would find nothing: committed approved images must stay in the tree.
-            lines.append(
-                f"unapproved: {req.asset_dir}: the approved image {approval.file} is missing"
-                f" (restore it, or run imgbuild approve {req.asset_id} <candidate> again)"
-            )
+    if code == EXIT_OK:
+        also = " and have a current approved image" if approved else ""
+        lines.append(f"imgbuild check: all {total} assets match their manifests{also}")
     return lines
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    return {
+        "kind": finding.kind,
+        "asset": finding.asset_id,
+        "asset_dir": finding.asset_dir,
+        "message": finding.message,
+        "file": finding.location.file,
+        "line": finding.location.line,
+        "fails": finding.fails,
+    }
+
+
+# -- GitHub Actions -----------------------------------------------------------------------------------
+
+
+def _github(resolution: Resolution, findings: list[Finding], summary: list[str]) -> None:
+    """Annotations on the lines that made assets stale, and the whole table in the step summary."""
+    prefix = _workspace_prefix(resolution.root)
+    failing = [f for f in findings if f.fails]
+    for finding in failing[:MAX_ANNOTATIONS]:
+        where = f"file={_escape_property(prefix + finding.location.file)}"
+        if finding.location.line is not None:
+            where += f",line={finding.location.line}"
+        title = _escape_property(f"imgbuild check: {finding.kind}")
+        print(f"::error {where},title={title}::{_escape_data(_subject(finding) + ': ' + finding.message)}")
+    if len(failing) > MAX_ANNOTATIONS:
+        print(f"::notice::{_escape_data(f'{len(failing) - MAX_ANNOTATIONS} more findings are in the job summary')}")
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        with open(summary_file, "a", encoding="utf-8") as out:
+            out.write(_markdown(prefix, findings, summary))
+
+
+def _subject(finding: Finding) -> str:
+    return finding.asset_id or finding.asset_dir
+
+
+def _markdown(prefix: str, findings: list[Finding], summary: list[str]) -> str:
+    lines = ["## imgbuild check", ""]
+    lines += [f"- {_cell(line)}" for line in summary]
+    if findings:
+        lines += ["", "| | kind | asset | where | why |", "|---|---|---|---|---|"]
+        for f in findings:
+            where = prefix + f.location.file + (f":{f.location.line}" if f.location.line is not None else "")
+            mark = "❌" if f.fails else "⚠️"
+            lines.append(f"| {mark} | {f.kind} | {_cell(_subject(f))} | `{_cell(where)}` | {_cell(f.message)} |")
+    return "\n".join(lines) + "\n\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _workspace_prefix(root: Path) -> str:
+    """The project folder relative to the repository checkout (annotations name files from
+    there): ``$GITHUB_WORKSPACE``, else the working folder."""
+    base = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
+    try:
+        relative = root.resolve().relative_to(base).as_posix()
+    except ValueError:
+        return f"{root.resolve().as_posix()}/"
+    return "" if relative == "." else f"{relative}/"
+
+
+def _escape_data(text: str) -> str:
+    # GitHub's workflow-command escaping (actions/toolkit, command.ts).
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")

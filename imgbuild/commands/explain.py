@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from imgbuild.commands.output import asset_row, print_json
 from imgbuild.errors import EXIT_INVALID, EXIT_OK
-from imgbuild.resolve import resolve
-from imgbuild.state import STALE, StateIndex, assess, assess_reviews
+from imgbuild.locate import locate_state
+from imgbuild.resolve import Resolution, resolve
+from imgbuild.state import STALE, AssetState, ReviewState, StateIndex, assess, assess_reviews
 
 __all__ = ["explain"]
 
 
-def explain(root: Path, asset_id: str) -> int:
-    """Print what the records and the manifests say about one asset. 0 on a known asset, 2 when
-    its records cannot be read."""
+def explain(root: Path, asset_id: str, *, as_json: bool = False) -> int:
+    """Print what the records and the manifests say about one asset (or one JSON document:
+    schemas/output/explain.schema.json). 0 on a known asset, 2 when its records cannot be read."""
     resolution = resolve(root)
     req = resolution.find(asset_id)
     index = StateIndex(resolution, verify=True)
     (state,) = assess(resolution, index, [req])
     (review,) = assess_reviews(resolution, index, [req])
+    if as_json:
+        print_json(_document(resolution, state, review))
+        return EXIT_INVALID if state.status == "broken" else EXIT_OK
     batch = resolution.batch(req.batch)
     print(f"asset: {req.asset_id}")
     print(
@@ -47,14 +53,60 @@ def explain(root: Path, asset_id: str) -> int:
     for change in state.evidence:
         print(f"  evidence: {change.describe()}")
     approval = review.approval
-    decision = resolution.decisions.get(req.asset_id)
     if approval:
         stale = " — stale: made for an older request" if review.status == STALE else ""
-        print(f"  approval: candidate {approval.label} by {approval.by} at {approval.at}{stale}")
+        whole = f" (the whole set of {len(approval.images)} images)" if approval.images else ""
+        print(f"  approval: candidate {approval.label}{whole} by {approval.by} at {approval.at}{stale}")
     else:
         print("  approval: none")
-    if decision is not None and decision.kind != "approved":
-        print(f"  next build: {decision.describe()}")
-    elif state.stale:
-        print("  next build: generate from the manifest (no approved image to edit from)")
+    next_build = _next_build(resolution, state)
+    if next_build is not None:
+        print(f"  next build: {next_build}")
     return EXIT_OK
+
+
+def _next_build(resolution: Resolution, state: AssetState) -> str | None:
+    decision = resolution.decisions.get(state.request.asset_id)
+    if decision is not None and decision.kind != "approved":
+        return decision.describe()
+    if state.stale:
+        return "generate from the manifest (no approved image to edit from)"
+    return None
+
+
+def _document(resolution: Resolution, state: AssetState, review: ReviewState) -> dict[str, Any]:
+    req, approval = state.request, review.approval
+    where = locate_state(resolution, state)
+    return {
+        "version": 1,
+        "command": "explain",
+        **asset_row(state, review),
+        "batch_file": resolution.batch(req.batch).path.relative_to(resolution.root).as_posix(),
+        "shot": req.shot,
+        "variant_test": req.variant_test,
+        "request_hash": req.request_hash,
+        "prompt_hash": req.prompt_hash,
+        "mode": req.mode,
+        "size": req.size,
+        "output_format": req.output_format,
+        "references": [ref.record() for ref in req.references],
+        "fields": list(state.fields),
+        "where": {"file": where.file, "line": where.line},
+        "interruptions": [
+            {"run": i.run, "candidate": i.candidate, "possibly_billed": i.possibly_billed, "resumable": i.resumable}
+            for i in state.interruptions
+        ],
+        "outdated": list(state.outdated),
+        "evidence": [{"path": c.path, "made_from": c.made_from, "now": c.now} for c in state.evidence],
+        "approval": None
+        if approval is None
+        else {
+            "candidate": approval.label,
+            "file": approval.file,
+            "sha256": approval.sha256,
+            "by": approval.by,
+            "at": approval.at,
+            "stale": review.status == STALE,
+        },
+        "next_build": _next_build(resolution, state),
+    }

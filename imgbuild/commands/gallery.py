@@ -8,6 +8,7 @@ from imgbuild.errors import EXIT_OK
 from imgbuild.gallery import GalleryUsageError, axis_problems, build_page, choose_axes
 from imgbuild.records.atomic import atomic_write_bytes
 from imgbuild.resolve import resolve
+from imgbuild.thumbs import Thumbnails
 
 __all__ = ["DEFAULT_OUT", "gallery"]
 
@@ -16,7 +17,8 @@ DEFAULT_OUT = "gallery"
 
 def gallery(root: Path, batches: list[str], *, rows: str | None, cols: str | None, out: str | None) -> int:
     """Write ``<out>/<batch>.html`` for each batch named (default: every batch) and print each
-    page's path. A relative `out` is taken from the project root (default: ``gallery/``).
+    page's path. The pages show thumbnails cached under ``.imgbuild/thumbs/``, linked to the
+    full images. A relative `out` is taken from the project root (default: ``gallery/``).
 
     An unknown batch or axis stops before anything is written, naming the valid choices."""
     resolution = resolve(root)
@@ -37,9 +39,11 @@ def gallery(root: Path, batches: list[str], *, rows: str | None, cols: str | Non
 
     folder = (resolution.root / (out or DEFAULT_OUT)).resolve()
     temp_dir = resolution.root / ".imgbuild" / "tmp"
+    thumbnails = Thumbnails(resolution.root)  # made once per image, shared with `imgbuild review`
     for batch_id in chosen:
         batch = resolution.batch(batch_id)
-        page = build_page(resolution.root, batch, resolution.requests[batch_id], choose_axes(batch, rows, cols), folder)
+        axes = choose_axes(batch, rows, cols)
+        page = build_page(resolution.root, batch, resolution.requests[batch_id], axes, folder, thumbnails)
         target = folder / f"{batch_id}.html"
         atomic_write_bytes(target, page.html.encode("utf-8"), temp_dir=temp_dir)
         print(f"{_shown(target, resolution.root)}: {page.summary()}")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from imgbuild.commands.output import asset_row, orphan_row, print_json
 from imgbuild.errors import EXIT_OK, UsageError
 from imgbuild.resolve import resolve
-from imgbuild.state import AssetState, ReviewState, StateIndex, assess, assess_reviews, find_orphans
+from imgbuild.state import StateIndex, assess, assess_reviews, find_orphans
 
 __all__ = ["STATES", "ls"]
 
@@ -31,29 +31,16 @@ def ls(root: Path, selection: Sequence[str] = (), *, state: str | None = None, a
     for build, review in zip(
         assess(resolution, index, requests), assess_reviews(resolution, index, requests), strict=True
     ):
-        row = _row(build, review)
+        row = asset_row(build, review)
         if state is None or state in (row["state"], row["review"]):
             rows.append(row)
     if state in (None, "orphaned"):
         for orphan in find_orphans(resolution):
             name = orphan.asset_dir.rsplit("/", 1)[-1]
             if _selected(orphan.batch or "", name, selection, batches):
-                rows.append(
-                    {
-                        "id": name,
-                        "batch": orphan.batch,
-                        "asset_dir": orphan.asset_dir,
-                        "state": "orphaned",
-                        "status": "orphaned",
-                        "review": "approved" if orphan.approved else None,
-                        "model": None,
-                        "todo": [],
-                        "reasons": [orphan.reason()],
-                        "possibly_billed": 0,
-                    }
-                )
+                rows.append(orphan_row(orphan))
     if as_json:
-        print(json.dumps({"assets": rows}, indent=2, ensure_ascii=False))
+        print_json({"version": 1, "command": "ls", "assets": rows})
         return EXIT_OK
     for row in rows:
         detail = f"  {'; '.join(row['reasons'])}" if row["reasons"] else ""
@@ -75,23 +62,3 @@ def _selected(batch: str, asset_id: str, selection: Sequence[str], batches: set[
         if fnmatch.fnmatchcase(asset_id, glob):
             return True
     return False
-
-
-def _row(build: AssetState, review: ReviewState) -> dict[str, Any]:
-    kind = build.status
-    if kind in ("new", "changed", "incomplete", "missing-image"):
-        kind = "changed"
-    req = build.request
-    return {
-        "id": req.asset_id,
-        "batch": req.batch,
-        "asset_dir": req.asset_dir,
-        "state": kind,
-        "status": build.status,
-        "review": review.status,
-        "model": build.model,
-        "todo": list(build.todo),
-        "reasons": list(build.reasons) + [f"outdated record: {o}" for o in build.outdated]
-        + [f"evidence: {c.describe()}" for c in build.evidence],
-        "possibly_billed": sum(1 for i in build.interruptions if i.possibly_billed),
-    }  # fmt: skip

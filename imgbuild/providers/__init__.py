@@ -4,6 +4,7 @@ the project schema's provider enum is ``provider_names()``, never a second list.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "Response",
     "Upload",
     "create_provider",
+    "missing_key",
     "provider_names",
     "register",
 ]
@@ -47,11 +49,22 @@ def provider_names() -> list[str]:
     return sorted(set(_REGISTRY) | set(_BUILTIN))
 
 
+def _factory(name: str) -> ProviderFactory:
+    if name not in _REGISTRY and name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name])  # registers itself
+    return _REGISTRY[name]
+
+
+def missing_key(name: str) -> str | None:
+    """The environment variable provider `name` reads its API key from, when it is not set
+    (None when it is, or when the provider needs no key). Nothing is called."""
+    env_var = getattr(_factory(name), "key_env", None)
+    return env_var if env_var and not os.environ.get(env_var, "").strip() else None
+
+
 def create_provider(name: str, project_root: Path, settings: Mapping[str, Any] | None = None) -> Provider:
     """A ready provider instance (KeyError for an unknown name; resolve() reports that earlier).
 
     `settings` is the provider's section of imgbuild.yaml. A hosted provider without its key
     raises ProviderRefused here, before any call."""
-    if name not in _REGISTRY and name in _BUILTIN:
-        importlib.import_module(_BUILTIN[name])  # registers itself
-    return _REGISTRY[name](project_root, settings or {})
+    return _factory(name)(project_root, settings or {})

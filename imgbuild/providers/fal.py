@@ -3,15 +3,21 @@
 The status and response URLs come back with the submit answer and are recorded as they are
 (fal builds them from the app, not the full model path). Reference images go to fal storage
 (initiate, then PUT to the signed URL). Facts: reference/providers.md §3.
+
+fal's storage is public with no expiry by default, and persona references are faces. Every
+submit and upload asks for a short life (`X-Fal-Object-Lifecycle-Preference`: a day, long
+enough for `imgbuild poll` to resume a job and for a build to reuse an upload) and the submit
+turns payload storage off (`X-Fal-Store-IO: 0`): outputs are downloaded at once anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from imgbuild.models import get_model
 from imgbuild.providers import register
@@ -34,6 +40,11 @@ STORAGE_URL_ENV = "IMGBUILD_FAL_STORAGE_URL"
 DEFAULT_BASE = "https://queue.fal.run"
 DEFAULT_STORAGE = "https://rest.alpha.fal.ai"
 POLL_LIMIT_SECONDS = 40 * 60
+MEDIA_LIFETIME_SECONDS = 24 * 3600
+LIFECYCLE_HEADER = "X-Fal-Object-Lifecycle-Preference"
+# Sent with every submit and every storage upload (docs/decisions.md).
+PRIVATE_HEADERS = {LIFECYCLE_HEADER: json.dumps({"expiration_duration_seconds": MEDIA_LIFETIME_SECONDS})}
+SUBMIT_HEADERS = {**PRIVATE_HEADERS, "X-Fal-Store-IO": "0"}
 
 
 @register("fal")
@@ -43,6 +54,7 @@ class FalProvider(HostedProvider):
     name = "fal"
     key_env = KEY_ENV
     auth_scheme = "Key"
+    urls: ClassVar[Mapping[str, str]] = {"base": "base_url", "storage": "storage_url"}
 
     def __init__(
         self,
@@ -78,7 +90,9 @@ class FalProvider(HostedProvider):
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:
         url = f"{self.base}/{self.endpoint(call)}"
-        submitted = self.api.call("POST", url, json_body=self.request_body(call), log=call.log, what="create").json()
+        submitted = self.api.call(
+            "POST", url, json_body=self.request_body(call), headers=SUBMIT_HEADERS, log=call.log, what="create"
+        ).json()
         job = Job(
             "fal",
             submitted["request_id"],
@@ -132,6 +146,7 @@ class FalProvider(HostedProvider):
             "POST",
             f"{self.storage}/storage/upload/initiate?storage_type=fal-cdn-v3",
             json_body={"content_type": mime, "file_name": Path(reference.path).name},
+            headers=PRIVATE_HEADERS,
             log=call.log,
             what="upload",
         ).json()
@@ -145,4 +160,8 @@ class FalProvider(HostedProvider):
             log=call.log,
             what="upload",
         )
-        return Upload(url=initiated["file_url"], raw={"initiate": initiated, "stored_bytes": len(data)})
+        return Upload(
+            url=initiated["file_url"],
+            raw={"initiate": initiated, "stored_bytes": len(data)},
+            expires=time.time() + MEDIA_LIFETIME_SECONDS,  # the upload cache stops reusing it in time
+        )

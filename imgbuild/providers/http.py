@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -161,6 +161,7 @@ class HttpApi:
         self._gate_state = "closed"  # closed → probing → open; until open, one call at a time
         self._refusal: ProviderRefused | None = None  # the key was refused: no further call
         self._round_trip = 0.1  # seconds; measured on the first connection
+        self.url_sources: dict[str, str] = {}  # origin → which setting chose it (HostedProvider.urls)
 
     def close(self) -> None:
         self.client.close()
@@ -276,7 +277,7 @@ class HttpApi:
                 raise self._refuse(
                     ProviderRefused(
                         f"{self.provider}: cannot resolve the host of {_origin(url)} ({failure}); "
-                        "check the base URL and the network"
+                        f"{self._where_from(url)}"
                     )
                 ) from failure
             elapsed = time.monotonic() - started
@@ -284,13 +285,18 @@ class HttpApi:
                 if response is None and isinstance(failure, httpx.ConnectError):
                     raise self._refuse(
                         ProviderRefused(
-                            f"{self.provider}: cannot connect to {_origin(url)} after {attempt} tries ({failure})"
+                            f"{self.provider}: cannot connect to {_origin(url)} after {attempt} tries ({failure}); "
+                            f"{self._where_from(url)}"
                         )
                     ) from failure
                 raise ProviderError(f"{what} failed after {attempt} tries: {failure}") from failure
             with self._rng_lock:
                 pause = self.retry.delay(attempt, retry_after, self._rng)
             self._sleep(min(pause, max(0.0, self.retry.total_seconds - elapsed)))
+
+    def _where_from(self, url: str) -> str:
+        """What to fix when `url`'s host cannot be reached: the setting that chose it, if one did."""
+        return self.url_sources.get(_origin(url), "check the network")
 
     def _refuse(self, refusal: ProviderRefused) -> ProviderRefused:
         """Remember a refusal: every other call of this build stops at the gate instead of trying."""
@@ -441,17 +447,35 @@ def _without_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+def _url_source(provider: str, key: str, configured: str | None) -> str:
+    """Where a provider URL came from, phrased as what to fix when its host cannot be reached."""
+    setting, env_var = f"providers.{provider}.{key}", f"IMGBUILD_{provider.upper()}_{key.upper()}"
+    if os.environ.get(env_var):
+        return f"the URL comes from ${env_var} (it wins over {setting} in imgbuild.yaml): fix or unset it"
+    if configured:
+        return f"the URL comes from {setting} in imgbuild.yaml (${env_var} would win over it): fix it"
+    return (
+        f"the URL is {provider}'s public API: check the network "
+        f"(a proxy or test server goes in {setting} in imgbuild.yaml, or ${env_var})"
+    )
+
+
 class HostedProvider:
     """What the hosted providers share: their HTTP client, downloading outputs, closing."""
 
     name: str
     key_env: str  # the environment variable holding the key
     auth_scheme: str  # "Bearer" or "Key"
+    # attribute holding a URL → its key under providers.<name> (the variable IMGBUILD_<NAME>_<KEY> wins)
+    urls: ClassVar[Mapping[str, str]] = {"base": "base_url"}
 
     def __init__(self, settings: Mapping[str, Any], api: HttpApi | None) -> None:
         self.api = api or HttpApi(
             provider=self.name, key_env=self.key_env, auth_scheme=self.auth_scheme, retry=retry_policy(settings)
         )
+        for attribute, key in self.urls.items():
+            origin = _origin(getattr(self, attribute))
+            self.api.url_sources[origin] = _url_source(self.name, key, settings.get(key))
 
     def download(self, call: Call, output: Output) -> bytes:
         assert output.url is not None

@@ -12,6 +12,7 @@ from imgbuild.records.errors import BrokenRecord, BuildLocked, RecordError
 from imgbuild.records.lock import lock_files, lock_path, read_lock, remove_lock, update_lock_entry, write_lock
 from imgbuild.records.model import (
     Approval,
+    ApprovedImage,
     AssetRecord,
     Candidate,
     CheckItem,
@@ -32,6 +33,7 @@ from imgbuild.records.uploads import UploadCache
 
 __all__ = [
     "Approval",
+    "ApprovedImage",
     "AssetRecord",
     "AssetStore",
     "BrokenRecord",

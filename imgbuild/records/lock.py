@@ -63,7 +63,7 @@ def _parse(path: Path, shown: str) -> LockFile | None:
         data = read_json_file(path, shown)
     except BrokenRecord:
         return None
-    if not isinstance(data, dict) or schema_version(data, "lock") != 1:
+    if not isinstance(data, dict) or schema_version(data, "lock") != int(LOCK_SCHEMA.rsplit("/", 1)[1]):
         return None
     try:
         return LockFile.from_json(data)

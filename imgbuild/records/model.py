@@ -26,6 +26,7 @@ __all__ = [
     "INDEX_SCHEMA",
     "LOCK_SCHEMA",
     "Approval",
+    "ApprovedImage",
     "AssetRecord",
     "Candidate",
     "CheckItem",
@@ -46,7 +47,8 @@ __all__ = [
 
 ASSET_SCHEMA = "imgbuild.asset/2"
 INDEX_SCHEMA = "imgbuild.index/1"
-LOCK_SCHEMA = "imgbuild.lock/1"
+# 2: no remote (provider) URLs in lock files; a /1 file vouches for nothing and is rewritten.
+LOCK_SCHEMA = "imgbuild.lock/2"
 CALLS_SCHEMA = "imgbuild.calls/1"
 
 T = TypeVar("T")
@@ -240,8 +242,29 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class ApprovedImage:
+    """One image of an identity set approved as a whole: its candidate file and its approved copy."""
+
+    image: int
+    source: str  # relative to the asset folder
+    file: str  # relative to the asset folder
+    sha256: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ApprovedImage:
+        return cls(
+            _get(data, "image", int), _get(data, "source", str), _get(data, "file", str), _get(data, "sha256", str)
+        )
+
+    def to_json(self) -> JSON:
+        return {"image": self.image, "source": self.source, "file": self.file, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
 class Approval:
-    """The asset's approved image, with the request it was approved for."""
+    """The asset's approved image, with the request it was approved for — or its approved
+    identity set: then `image` is None, `images` lists every image of the set, and `source`,
+    `file` and `sha256` are its first image's (what a reader of one image is given)."""
 
     candidate: int
     image: int | None
@@ -257,6 +280,7 @@ class Approval:
     checklist: tuple[CheckItem, ...]
     override: bool
     note: str | None
+    images: tuple[ApprovedImage, ...] = ()  # a whole identity set; () for one image
 
     @property
     def label(self) -> str:
@@ -265,6 +289,14 @@ class Approval:
     @property
     def key(self) -> tuple[str, int, int | None]:
         return (self.run, self.candidate, self.image)
+
+    def covers(self, cand: Candidate) -> bool:
+        """Whether `cand` is approved by this: the image itself, or an image of the approved set."""
+        if self.images:
+            return (cand.run, cand.candidate) == (self.run, self.candidate) and any(
+                i.image == cand.image for i in self.images
+            )
+        return cand.key == self.key
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Approval:
@@ -275,10 +307,11 @@ class Approval:
             sha256=_get(data, "sha256", str),
             prompt_hash=_get(data, "prompt_hash", str, optional=True),
             request=_get(data, "request", dict, optional=True),
+            images=_list(data, "images", ApprovedImage.from_json) if "images" in data else (),
         )
 
     def to_json(self) -> JSON:
-        return {
+        out: JSON = {
             **_decision_json(self),
             "source": self.source,
             "file": self.file,
@@ -286,6 +319,9 @@ class Approval:
             "prompt_hash": self.prompt_hash,
             "request": dict(self.request) if self.request is not None else None,
         }
+        if self.images:  # written only for a set: a one-image approval keeps its bytes
+            out["images"] = [i.to_json() for i in self.images]
+        return out
 
 
 @dataclass(frozen=True)
@@ -306,6 +342,10 @@ class Review:
     @property
     def key(self) -> tuple[str, int, int | None]:
         return (self.run, self.candidate, self.image)
+
+    def covers(self, cand: Candidate) -> bool:
+        """Whether this decision is about `cand`: that image, or (no `image`) every image of its call."""
+        return (cand.run, cand.candidate) == (self.run, self.candidate) and self.image in (None, cand.image)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Review:
@@ -425,9 +465,9 @@ class AssetRecord:
                 newest[1].append(cand)
         return {k: tuple(images) for k, (_, images) in sorted(runs.items())}
 
-    def newest_reviews(self) -> dict[tuple[str, int, int | None], Review]:
-        """Image (run, candidate, image) → the newest decision about it."""
-        return {review.key: review for review in self.reviews}
+    def newest_review(self, cand: Candidate) -> Review | None:
+        """The newest decision about `cand`: about that image, or about its whole identity set."""
+        return next((review for review in reversed(self.reviews) if review.covers(cand)), None)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AssetRecord:
@@ -472,7 +512,7 @@ class AssetRecord:
 @dataclass(frozen=True)
 class HistoryEvent:
     """One event of an asset's history: submitted, completed, partial, failed, keep-failed,
-    interrupted, uploaded, approved, rejected. `details` holds the event's own fields."""
+    interrupted, uploaded, approved, rejected, undone. `details` holds the event's own fields."""
 
     time: str
     event: str
@@ -573,7 +613,8 @@ class LockImage:
     image: int | None
     file: str  # project-relative
     sha256: str
-    remote_url: str | None
+    # No provider URL: lock files are what a repository shares, and fal's URLs are public
+    # links to persona images (docs/records.md, "Lock files keep no provider URL").
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LockImage:
@@ -582,7 +623,6 @@ class LockImage:
             _get(data, "image", int, optional=True),
             _get(data, "file", str),
             _get(data, "sha256", str),
-            _get(data, "remote_url", str, optional=True),
         )
 
     def to_json(self) -> JSON:
@@ -590,7 +630,6 @@ class LockImage:
             "candidate": self.candidate,
             "file": self.file,
             "sha256": self.sha256,
-            "remote_url": self.remote_url,
         }
         if self.image is not None:
             out["image"] = self.image
@@ -611,6 +650,7 @@ class LockApproval:
     at: str
     override: bool
     request: Mapping[str, Any] | None
+    images: tuple[LockImage, ...] = ()  # every approved copy of an identity set approved as a whole
 
     @property
     def label(self) -> str:
@@ -618,6 +658,7 @@ class LockApproval:
 
     @classmethod
     def of(cls, approval: Approval, asset_dir: str, request_hash: str) -> LockApproval:
+        copies = (LockImage(approval.candidate, i.image, f"{asset_dir}/{i.file}", i.sha256) for i in approval.images)
         return cls(
             approval.candidate,
             approval.image,
@@ -629,6 +670,7 @@ class LockApproval:
             approval.at,
             approval.override,
             approval.request,
+            tuple(copies),
         )
 
     @classmethod
@@ -644,10 +686,11 @@ class LockApproval:
             at=_get(data, "at", str),
             override=bool(_get(data, "override", bool)),
             request=_get(data, "request", dict, optional=True),
+            images=_list(data, "images", LockImage.from_json) if "images" in data else (),
         )
 
     def to_json(self) -> JSON:
-        return {
+        out: JSON = {
             "candidate": self.candidate,
             "image": self.image,
             "file": self.file,
@@ -659,6 +702,9 @@ class LockApproval:
             "override": self.override,
             "request": dict(self.request) if self.request is not None else None,
         }
+        if self.images:
+            out["images"] = [i.to_json() for i in self.images]
+        return out
 
 
 @dataclass(frozen=True)
@@ -714,7 +760,6 @@ class LockEntry:
             "attributes": dict(self.attributes) if self.attributes is not None else None,
             "variant_test": self.variant_test,
             "images": [i.to_json() for i in self.images],
-            "remote_urls": [i.remote_url for i in self.images if i.remote_url],
             "created": self.created,
             "approval": self.approval.to_json() if self.approval is not None else None,
             "rejected": list(self.rejected),

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
 from imgbuild.records.errors import BrokenRecord, RecordShapeError, UnknownRecordVersion
 from imgbuild.records.model import (
+    Approval,
     AssetRecord,
     Candidate,
     History,
@@ -537,12 +538,17 @@ class AssetStore:
 
     # -- review decisions ----------------------------------------------------------------------------
     def approve(
-        self, asset_dir: str, record: AssetRecord, review: Review, *, approved_copy: tuple[str, bytes] | None
+        self,
+        asset_dir: str,
+        record: AssetRecord,
+        review: Review,
+        *,
+        approved_copies: Sequence[tuple[str, bytes]] = (),
     ) -> AssetRecord:
-        """Record an approval: the approved copy (if not there yet), asset.json, the event.
-        `record` already holds the new approval; the review is appended here."""
-        if approved_copy is not None:
-            relative, data = approved_copy
+        """Record an approval: the approved copies not there yet (one image's, or every image of
+        a set approved as a whole), then asset.json, then the event. `record` already holds the
+        new approval; the review is appended here."""
+        for relative, data in approved_copies:
             atomic_write_bytes(self.root / asset_dir / relative, data, temp_dir=self.temp_dir)
         return self._decide(asset_dir, record, review, "approved")
 
@@ -553,9 +559,14 @@ class AssetStore:
     def _decide(self, asset_dir: str, record: AssetRecord, review: Review, event: str) -> AssetRecord:
         record = replace(record, reviews=(*record.reviews, review))
         self._write_asset(asset_dir, record)
+        self._append_review(asset_dir, record.asset_id, event, review, override=review.override)
+        return record
+
+    def _append_review(self, asset_dir: str, asset_id: str, event: str, review: Review, **details: Any) -> None:
+        """The index.json event of a decision (or of its undoing) about `review`'s image."""
         self._append(
             asset_dir,
-            record.asset_id,
+            asset_id,
             event,
             "review",
             new_run_id(),  # a review is no run: a fresh id keeps every decision in the history
@@ -564,7 +575,18 @@ class AssetStore:
             candidate_run=review.run,
             request_hash=review.request_hash,
             by=review.by,
-            override=review.override,
+            **details,
+        )
+
+    def undo_decision(self, asset_dir: str, record: AssetRecord, approval: Approval | None) -> AssetRecord:
+        """Take back the newest review of `record` (the caller has checked it is the one meant):
+        asset.json without it and with `approval` restored, and an ``undone`` event in index.json,
+        so the history still shows that it was made. An approved copy stays, as after a reject."""
+        review = record.reviews[-1]
+        record = replace(record, reviews=record.reviews[:-1], approval=approval)
+        self._write_asset(asset_dir, record)
+        self._append_review(
+            asset_dir, record.asset_id, "undone", review, decision=review.decision, decided_at=review.at
         )
         return record
 

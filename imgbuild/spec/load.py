@@ -17,6 +17,7 @@ from typing import Any
 from imgbuild.errors import Problem
 from imgbuild.models import DEFAULT_MODEL, get_model
 from imgbuild.project import CONFIG_FILE
+from imgbuild.spec.evidence import ungrounded
 from imgbuild.spec.expand import slug
 from imgbuild.spec.model import (
     Batch,
@@ -208,6 +209,7 @@ class _Loader:
             traits=MappingProxyType(dict(data["traits"])),
             evidence=evidence,
             allowed=MappingProxyType({k: tuple(v) for k, v in data["allowed"].items()}),
+            lines=doc.lines,
         )
 
     def _sources(self, doc: Document, at: DocPath, items: list[dict[str, str] | None]) -> tuple[SourceRef, ...] | None:
@@ -219,6 +221,12 @@ class _Loader:
                 continue
             digest = self._file_hash(doc, (*at, i, "path"), item["path"])
             if digest is None:
+                ok = False
+                continue
+            target = _inside(self.root, item["path"])
+            unfounded = ungrounded(target, item["path"], item.get("anchor")) if target else None
+            if unfounded is not None:
+                self.problems.append(doc.problem((*at, i, unfounded[0]), unfounded[1]))
                 ok = False
                 continue
             refs.append(SourceRef(item["path"], item.get("anchor"), item.get("note"), digest))

@@ -59,6 +59,7 @@ class Persona:
     traits: Attributes
     evidence: tuple[SourceRef, ...]
     allowed: VaryAttributes
+    lines: Mapping[tuple[str | int, ...], int] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ a registry entry is the one place a model or provider is declared; a test keeps 
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import logging
@@ -22,7 +23,7 @@ __all__ = ["SCHEMA_NAMES", "load_schema", "schema_dir", "validate"]
 
 log = logging.getLogger("imgbuild")
 
-SCHEMA_NAMES = ("batch", "persona", "project")
+SCHEMA_NAMES = ("batch", "persona", "project", "request")
 
 
 def schema_dir() -> Path:
@@ -136,6 +137,12 @@ def _message(error: Any, root_schema: dict[str, Any], doc: Document, path: tuple
             return f"{doc.data.get(path[-1])!r} needs {missing!r} — {_lower_first(description)}"
         text = f"missing required key {missing!r}"
         return f"{text} — {_lower_first(description)}" if description else text
+    typed = doc.raw_scalars.get(tuple(error.absolute_path))
+    if typed is not None and _expects_text(error) and not _plain_number(error.instance, typed):
+        expected = (
+            f"one of {', '.join(repr(v) for v in error.validator_value)}" if kind == "enum" else error.validator_value
+        )
+        return f"YAML reads {typed} as {_read_as(error.instance, typed)}, expected {expected} — quote it: '{typed}'"
     if kind == "enum":
         options = [str(v) for v in error.validator_value]
         hint = difflib.get_close_matches(str(error.instance), options, n=1)
@@ -145,15 +152,38 @@ def _message(error: Any, root_schema: dict[str, Any], doc: Document, path: tuple
     if kind == "type" and error.instance is None:
         description = error.schema.get("description", "")
         return "no value given" + (f" — {_lower_first(description)}" if description else "")
-    if kind == "type" and isinstance(error.instance, bool):
-        typed = doc.raw_scalars.get(tuple(error.absolute_path), str(error.instance).lower())
-        return (
-            f"YAML reads {typed} as the boolean {str(error.instance).lower()}, expected {error.validator_value}"
-            f" — quote it: '{typed}'"
-        )
     if kind == "pattern":
+        said = error.schema.get("x-imgbuild-pattern") if isinstance(error.schema, dict) else None
+        if isinstance(said, str):  # what the pattern means, where it is not an id
+            return f"{error.instance!r} {said}"
         return f"{error.instance!r} must be lowercase letters, digits, '-' or '_' (starting with a letter or digit)"
     return str(error.message)
+
+
+def _expects_text(error: Any) -> bool:
+    """Whether the schema wanted text where YAML made an unquoted value something else."""
+    if isinstance(error.instance, str):
+        return False
+    wanted = error.validator_value
+    if error.validator == "type":
+        return wanted == "string" or (isinstance(wanted, list) and "string" in wanted)
+    return error.validator == "enum" and any(isinstance(v, str) for v in wanted)
+
+
+def _plain_number(value: Any, typed: str) -> bool:
+    """A number written as itself (``5``): quoting it is not the likely fix."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and str(value) == typed
+
+
+def _read_as(value: Any, typed: str) -> str:
+    """What YAML made of an unquoted value, in words: 'the boolean false', 'the number 556'."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}" + (" (base 60)" if ":" in typed else "")
+    if isinstance(value, datetime.date):
+        return f"the date {value.isoformat()}"
+    return f"a {type(value).__name__}"
 
 
 def install_editor_schemas(root: Path) -> None:
