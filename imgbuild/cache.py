@@ -276,7 +276,12 @@ def _replay(warnings: Iterable[str]) -> None:
 # -- the spec --------------------------------------------------------------------------------------
 
 
-_Lines = Mapping[str, tuple[tuple[tuple[str | int, ...], int], ...]]  # batch id -> its manifest lines
+# "batch:<id>" / "persona:<id>" -> the (path, line) pairs of its manifest
+_Lines = Mapping[str, tuple[tuple[tuple[str | int, ...], int], ...]]
+
+
+def _pairs(lines: Mapping[tuple[str | int, ...], int]) -> tuple[tuple[tuple[str | int, ...], int], ...]:
+    return tuple((tuple(k), v) for k, v in lines.items())
 
 
 def load_spec(root: Path, key: str, kind: type[T]) -> T | None:
@@ -295,8 +300,10 @@ def load_spec(root: Path, key: str, kind: type[T]) -> T | None:
         return None
     spec: Any = body[0]
     lines: Any = body[1]
-    batches = tuple(replace(b, lines=dict(lines.get(b.id, ()))) for b in spec.project.batches)
-    spec = replace(spec, project=replace(spec.project, batches=batches))
+    project = spec.project
+    batches = tuple(replace(b, lines=dict(lines.get(f"batch:{b.id}", ()))) for b in project.batches)
+    personas = {k: replace(p, lines=dict(lines.get(f"persona:{k}", ()))) for k, p in project.personas.items()}
+    spec = replace(spec, project=replace(project, batches=batches, personas=MappingProxyType(personas)))
     _replay(header.warnings)
     return spec
 
@@ -310,8 +317,13 @@ def store_spec(
         return False
     listings = {f: names for f in folders if (names := _listing(f)) is not None}
     batches = spec.project.batches
-    lines = {b.id: tuple((tuple(k), v) for k, v in b.lines.items()) for b in batches}
-    bare = replace(spec, project=replace(spec.project, batches=tuple(replace(b, lines={}) for b in batches)))
+    # Manifest lines are keyed by paths (tuples), which JSON objects cannot be: kept as pairs.
+    personas = spec.project.personas
+    lines = {f"batch:{b.id}": _pairs(b.lines) for b in batches}
+    lines |= {f"persona:{k}": _pairs(p.lines) for k, p in personas.items()}
+    bare_batches = tuple(replace(b, lines={}) for b in batches)
+    bare_personas = {k: replace(p, lines={}) for k, p in personas.items()}
+    bare = replace(spec, project=replace(spec.project, batches=bare_batches, personas=bare_personas))
     header = _SpecHeader(_FORMAT, key, stamped, listings, tuple(warnings))
     return _write(_folder(root) / "project.json", header, (bare, lines))
 

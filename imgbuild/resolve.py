@@ -173,12 +173,14 @@ def _digest(project: Project, provider: str, batch: Batch) -> str:
 
     templates = project.root / project.config.templates_dir
     names = [s.template for s in batch.shots if s.template is not None]
+    persona = project.personas.get(batch.persona)
     parts = (
         project.config,
         provider,
         replace(batch, lines={}),
         sorted((list(k), v) for k, v in batch.lines.items()),
-        project.personas.get(batch.persona),
+        replace(persona, lines={}) if persona is not None else None,
+        sorted((list(k), v) for k, v in persona.lines.items()) if persona is not None else None,
         template_sources(templates, names),
     )
     data = msgspec.json.encode(parts, enc_hook=_enc_hook)

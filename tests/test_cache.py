@@ -48,6 +48,9 @@ def test_unchanged_inputs_hit_the_cache(tmp_path: Path) -> None:
     hit = cached(tmp_path)
     assert hit is not None
     assert hit == first
+    # The manifest lines (which messages cite) come back too, though equality leaves them out.
+    assert hit.batch("covers").lines == first.batch("covers").lines != {}
+    assert hit.project.personas["mia"].lines == first.project.personas["mia"].lines != {}
     assert resolve(tmp_path).requests["covers"][0].request_hash == first.requests["covers"][0].request_hash
 
 
