@@ -125,13 +125,15 @@ def load_spec(root: Path, provider: str | None, key: str, *, use_cache: bool = T
     """The project's validated spec, from the cache while no input changed. Raises InvalidInput
     naming every problem of every file (the templates' too)."""
     from imgbuild import cache
-    from imgbuild.spec.expand import expand_project
-    from imgbuild.spec.load import load_project
 
     if use_cache:
         hit = cache.load_spec(root, key, Spec)
         if hit is not None:
             return hit
+    # Only now: the YAML loader and its schemas are a tenth of a no-op's imports.
+    from imgbuild.spec.expand import expand_project
+    from imgbuild.spec.load import load_project
+
     started_ns = time.time_ns()
     problems: list[Problem] = []
     with cache.capture_warnings() as warnings:
