@@ -1,12 +1,14 @@
 """One place that turns every failure into a message and an exit code.
 
 Expected failures (FatalError and its kinds) print their message, no traceback. ^C exits 130.
+A reader that goes away (`imgbuild ls | head`) ends the command quietly with 141, as for a shell tool.
 Anything else is a bug: the traceback goes to ``.imgbuild/logs/crash.log`` and the screen gets a
 short pointer to it (before the project is known, or outside one, the traceback goes to stderr).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import traceback
@@ -15,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from imgbuild import __version__
-from imgbuild.errors import EXIT_BUG, EXIT_INTERRUPTED, EXPECTED, InvalidInput
+from imgbuild.errors import EXIT_BROKEN_PIPE, EXIT_BUG, EXIT_INTERRUPTED, EXPECTED, InvalidInput, describe
 
 __all__ = ["ExitCode", "error_handler", "write_crash_log"]
 
@@ -36,11 +38,15 @@ def error_handler() -> Iterator[ExitCode]:
     code = ExitCode()
     try:
         yield code
+        sys.stdout.flush()  # here, not at exit: a closed pipe must reach the handler below
+    except BrokenPipeError:
+        _silence_stdout()
+        code.value = EXIT_BROKEN_PIPE
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         code.value = exc.exit_code
     except EXPECTED as exc:
-        print(f"imgbuild: error: {exc}", file=sys.stderr)
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
         code.value = int(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         print("imgbuild: interrupted", file=sys.stderr)
@@ -50,6 +56,13 @@ def error_handler() -> Iterator[ExitCode]:
         print(f"imgbuild: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print(f"imgbuild: this is a bug; the details are in {where}", file=sys.stderr)
         code.value = EXIT_BUG
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's own flush at exit does not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def write_crash_log(log_dir: Path | None, details: str) -> str:

@@ -16,10 +16,13 @@ a bug: exit 70, the traceback in ``.imgbuild/logs/crash.log``. Classified by typ
     │   ├── AssetFailed            1  fails one asset, the build goes on (its records say why):
     │   │   └── ProviderError         a content filter, a bad answer, a failed download
     │   └── NotStarted             1  a candidate skipped because the build was stopping
+    ├── OSError                    1  a full disk, a read-only folder, a permission: "path: cause"
     └── records.RecordError        1  (imgbuild.records: it imports nothing from here)
         ├── BrokenRecord           2  a record that cannot be read: path and what to do
         │   └── UnknownRecordVersion  written by a newer imgbuild
-        └── BuildLocked            1  another build holds the project's build lock
+        ├── BadSourceDateEpoch     2  $SOURCE_DATE_EPOCH set but not whole seconds (records/clock.py)
+        ├── BuildLocked            1  another build holds the project's build lock
+        └── WriteOutsideProject    1  a write would go through a link out of the project
 
 Exit codes (the contract with CI and scripts): 0 ok, 1 stale or failed work, 2 invalid input,
 3 refused, 70 a bug, 130 interrupted.
@@ -34,6 +37,7 @@ from pathlib import Path
 from imgbuild.records.errors import BrokenRecord, BuildLocked, RecordError
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_BUG",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -55,6 +59,7 @@ __all__ = [
     "ProviderRefused",
     "RecordError",
     "UsageError",
+    "describe",
     "format_path",
 ]
 
@@ -64,6 +69,7 @@ EXIT_INVALID = 2
 EXIT_REFUSED = 3
 EXIT_BUG = 70
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away, as a shell tool reports it
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -163,4 +169,16 @@ class NotStarted(FatalError):
 
 
 # What a command or a doit action turns into a message and an exit code, never a traceback.
-EXPECTED: tuple[type[Exception], ...] = (FatalError, RecordError)
+# OSError is here: a full disk, a read-only folder or a permission refused is the machine's
+# state, not a bug — it is reported as "path: cause" (see `describe`), exit 1.
+EXPECTED: tuple[type[Exception], ...] = (FatalError, RecordError, OSError)
+
+
+def describe(exc: BaseException) -> str:
+    """An expected failure in words: its message, or for an OS error ``path: cause``."""
+    if isinstance(exc, OSError) and not isinstance(exc, FatalError | RecordError):
+        cause = exc.strerror or type(exc).__name__
+        paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+        where = " → ".join(paths)
+        return f"{where}: {cause.lower()}" if where else f"{cause} ({exc})"
+    return str(exc)

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
+SHARD_HELP = "only the assets of shard I of N, split by a hash of the asset id (also: $IMGBUILD_SHARD)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imgbuild",
@@ -41,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "selection", nargs="*", help="price what `imgbuild build SELECTION` would make (batch ids, task globs)"
     )
     _json_option(p)
+    p.add_argument("--shard", default=None, metavar="I/N", help=SHARD_HELP)
 
     p = sub.add_parser("build", help="generate every stale image (the same as running doit)")
     p.add_argument("selection", nargs="*", help="batch ids or task globs (e.g. covers 'covers:*hook*'); default: all")
@@ -48,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "-j", "--jobs", type=int, default=None, help="images generated at once (default: concurrency in imgbuild.yaml)"
     )
     p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
+    p.add_argument("--shard", default=None, metavar="I/N", help=SHARD_HELP)
 
     p = sub.add_parser(
         "check", help="CI: exit 1 if any asset is stale, missing or orphaned (no network, no local database)"
@@ -62,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         help="github: also ::error annotations on the manifest lines and a table in $GITHUB_STEP_SUMMARY",
     )
     p.add_argument("--json", dest="output", action="store_const", const="json", help="the same as --format json")
+    p.add_argument("--shard", default=None, metavar="I/N", help=SHARD_HELP)
+
+    p = sub.add_parser("merge", help="after a sharded build: write every batch's lock file from the records (no call)")
 
     p = sub.add_parser("ls", help="list assets with their state (current, changed, interrupted, approved...)")
     p.add_argument("selection", nargs="*", help="batch ids or asset globs (e.g. covers 'covers:*park*'); default: all")
@@ -183,15 +191,19 @@ def _dispatch(args: argparse.Namespace, root: Path) -> int:
     if args.command == "plan":
         from imgbuild.commands.plan import plan
 
-        return plan(root, verbose=args.verbose, selection=args.selection, as_json=args.as_json)
+        return plan(root, verbose=args.verbose, selection=args.selection, as_json=args.as_json, shard=args.shard)
     if args.command == "build":
         from imgbuild.commands.build import build
 
-        return build(root, selection=args.selection, jobs=args.jobs, provider=args.provider)
+        return build(root, selection=args.selection, jobs=args.jobs, provider=args.provider, shard=args.shard)
     if args.command == "check":
         from imgbuild.commands.check import check
 
-        return check(root, approved=args.approved, strict=args.strict, output=args.output)
+        return check(root, approved=args.approved, strict=args.strict, output=args.output, shard=args.shard)
+    if args.command == "merge":
+        from imgbuild.commands.merge import merge
+
+        return merge(root)
     if args.command == "ls":
         from imgbuild.commands.ls import ls
 

@@ -78,6 +78,7 @@ class ModelSpec:
     max_input_bytes: int
     price_per_image: float
     provider_limits: MappingProxyType[str, Limits]
+    max_prompt_chars: int = 4000  # the longest prompt (after white space is folded) the APIs take
 
     @property
     def edits(self) -> bool:
@@ -133,6 +134,7 @@ def _models() -> dict[str, ModelSpec]:
             max_aspect=fam["aspect"][1],
             max_input_bytes=fam["max_input_bytes"],
             price_per_image=fam["price_per_image"],
+            max_prompt_chars=fam.get("max_prompt_chars", 4000),
             provider_limits=MappingProxyType(
                 {
                     name: Limits(

@@ -38,6 +38,7 @@ class Source:
     counts: Mapping[str, int] = field(default_factory=dict)  # batch id -> images (build) / assets (check)
     asset_dirs: frozenset[str] = frozenset()  # of the vouched batches (check: they are not orphans)
     started_ns: int = 0
+    indexed: bool = False  # made by `source`: the whole project, each batch resolved or vouched for
 
     @property
     def vouched(self) -> int:
@@ -60,7 +61,7 @@ def source(root: Path, purpose: str, *, provider: str | None = None) -> Source:
                 dirs.update(name.rsplit("/", 1)[0] for name, _ in found.stamps)
     others = [b.id for b in spec.project.batches if b.id not in counts]
     resolution = resolve(root, provider=provider, batches=others, spec=spec)
-    return Source(resolution, counts, frozenset(dirs), started_ns)
+    return Source(resolution, counts, frozenset(dirs), started_ns, indexed=True)
 
 
 def enter(resolution: Resolution, index: StateIndex, batch_id: str, started_ns: int) -> bool:

@@ -223,7 +223,7 @@ def _render(
 
     config = project.config
     templates = config.root / config.templates_dir
-    renderer = PromptRenderer(templates, display(config.root, templates))
+    renderer = PromptRenderer(templates, display(config.root, templates), config.root)
     out: dict[str, tuple[tuple[ImageRequest, ...], list[str]]] = {}
     late: list[Problem] = []  # the attribute-use problems come after every rendering problem
     for batch in batches:

@@ -33,17 +33,22 @@ from imgbuild.errors import (
     EXIT_BUG,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_INVALID,
     EXIT_OK,
     EXPECTED,
     BuildStop,
     InvalidInput,
     NotStarted,
     UsageError,
+    describe,
 )
 from imgbuild.log import setup_logging
 from imgbuild.project import find_project_root
+from imgbuild.records import source_date_epoch
+from imgbuild.records.atomic import confined
 from imgbuild.requests import ImageRequest
 from imgbuild.resolve import Resolution, resolve
+from imgbuild.shard import Shard, chosen_shard, project_estimate, select_shard
 from imgbuild.spec.model import ProjectConfig
 from imgbuild.spec.schema import install_editor_schemas
 from imgbuild.state import LockWriter, StateIndex, estimate
@@ -76,17 +81,24 @@ def concurrency(config: ProjectConfig, provider: str) -> int:
     return int(value)
 
 
-def make_session(resolution: Resolution) -> BuildSession:
-    """The build's session, with the provider's settings and the project's budget."""
+def make_session(resolution: Resolution, shard: Shard | None = None) -> BuildSession:
+    """The build's session, with the provider's settings and the project's budget. A shard's
+    budget check counts the stale images of the whole (unselected) `resolution`: n shards
+    together then spend no more than the budget."""
+    source_date_epoch()  # a malformed $SOURCE_DATE_EPOCH stops the build here, not at its first record
     config = resolution.project.config
     session = BuildSession(resolution.root, resolution.provider, config.providers.get(resolution.provider, {}))
     session.budget = config.budget
+    if shard is not None:
+        session.shard = shard
+        session.all_shards = lambda: Estimate(*project_estimate(resolution))
     return session
 
 
 def doit_config(config: ProjectConfig, session: BuildSession) -> dict[str, Any]:
     """doit settings for a project: database in .imgbuild/, threads, our progress reporter."""
     state = config.state_dir
+    confined(state / "doit.db", config.root)  # doit's database and our records: never through a link out
     state.mkdir(parents=True, exist_ok=True)
     install_editor_schemas(config.root)
     return {
@@ -138,6 +150,8 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
             if todo:  # priced only when stale: nothing extra on a no-op build
                 stale[req.asset_id] = (req, tuple(todo))
             current = current and not todo and index.vouched(req)
+        if session.shard is not None:
+            continue  # a lock file holds the whole batch: `imgbuild merge` writes it (imgbuild/shard.py)
         if current and _lock_current(locks, batch_id):
             noop.enter(resolution, index, batch_id, started_ns)
         yield {
@@ -294,7 +308,7 @@ def _image_action(session: BuildSession, req: ImageRequest, candidate: int) -> T
     except BuildStop as exc:
         return Refused(str(exc), exc)
     except EXPECTED as exc:
-        return TaskFailed(str(exc))
+        return TaskFailed(describe(exc))
     return None
 
 
@@ -306,7 +320,7 @@ def _write_lock_action(session: BuildSession, locks: LockWriter, batch_id: str) 
     try:
         locks.write(batch_id)
     except EXPECTED as exc:
-        return TaskFailed(str(exc))
+        return TaskFailed(describe(exc))
     return None
 
 
@@ -328,25 +342,31 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     try:
         root = find_project_root(Path(folder))
         argv = _doit_argv()
+        shard = chosen_shard()  # $IMGBUILD_SHARD: plain doit has no --shard
         with quiet_garbage_collector():  # the cached project and the lock files: long-lived objects
-            lean = argv is not None and lean_run(argv)
+            # A shard's budget counts the whole project: a shard's run resolves every batch.
+            lean = shard is None and argv is not None and lean_run(argv)
             source = noop.source(root, noop.BUILD) if lean else noop.Source(resolve(root))
+        resolution = source.resolution
+        session = make_session(resolution, shard)
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    except EXPECTED as exc:
-        print(f"imgbuild: error: {exc}", file=sys.stderr)
-        raise SystemExit(getattr(exc, "exit_code", EXIT_FAILED)) from None
-    resolution = source.resolution
-    session = make_session(resolution)
+    except EXPECTED as exc:  # nothing could start: an OS error here is exit 2, like bad input
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
+    try:
+        config = doit_config(resolution.project.config, session)
+    except EXPECTED as exc:  # the state folder cannot be made or is a link out: nothing started
+        print(f"imgbuild: error: {describe(exc)}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_INVALID)) from None
 
     def task_imgbuild() -> Iterator[dict[str, Any]]:
         """imgbuild: generate every stale image of every batch."""
         with quiet_garbage_collector():
             yield from current_batch_tasks(resolution, dict(source.counts))
-            yield from task_dicts(resolution, session)
+            yield from task_dicts(select_shard(resolution, shard), session)
 
-    config = doit_config(resolution.project.config, session)
     config["reporter"].current = source.vouched
     # Every batch (the same as every task): `doit forget` without a task then says what to pass
     # instead of crashing, and `doit clean` reaches every batch.
@@ -465,7 +485,11 @@ class ProgressReporter:
             elif task.meta and task.meta.get("imgbuild") == "lock":
                 if not isinstance(fail, TaskFailed):
                     self.bugs.append(str(fail.get_msg()))
-                self.notes.append(f"{task.name} not run: the lock file keeps its old entries until every image is made")
+                    self.notes.append(
+                        f"{task.name} not run: the lock file keeps its old entries until every image is made"
+                    )
+                else:  # the lock file could not be written (a full disk, a refused folder): the build failed
+                    self.failures.append(f"{task.name}: {_failure_text(fail)}")
             else:
                 self.failures.append(f"{task.name}: {_failure_text(fail)}")
 
@@ -500,6 +524,11 @@ class ProgressReporter:
             self.out.write(
                 f"note: {self.session.possibly_billed} create calls ended without an answer; "
                 "the provider may have billed them (see `imgbuild ls --state interrupted`)\n"
+            )
+        if self.session.shard is not None and not interrupted:
+            self.out.write(
+                f"imgbuild: shard {self.session.shard}: no lock file written; once every shard is in one tree,"
+                " `imgbuild merge` writes them\n"
             )
         failed = self.failed
         not_started = max(0, self.total - self.built - self.up_to_date - failed)

@@ -22,6 +22,7 @@ __all__ = ["GRID_EDGE", "THUMBS_DIR", "Thumbnails"]
 
 THUMBS_DIR = ".imgbuild/thumbs"  # project-relative
 GRID_EDGE = 360  # the longest edge, in pixels: sharp on the grid's 180-pixel cells at 2x density
+_FORMATS = ("PNG", "JPEG", "WEBP")  # what imgbuild keeps; Pillow tries no other decoder (docs/reliability.md)
 _QUALITY = 82
 
 
@@ -66,7 +67,7 @@ class Thumbnails:
         if target.is_file():
             return self._scaled(sha256, size) if size and min(size) > 0 else self._sized(target, sha256)
         try:
-            with Image.open(source) as opened:
+            with Image.open(source, formats=_FORMATS) as opened:
                 # A JPEG decodes at 1/2, 1/4 or 1/8 scale when asked: most of the work saved.
                 opened.draft("RGB", (self.edge, self.edge))
                 picture = ImageOps.exif_transpose(opened).convert("RGB")
@@ -87,7 +88,7 @@ class Thumbnails:
 
     def _sized(self, path: Path, sha256: str) -> Thumb | None:
         try:
-            with Image.open(path) as cached:
+            with Image.open(path, formats=("JPEG",)) as cached:
                 return Thumb(self.relative(sha256), cached.width, cached.height)
         except (OSError, ValueError):
             return None

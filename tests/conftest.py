@@ -62,7 +62,14 @@ def _isolated_folders(
 ) -> Iterator[None]:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
-    for name in ("IMGBUILD_PROVIDER", "ARK_API_KEY", "REPLICATE_API_TOKEN", "FAL_KEY"):
+    for name in (
+        "IMGBUILD_PROVIDER",
+        "IMGBUILD_SHARD",
+        "SOURCE_DATE_EPOCH",
+        "ARK_API_KEY",
+        "REPLICATE_API_TOKEN",
+        "FAL_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     yield

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import BATCH, TEMPLATE, write_project
+from PIL import Image
 
 from imgbuild import cache
 from imgbuild.requests import ImageRequest
@@ -128,11 +129,11 @@ def test_a_changed_reference_image_misses(tmp_path: Path) -> None:
     batch = BATCH.replace("    candidates: 2\n", "    candidates: 2\n    references:\n      - path: refs/face.png\n")
     write_project(tmp_path, batches={"covers": batch})
     (tmp_path / "refs").mkdir()
-    (tmp_path / "refs" / "face.png").write_bytes(b"\x89PNG first")
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "refs" / "face.png")  # references must decode
     age(tmp_path)
     first = resolve(tmp_path)
     assert cached(tmp_path) is not None
-    (tmp_path / "refs" / "face.png").write_bytes(b"\x89PNG second version")
+    Image.new("RGB", (8, 8), (4, 5, 6)).save(tmp_path / "refs" / "face.png")
     age(tmp_path)
     assert cached(tmp_path) is None
     again = resolve(tmp_path)

@@ -12,10 +12,11 @@ import time
 
 from imgbuild.build.images import EXTENSIONS, verify_image
 from imgbuild.build.session import BuildSession
-from imgbuild.errors import AssetFailed, BuildStop
+from imgbuild.errors import AssetFailed, BuildStop, describe
 from imgbuild.providers import Call, Job, Provider, ProviderError, Response
+from imgbuild.providers.answers import BadAnswer
 from imgbuild.providers.base import redact_body
-from imgbuild.records import JobRef, KeptImage, PendingCall, new_run_id
+from imgbuild.records import JobRef, KeptImage, PendingCall
 from imgbuild.requests import ImageRequest
 
 __all__ = ["KEEP_TRIES", "finish_pending", "make_candidate"]
@@ -75,7 +76,8 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
                 _finish(session, provider, call, response, started=time.monotonic())
                 return
     # Uploads happen outside the asset lock: they may take a while and touch no asset record.
-    call = Call(req, candidate, new_run_id(), session.uploads.urls(provider, req))
+    run = store.new_run_id(req.asset_dir, f"{req.request_hash}:{candidate}")
+    call = Call(req, candidate, run, session.uploads.urls(provider, req))
     store.submit(
         facts,
         call.run_id,
@@ -145,14 +147,17 @@ def _finish(session: BuildSession, provider: Provider, call: Call, response: Res
             store.append_exchanges(req.asset_dir, call.run_id, call.log)
     except BuildStop:
         raise
+    except BadAnswer as exc:  # the answer itself is wrong (a bomb, a bad shape): retrying cannot help
+        store.fail(req.facts, call.run_id, call.candidate, str(exc))
+        raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {exc}") from exc
     except (AssetFailed, OSError) as exc:
-        facts = req.facts
-        if store.keep_failed(facts, call.run_id, call.candidate, str(exc)) >= KEEP_TRIES:
+        facts, reason = req.facts, describe(exc)
+        if store.keep_failed(facts, call.run_id, call.candidate, reason) >= KEEP_TRIES:
             # The saved answer itself is bad (an image that never verifies): stop retrying it.
             store.fail(
-                facts, call.run_id, call.candidate, f"{exc} (gave up on the saved answer after {KEEP_TRIES} tries)"
+                facts, call.run_id, call.candidate, f"{reason} (gave up on the saved answer after {KEEP_TRIES} tries)"
             )
-        raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {exc}") from exc
+        raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: {reason}") from exc
     if not kept:
         errors = "; ".join(str(o.error) for o in response.outputs if o.error)
         raise AssetFailed(f"{req.asset_id} candidate {call.candidate}: no image in the answer ({errors})")
@@ -176,7 +181,12 @@ def _keep(session: BuildSession, provider: Provider, call: Call, response: Respo
             data = store.read_bytes(target)
         else:
             data = provider.download(call, output) if output.data is None else output.data
-        width, height = verify_image(data, req.output_format)
+        try:
+            width, height = verify_image(data, req.output_format)
+        except AssetFailed as exc:
+            if output.data is not None and not isinstance(exc, BadAnswer):
+                raise BadAnswer(f"the answer's inline image: {exc}") from exc  # retrying the same bytes cannot help
+            raise
         if not on_disk:
             store.write_image(req.asset_dir, relative, data)
         remote = output.url if output.url and not output.url.startswith("preview:") else None

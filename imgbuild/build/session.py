@@ -8,10 +8,10 @@ Safe to share between doit's threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from imgbuild.build.uploads import ReferenceUploads
 from imgbuild.errors import AnotherBuildRunning, BudgetExceeded, BuildStop, NotStarted
@@ -19,6 +19,9 @@ from imgbuild.providers import Provider, create_provider
 from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock
 from imgbuild.records.atomic import remove_stale_temp_files
 from imgbuild.requests import ImageRequest
+
+if TYPE_CHECKING:
+    from imgbuild.shard import Shard
 
 __all__ = ["BuildSession", "Estimate", "StaleWork"]
 
@@ -45,6 +48,8 @@ class BuildSession:
         self.stale: dict[str, StaleWork] = {}  # asset id → what a build of the whole project makes
         self.project_estimate: Estimate | None = None  # every stale image of the project
         self.estimate: Estimate | None = None  # the images this build makes (its selection)
+        self.shard: Shard | None = None  # a shard builds its own assets and writes no lock file
+        self.all_shards: Callable[[], Estimate] | None = None  # a shard: what every shard makes
         self.possibly_billed = 0  # create calls that ended without an answer (see docs/records.md)
         self._provider: Provider | None = None
         self._lock = threading.Lock()
@@ -81,17 +86,22 @@ class BuildSession:
             remove_stale_temp_files(self.store.temp_dir)
 
     def _check_budget(self) -> None:
-        if self.budget is None or self.estimate is None or self.provider_name == "preview":
+        if self.budget is None or self.provider_name == "preview":
             return
-        if self.estimate.cost > self.budget:
+        # n shards spend from one budget: a shard counts every stale image of every shard.
+        estimate = self.all_shards() if self.all_shards is not None else self.estimate
+        if estimate is None:
+            return
+        if estimate.cost > self.budget:
             whole = self.project_estimate
-            of_all = (
-                f" (the whole project: {whole.images} images, about ${whole.cost:.2f})"
-                if whole is not None and whole.images != self.estimate.images
-                else ""
-            )
+            if self.all_shards is not None:
+                of_all = f" (its {self.shard.count if self.shard else 'n'} shards together)"
+            elif whole is not None and whole.images != estimate.images:
+                of_all = f" (the whole project: {whole.images} images, about ${whole.cost:.2f})"
+            else:
+                of_all = ""
             raise BudgetExceeded(
-                f"this build would make {self.estimate.images} images for about ${self.estimate.cost:.2f} "
+                f"this build would make {estimate.images} images for about ${estimate.cost:.2f} "
                 f"at list prices{of_all}, over the budget of ${self.budget:.2f} in imgbuild.yaml; "
                 "build a part of it (batch ids or task globs such as 'BATCH:*park*'; "
                 "`imgbuild plan SELECTION` prices one) or raise `budget:`"

@@ -10,7 +10,7 @@ from imgbuild.build.images import as_jpeg
 from imgbuild.errors import AssetFailed
 from imgbuild.models import get_model
 from imgbuild.providers import Call, Provider
-from imgbuild.records import AssetStore, UploadCache, new_run_id, utc_now
+from imgbuild.records import AssetStore, UploadCache, duration, utc_now
 from imgbuild.requests import ImageRequest, Reference
 
 __all__ = ["ReferenceUploads"]
@@ -45,7 +45,7 @@ class ReferenceUploads:
             if len(data) > limit:
                 raise AssetFailed(f"{req.asset_id}: reference image {ref.path} is over {limit} bytes even as JPEG")
             transcoded = {"from_bytes": original, "to_bytes": len(data), "format": "jpeg", "quality": 92}
-        upload_id = new_run_id()
+        upload_id = self.store.new_run_id(req.asset_dir, f"upload:{ref.sha256}")
         call = Call(req, 0, upload_id)
         request = {
             "upload_id": upload_id,
@@ -72,7 +72,7 @@ class ReferenceUploads:
                 "reference": ref.record(),
                 "url": shown,
                 "expires": upload.expires,
-                "timings": {"seconds": round(time.monotonic() - started, 3)},
+                "timings": {"seconds": duration(time.monotonic() - started)},
                 "completed": utc_now(),
             },
             exchanges=call.log,

@@ -9,6 +9,7 @@ from doit.doit_cmd import DoitMain
 
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from imgbuild.resolve import resolve
+from imgbuild.shard import chosen_shard, select_shard
 from imgbuild.tasks import ProjectLoader, doit_config, make_session, quiet_garbage_collector
 
 __all__ = ["build"]
@@ -18,18 +19,27 @@ class _Main(DoitMain):
     BIN_NAME = "imgbuild build"
 
 
-def build(root: Path, *, selection: Sequence[str] = (), jobs: int | None = None, provider: str | None = None) -> int:
-    """Generate every stale image (of the selected batches or tasks). The exit code is the one
-    plain doit ends with too (the progress reporter chooses it): 0 ok, 1 a failed image, 3 a
-    refusal, 70 a bug, 130 interrupted."""
+def build(
+    root: Path,
+    *,
+    selection: Sequence[str] = (),
+    jobs: int | None = None,
+    provider: str | None = None,
+    shard: str | None = None,
+) -> int:
+    """Generate every stale image (of the selected batches or tasks, of one shard). The exit code
+    is the one plain doit ends with too (the progress reporter chooses it): 0 ok, 1 a failed image,
+    3 a refusal, 70 a bug, 130 interrupted."""
+    chosen = chosen_shard(shard)
     with quiet_garbage_collector():  # as under plain doit: long-lived objects, no collections
         resolution = resolve(root, provider=provider)
-    session = make_session(resolution)
+    session = make_session(resolution, chosen)
     config = doit_config(resolution.project.config, session)
     if jobs is not None:
         config["num_process"] = jobs
+    loader = ProjectLoader(select_shard(resolution, chosen), session, config)
     try:
-        result = _Main(ProjectLoader(resolution, session, config), config_filenames=()).run(["run", *selection])
+        result = _Main(loader, config_filenames=()).run(["run", *selection])
     except SystemExit as stop:  # the reporter ends every run with the build's exit code
         return int(stop.code or 0)
     finally:

@@ -22,7 +22,8 @@ from imgbuild.commands.output import print_json
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from imgbuild.locate import Location, locate_evidence, locate_orphan, locate_request, locate_state
 from imgbuild.resolve import Resolution, resolve
-from imgbuild.state import StateIndex, approval_problem, assess, assess_reviews, find_orphans
+from imgbuild.shard import chosen_shard, select_orphans, select_shard, shard_line
+from imgbuild.state import Orphan, StateIndex, approval_problem, assess, assess_reviews, find_orphans
 
 __all__ = ["FORMATS", "Finding", "check"]
 
@@ -50,16 +51,25 @@ class Finding:
         return f"{self.kind}: {self.asset_dir}: {self.message}"
 
 
-def check(root: Path, *, approved: bool = False, strict: bool = False, output: str = "text") -> int:
-    """Report every asset that needs attention; 0 when none, 1 when some, 2 when a record
-    cannot be read."""
+def check(
+    root: Path, *, approved: bool = False, strict: bool = False, output: str = "text", shard: str | None = None
+) -> int:
+    """Report every asset (of one shard) that needs attention; 0 when none, 1 when some, 2 when
+    a record cannot be read."""
     if output not in FORMATS:
         raise UsageError(f"unknown --format {output!r} (formats: {', '.join(FORMATS)})")
-    # The batches the no-op index vouches for are counted, not resolved (--approved reads reviews,
-    # which the index does not cover).
-    source = noop.Source(resolve(root)) if approved else noop.source(root, noop.CHECK)
+    chosen = chosen_shard(shard)
+    # Without a shard or --approved (the index covers neither the reviews nor a selection), the
+    # batches the no-op index vouches for are counted, not resolved.
+    if chosen is None and not approved:
+        source = noop.source(root, noop.CHECK)
+        orphans = find_orphans(source.resolution, source.asset_dirs)
+    else:
+        whole = resolve(root)
+        source = noop.Source(select_shard(whole, chosen))
+        orphans = select_orphans(find_orphans(whole), chosen)
     resolution = source.resolution
-    findings, total = _findings(source, approved=approved, strict=strict)
+    findings, total = _findings(source, orphans, approved=approved, strict=strict)
     broken = any(f.kind == "broken" for f in findings)
     code = EXIT_INVALID if broken else EXIT_FAILED if any(f.fails for f in findings) else EXIT_OK
     summary = _summary(findings, total, approved=approved, strict=strict, code=code)
@@ -77,6 +87,8 @@ def check(root: Path, *, approved: bool = False, strict: bool = False, output: s
             }
         )
         return code
+    if chosen is not None:
+        print(shard_line(chosen, whole, resolution))
     for finding in findings:
         print(finding.text)
     for line in summary:
@@ -86,11 +98,11 @@ def check(root: Path, *, approved: bool = False, strict: bool = False, output: s
     return code
 
 
-def _findings(source: noop.Source, *, approved: bool, strict: bool) -> tuple[list[Finding], int]:
+def _findings(source: noop.Source, orphans: list[Orphan], *, approved: bool, strict: bool) -> tuple[list[Finding], int]:
     resolution = source.resolution
     index = StateIndex(resolution, verify=True)
     states = assess(resolution, index)
-    if not approved:
+    if source.indexed:  # not a shard's or --approved's selection
         noop.enter_checked(resolution, index, states, source.started_ns)
     findings: list[Finding] = []
     for state in states:
@@ -112,7 +124,7 @@ def _findings(source: noop.Source, *, approved: bool, strict: bool) -> tuple[lis
             reason = "; ".join(c.describe() for c in state.evidence)
             where = locate_evidence(state.evidence[0])
             findings.append(Finding("evidence", req.asset_id, req.asset_dir, reason, where, strict))
-    for orphan in find_orphans(resolution, source.asset_dirs):
+    for orphan in orphans:
         findings.append(Finding("orphaned", None, orphan.asset_dir, orphan.reason(), locate_orphan(orphan), True))
     if approved:
         for review in assess_reviews(resolution, index):

@@ -45,7 +45,8 @@ def gallery(root: Path, batches: list[str], *, rows: str | None, cols: str | Non
         axes = choose_axes(batch, rows, cols)
         page = build_page(resolution.root, batch, resolution.requests[batch_id], axes, folder, thumbnails)
         target = folder / f"{batch_id}.html"
-        atomic_write_bytes(target, page.html.encode("utf-8"), temp_dir=temp_dir)
+        # --out is the user's own choice of folder, anywhere; the default one stays in the project.
+        atomic_write_bytes(target, page.html.encode("utf-8"), temp_dir=temp_dir, confine=out is None)
         print(f"{_shown(target, resolution.root)}: {page.summary()}")
     if not chosen:
         print("imgbuild gallery: the project has no batches; no page was written")

@@ -14,7 +14,8 @@ from imgbuild.errors import EXIT_OK
 from imgbuild.models import get_model
 from imgbuild.providers import missing_key
 from imgbuild.resolve import Resolution, resolve
-from imgbuild.state import AssetState, StateIndex, assess, estimate, find_orphans
+from imgbuild.shard import chosen_shard, project_estimate, select_orphans, select_shard, shard_line
+from imgbuild.state import AssetState, Orphan, StateIndex, assess, estimate, find_orphans
 from imgbuild.tasks import select, task_name
 
 __all__ = ["plan"]
@@ -22,14 +23,29 @@ __all__ = ["plan"]
 log = logging.getLogger("imgbuild")
 
 
-def plan(root: Path, *, verbose: bool = False, selection: Sequence[str] = (), as_json: bool = False) -> int:
+def plan(
+    root: Path,
+    *,
+    verbose: bool = False,
+    selection: Sequence[str] = (),
+    as_json: bool = False,
+    shard: str | None = None,
+) -> int:
     """Print the plan per batch, of the whole project or of what `imgbuild build SELECTION` would
-    make (then the whole project's total too), or one JSON document
+    make (then the whole project's total too), of one shard or all, or one JSON document
     (schemas/output/plan.schema.json). Never calls a provider; exits 0 on valid input."""
-    resolution = resolve(root)
+    chosen = chosen_shard(shard)
+    whole = resolve(root)
+    resolution = select_shard(whole, chosen)
     project = assess(resolution, StateIndex(resolution, verify=True))
     states = _selected(project, select(resolution, selection)) if selection else project
-    document = _plan(resolution, project, states, selection)
+    document = _plan(resolution, project, states, selection, select_orphans(find_orphans(whole), chosen))
+    shards = None
+    if chosen is not None and document["paid"] and document["budget_usd"] is not None:
+        # A shard's build checks the budget against every shard's images (docs/scale.md).
+        images, cost = project_estimate(whole)
+        document["over_budget"] = cost > document["budget_usd"]
+        shards = _total(f"all {chosen.count} shards", images, cost, True, document["budget_usd"])
     key = missing_key(resolution.provider) if document["images"] else None
     if key:  # found now rather than at the build's first call
         log.warning(
@@ -40,7 +56,9 @@ def plan(root: Path, *, verbose: bool = False, selection: Sequence[str] = (), as
     if as_json:
         print_json(document)
     else:
-        _print(document, verbose=verbose)
+        _print(document, verbose=verbose, shard=None if chosen is None else shard_line(chosen, whole, resolution))
+        if shards is not None:
+            print(shards)
     return EXIT_OK
 
 
@@ -55,7 +73,11 @@ def _selected(states: list[AssetState], chosen: set[str]) -> list[AssetState]:
 
 
 def _plan(
-    resolution: Resolution, project: list[AssetState], states: list[AssetState], selection: Sequence[str]
+    resolution: Resolution,
+    project: list[AssetState],
+    states: list[AssetState],
+    selection: Sequence[str],
+    orphans: list[Orphan],
 ) -> dict[str, Any]:
     paid = resolution.provider != "preview"
     batches = []
@@ -117,7 +139,7 @@ def _plan(
             }
             for model, (calls, n) in sorted(by_model.items())
         ],
-        "orphans": [orphan_row(o) for o in find_orphans(resolution)],
+        "orphans": [orphan_row(o) for o in orphans],
         "images": images,
         "cost_usd": round(total_cost, 6),  # at list prices (a preview build costs nothing)
         "budget_usd": budget,
@@ -126,9 +148,11 @@ def _plan(
     }
 
 
-def _print(plan: dict[str, Any], *, verbose: bool) -> None:
+def _print(plan: dict[str, Any], *, verbose: bool, shard: str | None) -> None:
     paid = plan["paid"]
     print(f"provider: {plan['provider']}" + ("" if paid else " (offline placeholders, no cost)"))
+    if shard is not None:
+        print(shard)
     for batch in plan["batches"]:
         images, calls, assets = batch["images"], batch["calls"], batch["assets"]
         why = ", ".join(f"{n} {kind}" for kind, n in batch["why"].items())
@@ -165,7 +189,7 @@ def _print(plan: dict[str, Any], *, verbose: bool) -> None:
         print(f"orphaned: {orphan['asset_dir']}: {orphan['reasons'][0]}")
     if not sum(b["assets"] for b in plan["batches"]):
         print("the selection matches no image")
-    budget = plan["budget_usd"]
+    budget = None if shard is not None else plan["budget_usd"]  # a shard's verdict is on the all-shards line
     print(_total("selection" if plan["selection"] else "total", plan["images"], plan["cost_usd"], paid, budget))
     whole = plan["whole_project"]
     if whole is not None:

@@ -7,7 +7,6 @@ makes no network call. Facts: ../shared/reference/providers.md §1; docs/provide
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from imgbuild.models import get_model
 from imgbuild.providers import register
+from imgbuild.providers.answers import ARK_IMAGES, checked, checked_outputs, decode_base64
 from imgbuild.providers.base import Call, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import HostedProvider, HttpApi, base_url, data_url, prompt_with_negative
 from imgbuild.requests import Reference
@@ -72,18 +72,16 @@ class ArkProvider(HostedProvider):
         return body
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:
-        response = self.api.call(
+        raw = self.api.call_json(
             "POST", f"{self.base}/images/generations", json_body=self.request_body(call), log=call.log, what="create"
         )
-        raw = response.json()
-        if not isinstance(raw, dict):
-            raise ProviderError(f"ark answered with {type(raw).__name__}, expected an object")
         return self.parse(call, raw)
 
     def resume(self, call: Call, job: Job) -> Response:
         raise ProviderError("ark calls are synchronous: there is no job to resume")
 
     def parse(self, call: Call, raw: dict[str, Any]) -> Response:
+        raw = checked(raw, ARK_IMAGES, "ark's answer")
         error = raw.get("error")
         if isinstance(error, dict) and not raw.get("data"):
             raise ProviderError(f"ark: {error.get('code')} {error.get('message')}")
@@ -93,10 +91,14 @@ class ArkProvider(HostedProvider):
                 err = item["error"]
                 outputs.append(Output(index=i, error=f"{err.get('code')}: {err.get('message')}"))
             elif item.get("b64_json"):
-                outputs.append(Output(index=i, data=base64.b64decode(item["b64_json"])))
+                outputs.append(Output(index=i, data=decode_base64(item["b64_json"], f"ark's data[{i}].b64_json")))
             else:
                 outputs.append(Output(index=i, url=item["url"]))
-        return Response(raw=raw, outputs=tuple(outputs), usage=dict(raw.get("usage") or {}))
+        return Response(
+            raw=raw,
+            outputs=checked_outputs(outputs, call.request.max_images, "ark's answer"),
+            usage=dict(raw.get("usage") or {}),
+        )
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         # Ark reads data URLs (≤ 10 MB, checked before the build): nothing to send ahead.

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from imgbuild.models import get_model
 from imgbuild.providers import register
+from imgbuild.providers.answers import FAL_RESULT, FAL_STATUS, FAL_SUBMITTED, FAL_UPLOAD, checked, checked_outputs
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import (
     HostedProvider,
@@ -90,9 +91,13 @@ class FalProvider(HostedProvider):
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:
         url = f"{self.base}/{self.endpoint(call)}"
-        submitted = self.api.call(
-            "POST", url, json_body=self.request_body(call), headers=SUBMIT_HEADERS, log=call.log, what="create"
-        ).json()
+        submitted = checked(
+            self.api.call_json(
+                "POST", url, json_body=self.request_body(call), headers=SUBMIT_HEADERS, log=call.log, what="create"
+            ),
+            FAL_SUBMITTED,
+            "fal's queue answer",
+        )
         job = Job(
             "fal",
             submitted["request_id"],
@@ -110,7 +115,9 @@ class FalProvider(HostedProvider):
         delays = self.clock.delays()
         self._sleep(next(delays))  # a job just submitted is not done yet
         while True:
-            state = self.api.call("GET", status_url, log=call.log, what="poll").json()
+            state = checked(
+                self.api.call_json("GET", status_url, log=call.log, what="poll"), FAL_STATUS, "fal's status"
+            )
             if state.get("status") == "COMPLETED":
                 break
             if time.monotonic() - started > POLL_LIMIT_SECONDS:
@@ -120,7 +127,7 @@ class FalProvider(HostedProvider):
         if fresh:
             self.clock.finished(time.monotonic() - started)
         try:
-            result = self.api.call("GET", job.urls["response"], log=call.log, what="result").json()
+            result = self.api.call_json("GET", job.urls["response"], log=call.log, what="result")
         except ContentRejected:
             raise
         except ProviderError as exc:
@@ -133,8 +140,13 @@ class FalProvider(HostedProvider):
                 self.api.call("PUT", job.urls["cancel"], log=call.log, what="cancel")
 
     def parse(self, call: Call, raw: dict[str, Any]) -> Response:
-        images = raw.get("images") or []
-        outputs = tuple(Output(index=i, url=image["url"]) for i, image in enumerate(images))
+        raw = checked(raw, FAL_RESULT, "fal's result")
+        images = raw["images"]
+        outputs = checked_outputs(
+            [Output(index=i, url=image["url"]) for i, image in enumerate(images)],
+            call.request.max_images,
+            "fal's result",
+        )
         usage: dict[str, Any] = {"generated_images": len(outputs)}
         if "seed" in raw:
             usage["seed"] = raw["seed"]
@@ -142,14 +154,18 @@ class FalProvider(HostedProvider):
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         mime = image_mime(data)
-        initiated = self.api.call(
-            "POST",
-            f"{self.storage}/storage/upload/initiate?storage_type=fal-cdn-v3",
-            json_body={"content_type": mime, "file_name": Path(reference.path).name},
-            headers=PRIVATE_HEADERS,
-            log=call.log,
-            what="upload",
-        ).json()
+        initiated = checked(
+            self.api.call_json(
+                "POST",
+                f"{self.storage}/storage/upload/initiate?storage_type=fal-cdn-v3",
+                json_body={"content_type": mime, "file_name": Path(reference.path).name},
+                headers=PRIVATE_HEADERS,
+                log=call.log,
+                what="upload",
+            ),
+            FAL_UPLOAD,
+            "fal's upload answer",
+        )
         # The upload URL is pre-signed: no key goes with the bytes.
         self.api.call(
             "PUT",

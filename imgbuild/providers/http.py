@@ -17,24 +17,30 @@ What a paid batch needs from it:
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import hashlib
 import json
 import os
 import random
 import re
+import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import httpcore
 import httpx
 
 from imgbuild.errors import ProviderRefused
+from imgbuild.providers.answers import BadAnswer
 from imgbuild.providers.base import MAX_IMAGE_BYTES, Call, ContentRejected, Output, ProviderError, redact_body
 
 __all__ = [
+    "DEADLINE_SECONDS",
+    "MAX_ANSWER_BYTES",
     "Exchange",
     "HostedProvider",
     "HttpApi",
@@ -43,6 +49,7 @@ __all__ = [
     "api_key",
     "base_url",
     "data_url",
+    "default_client",
     "image_mime",
     "prompt_with_negative",
     "redact_body",
@@ -55,6 +62,92 @@ _MAX_RECORDED_TEXT = 64 * 1024
 GATE_GRACE_MIN = 0.25
 GATE_GRACE_ROUND_TRIPS = 8
 _RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # a JSON answer (decoded); image bytes have their own cap
+DEADLINE_SECONDS = 900.0  # one exchange, start to last byte: a server dripping bytes cannot hang a build
+_MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class _Deadline(threading.local):
+    at: float | None = None
+
+
+_deadline = _Deadline()
+
+
+@contextlib.contextmanager
+def _until(seconds: float) -> Iterator[None]:
+    """Every socket read and write of this thread, meanwhile, ends by `seconds` from now."""
+    outer = _deadline.at
+    _deadline.at = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _deadline.at = outer
+
+
+def _remaining(timeout: float | None) -> float | None:
+    at = _deadline.at
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the exchange passed its overall deadline")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write is bounded by the exchange's overall deadline
+    (httpx's timeouts bound one read each: a byte a second would never trip them)."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _remaining(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _remaining(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, _remaining(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(super().connect_tcp(host, port, _remaining(timeout), local_address, socket_options))
+
+
+def default_client() -> httpx.Client:
+    """The client of a build: long per-read timeouts (generation takes minutes; giving up early may
+    pay again on a retry) and connections bounded by each exchange's overall deadline."""
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=64)
+    transport = httpx.HTTPTransport(limits=limits)
+    transport._pool._network_backend = _DeadlineBackend()  # httpx takes no backend argument
+    return httpx.Client(
+        transport=transport,
+        timeout=httpx.Timeout(connect=30.0, read=600.0, write=120.0, pool=None),
+        follow_redirects=True,
+    )
+
+
+class _TooLarge(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -143,16 +236,19 @@ class HttpApi:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        deadline_seconds: float = DEADLINE_SECONDS,
     ) -> None:
         self.provider = provider
         self.key_env = key_env
-        self._auth = f"{auth_scheme} {api_key(key_env, provider)}"
-        # Image generation takes minutes: a client that gives up early may pay again on a retry.
-        self.client = client or httpx.Client(
-            timeout=httpx.Timeout(connect=30.0, read=600.0, write=120.0, pool=None),
-            limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
-            follow_redirects=True,
+        key = api_key(key_env, provider)
+        self._auth = f"{auth_scheme} {key}"
+        # What must never be written or shown, whatever a server echoes back: the key as sent,
+        # and its base64 (a Basic header, or a server quoting the header encoded).
+        self._secrets = tuple(
+            {key, base64.b64encode(key.encode()).decode(), base64.b64encode(self._auth.encode()).decode()}
         )
+        self.client = client or default_client()
+        self.deadline_seconds = deadline_seconds
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = random.Random(seed)
@@ -241,7 +337,7 @@ class HttpApi:
             probe = self._enter_gate() if auth else False
             response: httpx.Response | None = None
             try:
-                response = self.client.request(
+                request = self.client.build_request(
                     method,
                     url,
                     json=json_body,
@@ -251,9 +347,15 @@ class HttpApi:
                     headers=sent_headers,
                     extensions={"trace": self._probe_tracer()} if probe else None,
                 )
+                response = self._exchange(request, same_origin_only=auth)
             except httpx.HTTPError as exc:
-                exchange.error = f"{type(exc).__name__}: {exc}"
-                failure: Exception = exc
+                failure: Exception = self._timed_out(exc, exchange.started) or exc
+                exchange.error = f"{type(exc).__name__}: {failure}"
+            except _TooLarge as exc:
+                exchange.error = str(exc)
+                exchange.seconds = time.monotonic() - exchange.started
+                log.append(self.scrub(exchange.record()))
+                raise BadAnswer(f"{what}: {exc}") from None
             finally:
                 exchange.seconds = time.monotonic() - exchange.started
                 if response is not None and response.status_code in (401, 403):
@@ -263,7 +365,7 @@ class HttpApi:
                 exchange.status = response.status_code
                 exchange.response_headers = _kept_headers(response.headers)
                 exchange.response_body = _recordable(response)
-            log.append(exchange.record())
+            log.append(self.scrub(exchange.record()))
             if response is not None and response.is_success:
                 return response
             retry_after = None
@@ -272,7 +374,7 @@ class HttpApi:
                     stable = self._stable_failure(response, url, what)
                     raise self._refuse(stable) if isinstance(stable, ProviderRefused) else stable
                 retry_after = _retry_after(response.headers.get("retry-after"))
-                failure = ProviderError(f"{what}: HTTP {response.status_code} {_error_text(response)}")
+                failure = ProviderError(f"{what}: HTTP {response.status_code} {self.scrub(_error_text(response))}")
             elif _unresolvable(failure):
                 raise self._refuse(
                     ProviderRefused(
@@ -294,6 +396,49 @@ class HttpApi:
                 pause = self.retry.delay(attempt, retry_after, self._rng)
             self._sleep(min(pause, max(0.0, self.retry.total_seconds - elapsed)))
 
+    def _timed_out(self, exc: httpx.HTTPError, started: float) -> ProviderError | None:
+        """The failure of an exchange cut at its overall deadline, said in those words."""
+        if isinstance(exc, httpx.TimeoutException) and time.monotonic() - started >= 0.95 * self.deadline_seconds:
+            return ProviderError(f"no complete answer within the overall deadline of {self.deadline_seconds:g} s")
+        return None
+
+    def call_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """`call`, and the answer decoded as a JSON object; BadAnswer when it is not one."""
+        response = self.call(method, url, **kwargs)
+        what = kwargs.get("what", "call")
+        try:
+            answer = response.json()
+        except ValueError as exc:  # not JSON, not UTF-8
+            raise BadAnswer(
+                f"{what}: {self.provider} answered HTTP {response.status_code} with no JSON ({exc})"
+            ) from exc
+        if not isinstance(answer, dict):
+            raise BadAnswer(f"{what}: {self.provider} answered with a JSON {type(answer).__name__}, expected an object")
+        scrubbed: dict[str, Any] = self.scrub(answer)  # saved as response.json: no echoed key goes with it
+        return scrubbed
+
+    def _exchange(self, request: httpx.Request, *, same_origin_only: bool) -> httpx.Response:
+        """Send `request` and read its whole answer, under the overall deadline and the size cap.
+
+        A keyed call follows redirects only within its origin: a paid request sent on to another
+        host could be made, and billed, there (httpx would drop the key, not the body)."""
+        with _until(self.deadline_seconds):
+            for _ in range(_MAX_REDIRECTS + 1):
+                response = self.client.send(request, stream=True, follow_redirects=not same_origin_only)
+                try:
+                    if not (same_origin_only and response.status_code in _REDIRECTS):
+                        return _whole(response, MAX_ANSWER_BYTES)
+                    location = response.headers.get("location")
+                    target = request.url.join(location) if location else None
+                    if target is None or _origin(str(target)) != _origin(str(request.url)):
+                        return _whole(response, MAX_ANSWER_BYTES)  # a 3xx answer: a failure, not followed
+                finally:
+                    response.close()
+                request = self.client.build_request(
+                    request.method, target, headers=request.headers, content=request.read()
+                )
+            raise httpx.TooManyRedirects(f"over {_MAX_REDIRECTS} redirects", request=request)
+
     def _where_from(self, url: str) -> str:
         """What to fix when `url`'s host cannot be reached: the setting that chose it, if one did."""
         return self.url_sources.get(_origin(url), "check the network")
@@ -305,9 +450,21 @@ class HttpApi:
             self._gate.notify_all()
         return refusal
 
+    def scrub(self, value: Any) -> Any:
+        """`value` (a record, a message) with the key and its encodings replaced by <redacted>."""
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, "<redacted>")
+            return value
+        if isinstance(value, dict):
+            return {self.scrub(k): self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub(v) for v in value]
+        return value
+
     def _stable_failure(self, response: httpx.Response, url: str, what: str) -> Exception:
         """The exception for an answer that retrying will not change."""
-        status, text = response.status_code, _error_text(response)
+        status, text = response.status_code, self.scrub(_error_text(response))
         if status in (401, 403):
             return self._auth_refusal(response)
         if status == 404 and what == "create":
@@ -322,7 +479,7 @@ class HttpApi:
     def _auth_refusal(self, response: httpx.Response) -> ProviderRefused:
         return ProviderRefused(
             f"{self.provider} refused the key in {self.key_env} (HTTP {response.status_code}: "
-            f"{_error_text(response)}); check {self.key_env} — the build stopped"
+            f"{self.scrub(_error_text(response))}); check {self.key_env} — the build stopped"
         )
 
     def download(self, url: str, *, log: Log, max_bytes: int) -> bytes:
@@ -332,13 +489,13 @@ class HttpApi:
             attempt += 1
             exchange = Exchange("download", "GET", _without_query(url), {}, None, time.monotonic())
             try:
-                with self.client.stream("GET", url) as response:
+                with _until(self.deadline_seconds), self.client.stream("GET", url) as response:
                     exchange.status = response.status_code
                     if response.status_code >= 400:
                         response.read()
                         exchange.response_body = _recordable(response)
                         if response.status_code not in _RETRY_STATUSES:
-                            log.append(exchange.record())
+                            log.append(self.scrub(exchange.record()))
                             raise ProviderError(f"download: HTTP {response.status_code} for {_without_query(url)}")
                         raise httpx.HTTPStatusError("retryable", request=response.request, response=response)
                     chunks, size = [], 0
@@ -349,19 +506,43 @@ class HttpApi:
                         chunks.append(chunk)
                     exchange.response_body = f"<{size} bytes>"
                     exchange.seconds = time.monotonic() - exchange.started
-                    log.append(exchange.record())
+                    log.append(self.scrub(exchange.record()))
                     return b"".join(chunks)
             except httpx.HTTPError as exc:
-                exchange.error = f"{type(exc).__name__}: {exc}"
+                cause = self._timed_out(exc, exchange.started) or exc
+                exchange.error = f"{type(exc).__name__}: {cause}"
                 exchange.seconds = time.monotonic() - exchange.started
-                log.append(exchange.record())
+                log.append(self.scrub(exchange.record()))
                 if attempt >= self.retry.attempts:
                     raise ProviderError(
-                        f"download of {_without_query(url)} failed after {attempt} tries: {exc}"
+                        f"download of {_without_query(url)} failed after {attempt} tries: {cause}"
                     ) from exc
             with self._rng_lock:
                 pause = self.retry.delay(attempt, None, self._rng)
             self._sleep(pause)
+
+
+def _whole(response: httpx.Response, max_bytes: int) -> httpx.Response:
+    """A streamed response read whole (decoded, so a gzip bomb is capped too) into a plain one."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _TooLarge(f"the answer is over {max_bytes} bytes (HTTP {response.status_code})")
+        chunks.append(chunk)
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(chunks),
+        request=response.request,
+        extensions={k: v for k, v in response.extensions.items() if k in ("reason_phrase", "http_version")},
+    )
 
 
 def _describe_upload(content: bytes | None, files: dict[str, Any] | None) -> Any:
@@ -471,7 +652,11 @@ class HostedProvider:
 
     def __init__(self, settings: Mapping[str, Any], api: HttpApi | None) -> None:
         self.api = api or HttpApi(
-            provider=self.name, key_env=self.key_env, auth_scheme=self.auth_scheme, retry=retry_policy(settings)
+            provider=self.name,
+            key_env=self.key_env,
+            auth_scheme=self.auth_scheme,
+            retry=retry_policy(settings),
+            deadline_seconds=float(settings.get("deadline_seconds", DEADLINE_SECONDS)),
         )
         for attribute, key in self.urls.items():
             origin = _origin(getattr(self, attribute))

@@ -17,6 +17,7 @@ from typing import Any
 
 from imgbuild.models import get_model
 from imgbuild.providers import register
+from imgbuild.providers.answers import REPLICATE_FILE, REPLICATE_PREDICTION, BadAnswer, checked, checked_outputs
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import (
     HostedProvider,
@@ -75,7 +76,11 @@ class ReplicateProvider(HostedProvider):
 
     def generate(self, call: Call, on_job: Callable[[Job], None]) -> Response:
         url = f"{self.base}/models/{call.request.provider_model}/predictions"
-        created = self.api.call("POST", url, json_body=self.request_body(call), log=call.log, what="create").json()
+        created = checked(
+            self.api.call_json("POST", url, json_body=self.request_body(call), log=call.log, what="create"),
+            REPLICATE_PREDICTION,
+            "replicate's prediction",
+        )
         job = Job("replicate", created["id"], {k: v for k, v in (created.get("urls") or {}).items() if k in _URL_KEYS})
         on_job(job)  # on disk before the first poll
         return self._wait(call, job, created)
@@ -94,7 +99,9 @@ class ReplicateProvider(HostedProvider):
                 raise ProviderError(f"prediction {job.id} did not finish in {POLL_LIMIT_SECONDS // 60} min; canceled")
             if prediction is not None:
                 self._sleep(next(delays))
-            prediction = self.api.call("GET", get_url, log=call.log, what="poll").json()
+            prediction = checked(
+                self.api.call_json("GET", get_url, log=call.log, what="poll"), REPLICATE_PREDICTION, "replicate's poll"
+            )
         if fresh:
             self.clock.finished(time.monotonic() - started)
         return self.parse(call, prediction)
@@ -105,6 +112,7 @@ class ReplicateProvider(HostedProvider):
             self.api.call("POST", url, log=call.log, what="cancel")
 
     def parse(self, call: Call, raw: dict[str, Any]) -> Response:
+        raw = checked(raw, REPLICATE_PREDICTION, "replicate's prediction")
         status = raw.get("status")
         if status != "succeeded":
             error = str(raw.get("error") or f"prediction {status}")
@@ -118,25 +126,39 @@ class ReplicateProvider(HostedProvider):
             "generated_images": len(urls),
             **{k: metrics[k] for k in ("predict_time", "image_count") if k in metrics},
         }
-        return Response(raw=raw, outputs=tuple(Output(index=i, url=u) for i, u in enumerate(urls)), usage=usage)
+        outputs = [Output(index=i, url=u) for i, u in enumerate(urls)]
+        return Response(
+            raw=raw, outputs=checked_outputs(outputs, call.request.max_images, "replicate's prediction"), usage=usage
+        )
 
     def upload(self, call: Call, reference: Reference, data: bytes) -> Upload:
         mime = image_mime(data)
         name = Path(reference.path).name
-        answer = self.api.call(
-            "POST",
-            f"{self.base}/files",
-            files={"content": (name, data, mime)},
-            data={"type": mime},
-            log=call.log,
-            what="upload",
-        ).json()
+        answer = checked(
+            self.api.call_json(
+                "POST",
+                f"{self.base}/files",
+                files={"content": (name, data, mime)},
+                data={"type": mime},
+                log=call.log,
+                what="upload",
+            ),
+            REPLICATE_FILE,
+            "replicate's file upload answer",
+        )
         expires = answer.get("expires_at")
         return Upload(
             url=answer["urls"]["get"],
             raw=answer,
-            expires=datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() if expires else None,
+            expires=_timestamp(expires) if expires else None,
         )
 
 
 _URL_KEYS = ("get", "cancel")
+
+
+def _timestamp(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise BadAnswer(f"replicate's file upload answer: expires_at {text!r} is not a date-time") from exc

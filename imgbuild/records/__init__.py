@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
 from imgbuild.records.buildlock import acquire_build_lock
+from imgbuild.records.clock import BadSourceDateEpoch, duration, source_date_epoch
 from imgbuild.records.errors import BrokenRecord, BuildLocked, RecordError
 from imgbuild.records.lock import lock_files, lock_path, read_lock, remove_lock, update_lock_entry, write_lock
 from imgbuild.records.model import (
@@ -36,6 +37,7 @@ __all__ = [
     "ApprovedImage",
     "AssetRecord",
     "AssetStore",
+    "BadSourceDateEpoch",
     "BrokenRecord",
     "BuildLocked",
     "Candidate",
@@ -57,11 +59,13 @@ __all__ = [
     "acquire_build_lock",
     "atomic_write_bytes",
     "atomic_write_json",
+    "duration",
     "lock_files",
     "lock_path",
     "new_run_id",
     "read_lock",
     "remove_lock",
+    "source_date_epoch",
     "update_lock_entry",
     "utc_now",
     "write_lock",

@@ -16,7 +16,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "json_bytes", "remove_stale_temp_files"]
+from imgbuild.records.errors import WriteOutsideProject
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "confined", "json_bytes", "remove_stale_temp_files"]
 
 _counter = itertools.count()
 _counter_lock = threading.Lock()
@@ -31,15 +33,27 @@ def atomic_write_json(path: Path, data: Any, *, temp_dir: Path | None = None) ->
     atomic_write_bytes(path, json_bytes(data), temp_dir=temp_dir)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None) -> None:
-    """Write `data` to `path` so that `path` holds either its old content or all of `data`."""
+def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None, confine: bool = True) -> None:
+    """Write `data` to `path` so that `path` holds either its old content or all of `data`.
+
+    A records write (its temp folder is a project's ``.imgbuild/tmp``) stays inside that project:
+    a folder on the way that is a link to somewhere outside — committed under assets/ or an
+    output folder, say — is refused (WriteOutsideProject) before any folder is made. Only a
+    place the user names on the command line (``gallery --out``) is written with confine=False."""
     folder = temp_dir if temp_dir is not None else path.parent
+    if confine and temp_dir is not None and temp_dir.parent.name == STATE_FOLDER:
+        confined(path, temp_dir.parent.parent)
     try:
-        _write(path, data, folder)
-    except FileNotFoundError:  # a folder this process made was removed meanwhile: make it again
-        _made_folders.discard(path.parent)
-        _made_folders.discard(folder)
-        _write(path, data, folder)
+        try:
+            _write(path, data, folder)
+        except FileNotFoundError:  # a folder this process made was removed meanwhile: make it again
+            _made_folders.discard(path.parent)
+            _made_folders.discard(folder)
+            _write(path, data, folder)
+    except OSError as exc:
+        if exc.filename is None:  # write() and fsync() name no file: a full disk must say which
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
 
 
 def _write(path: Path, data: bytes, folder: Path) -> None:
@@ -68,6 +82,21 @@ def _write(path: Path, data: bytes, folder: Path) -> None:
         if not renamed:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+
+STATE_FOLDER = ".imgbuild"
+
+
+def confined(path: Path, project: Path) -> None:
+    """Refuse `path` (WriteOutsideProject) when the nearest folder of it that exists is really
+    outside `project`: nothing is written, and no folder made, through a link out."""
+    probe = path.parent
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    real = probe.resolve()
+    root = project.resolve()
+    if not real.is_relative_to(root):
+        raise WriteOutsideProject(path, real)
 
 
 _made_folders: set[Path] = set()  # folders this process created or found: no mkdir per write

@@ -11,13 +11,17 @@ import os
 from pathlib import Path
 from typing import IO
 
+from imgbuild.records.atomic import confined
 from imgbuild.records.errors import BuildLocked
 
 __all__ = ["BuildLocked", "acquire_build_lock"]
 
 
 def acquire_build_lock(state_dir: Path, holder: str = "build") -> IO[str]:
-    """Hold the project's build lock (released when the handle is closed); BuildLocked when held."""
+    """Hold the project's build lock (released when the handle is closed); BuildLocked when held.
+
+    WriteOutsideProject when the state folder is a link out of the project (state_dir's parent)."""
+    confined(state_dir / "build.lock", state_dir.parent)
     state_dir.mkdir(parents=True, exist_ok=True)
     handle = open(state_dir / "build.lock", "a+")  # noqa: SIM115 (held by the caller)
     try:

@@ -6,7 +6,16 @@ of the package; :mod:`imgbuild.errors` draws them into the one exception tree.
 
 from __future__ import annotations
 
-__all__ = ["BrokenRecord", "BuildLocked", "RecordError", "RecordShapeError", "UnknownRecordVersion"]
+from pathlib import Path
+
+__all__ = [
+    "BrokenRecord",
+    "BuildLocked",
+    "RecordError",
+    "RecordShapeError",
+    "UnknownRecordVersion",
+    "WriteOutsideProject",
+]
 
 
 class RecordError(Exception):
@@ -42,3 +51,14 @@ class BuildLocked(RecordError):
     def __init__(self, holder: str) -> None:
         super().__init__(f"another build is running in this project ({holder}); wait for it to finish")
         self.holder = holder
+
+
+class WriteOutsideProject(RecordError):
+    """A record or image would be written through a link to a place outside the project."""
+
+    def __init__(self, path: Path, real: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: refused to write — a folder on its way is a link to {real}, outside the project "
+            "(replace the link with a real folder)"
+        )

@@ -58,6 +58,17 @@ JSON = dict[str, Any]
 # -- checking shapes ------------------------------------------------------------------------------
 
 
+def _inner_file(data: Mapping[str, Any], key: str = "file") -> str:
+    """A file path a record holds, relative to its asset folder: a path that could leave it
+    (absolute, ``..``, a drive, a backslash) makes the record broken, so nothing — approve, check,
+    the gallery — ever reads or copies a file outside the asset by following a record."""
+    value: str = _get(data, key, str)
+    parts = value.split("/")
+    if not value or value.startswith("/") or "\\" in value or ":" in value or ".." in parts or "" in parts:
+        raise RecordShapeError(f"{key!r} is {value!r}, which leaves the asset folder")
+    return value
+
+
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
     try:
         value = data[key]
@@ -207,7 +218,7 @@ class Candidate:
         return cls(
             candidate=_get(data, "candidate", int),
             image=_get(data, "image", int, optional=True),
-            file=_get(data, "file", str),
+            file=_inner_file(data),
             run=_get(data, "run", str),
             request_hash=_get(data, "request_hash", str),
             prompt_hash=_get(data, "prompt_hash", str, optional=True),
@@ -303,7 +314,7 @@ class Approval:
         return cls(
             **_decision(data),
             source=_get(data, "source", str),
-            file=_get(data, "file", str),
+            file=_inner_file(data),
             sha256=_get(data, "sha256", str),
             prompt_hash=_get(data, "prompt_hash", str, optional=True),
             request=_get(data, "request", dict, optional=True),
@@ -678,7 +689,7 @@ class LockApproval:
         return cls(
             candidate=_get(data, "candidate", int),
             image=_get(data, "image", int, optional=True),
-            file=_get(data, "file", str),
+            file=_inner_file(data),
             sha256=_get(data, "sha256", str),
             request_hash=_get(data, "request_hash", str),
             stale=bool(_get(data, "stale", bool)),

@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
+from imgbuild.records.clock import duration, in_reproducible_order, new_run_id, source_date_epoch, utc_now
 from imgbuild.records.errors import BrokenRecord, RecordShapeError, UnknownRecordVersion
 from imgbuild.records.model import (
     Approval,
@@ -59,18 +57,6 @@ __all__ = ["AssetStore", "KeptImage", "new_run_id", "read_json_file", "utc_now"]
 
 STATE_DIR = ".imgbuild"
 T = TypeVar("T")
-
-
-def utc_now() -> str:
-    """The current time as an ISO 8601 UTC string with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id: UTC time to the millisecond plus randomness."""
-    now = time.time()
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-    return f"{stamp}{int(now * 1000) % 1000:03d}-{secrets.token_hex(3)}"
 
 
 def read_json_file(path: Path, shown: str) -> Any | None:
@@ -144,6 +130,23 @@ class AssetStore:
             for k, images in record.made_for(request_hash).items()
             if all(os.path.exists(os.path.join(base, i.file)) for i in images)
         }
+
+    def new_run_id(self, asset_dir: str, seed: str) -> str:
+        """The id of a new run (a call or an upload) of `asset_dir`. Under ``SOURCE_DATE_EPOCH``
+        it is derived from `seed` (what the run is) and the first number that gives an id this
+        asset has not used, so a rerun after a failure gets a new one (records/clock.py)."""
+        if source_date_epoch() is None:
+            return new_run_id()
+        history = self.read_history(asset_dir)
+        used = {e.run for e in history.events} if history is not None else set()
+        n = 0
+        while True:
+            run = new_run_id(f"{asset_dir}\n{seed}\n{n}")
+            if run not in used and not any(
+                self.exists(f"{asset_dir}/{where}/{run}") for where in ("runs/image", "upload")
+            ):
+                return run
+            n += 1
 
     def run_path(self, asset_dir: str, run_id: str, name: str) -> str:
         """A committed file of a run: request.json or manifest.json."""
@@ -242,9 +245,8 @@ class AssetStore:
         if history.has(event, run):
             return
         entry = HistoryEvent(utc_now(), event, kind, run, details)
-        self._write_json(
-            self.root / asset_dir / "index.json", replace(history, events=(*history.events, entry)).to_json()
-        )
+        events = in_reproducible_order((*history.events, entry), lambda e: e.details.get("candidate"))
+        self._write_json(self.root / asset_dir / "index.json", replace(history, events=events).to_json())
 
     # -- calls in flight ---------------------------------------------------------------------------
     def pending(self, asset_dir: str) -> tuple[PendingCall, ...]:
@@ -385,7 +387,7 @@ class AssetStore:
                 ],
                 "errors": [dict(e) for e in errors],
                 "usage": dict(usage),
-                "timings": {"seconds": round(seconds, 3)},
+                "timings": {"seconds": duration(seconds)},
                 "completed": utc_now(),
             }
             self._write_json(manifest_path, manifest)
@@ -426,7 +428,10 @@ class AssetStore:
                 if all(c.run != run or c.file != k.file for c in record.candidates)
             ]
             if made:
-                self._write_asset(asset_dir, replace(record, candidates=(*record.candidates, *made)))
+                # By candidate number, each one's runs oldest first: calls of one asset finish in
+                # either order, and the order they finished in is no fact worth a diff.
+                candidates = tuple(sorted((*record.candidates, *made), key=lambda c: c.candidate))
+                self._write_asset(asset_dir, replace(record, candidates=candidates))
             self._drop_pending(asset_dir, facts.asset_id, run)
 
     def fail(self, facts: RequestFacts, run: str, candidate: int, reason: str) -> None:
@@ -569,7 +574,8 @@ class AssetStore:
             asset_id,
             event,
             "review",
-            new_run_id(),  # a review is no run: a fresh id keeps every decision in the history
+            # A review is no run: a fresh id keeps every decision in the history.
+            self.new_run_id(asset_dir, f"{event}:{review.run}:{review.candidate}:{review.image}"),
             candidate=review.candidate,
             image=review.image,
             candidate_run=review.run,

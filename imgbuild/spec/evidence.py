@@ -24,10 +24,10 @@ MARKDOWN = (".md", ".markdown")
 _EXPLICIT = re.compile(r"""\{#([^\s}]+)\}|<a\s[^>]*\b(?:id|name)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 
 
-def ungrounded(path: Path, relative: str, anchor: str | None) -> tuple[str, str] | None:
-    """(field, message) when the evidence file at `path` (cited as `relative`) cannot ground
-    anything: it is empty, or `anchor` is not in it. None when it can."""
-    data = path.read_bytes()
+def ungrounded(data: bytes, relative: str, anchor: str | None) -> tuple[str, str] | None:
+    """(field, message) when the evidence file cited as `relative`, holding `data` (read through
+    the confined reader, imgbuild.spec.files), cannot ground anything: it is empty, or `anchor` is
+    not in it. None when it can."""
     if not data.strip():
         return "path", f"evidence file {relative!r} is empty: an empty file backs nothing (write down what it shows)"
     if not anchor:
@@ -37,7 +37,7 @@ def ungrounded(path: Path, relative: str, anchor: str | None) -> tuple[str, str]
     except UnicodeDecodeError:
         return None  # not text: nothing to search
     wanted = anchor.removeprefix("#")
-    if path.suffix.lower() in MARKDOWN:
+    if Path(relative).suffix.lower() in MARKDOWN:
         known = anchors(text)
         if wanted.lower() in known:
             return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from types import MappingProxyType
 from imgbuild.errors import Problem
 from imgbuild.spec.model import Batch, Project, Shot, VariantTest
 
-__all__ = ["MAX_ID_LENGTH", "Asset", "asset_id", "expand_batch", "expand_project"]
+__all__ = ["MAX_ID_LENGTH", "Asset", "asset_id", "count_batch", "expand_batch", "expand_project"]
 
 MAX_ID_LENGTH = 80
 _SLUG_RUN = re.compile(r"[^a-z0-9]+")
@@ -74,6 +75,21 @@ def expand_batch(batch: Batch) -> Iterator[Asset]:
             yield from _product(batch, shot, variant, v_fixed, v_vary)
 
 
+def count_batch(batch: Batch) -> int:
+    """How many assets `expand_batch` yields, computed from the list lengths alone."""
+    total = 0
+    for shot in batch.shots:
+        _, vary = _merge(batch, shot)
+        total += math.prod(len(v) for v in vary.values())
+        for variant in batch.variant_tests:
+            if variant.shots is not None and shot.id not in variant.shots:
+                continue
+            v_vary = {k: v for k, v in vary.items() if k not in variant.fixed}
+            v_vary.update(variant.vary)
+            total += math.prod(len(v) for v in v_vary.values())
+    return total
+
+
 def _merge(batch: Batch, shot: Shot) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     fixed: dict[str, str] = {}
     vary: dict[str, tuple[str, ...]] = {}
@@ -114,19 +130,20 @@ def expand_project(project: Project, problems: list[Problem]) -> list[Asset]:
     seen: dict[str, Asset] = {}
     reported: set[tuple[str, int]] = set()  # one problem per shot, not one per clashing asset
     for batch in project.batches:
-        batch_assets = list(expand_batch(batch))
+        count = count_batch(batch)  # counted, not built: a product of billions is refused at once
         cap = batch.max_assets or project.config.max_assets_per_batch
-        if len(batch_assets) > cap:
+        if count > cap:
             problems.append(
                 Problem(
                     batch.file,
                     1,
                     "",
-                    f"expands to {len(batch_assets)} assets, over the cap of {cap} — set max_assets: "
-                    f"{len(batch_assets)} in the manifest to allow it",
+                    f"expands to {count} assets, over the cap of {cap} — set max_assets: "
+                    f"{count} in the manifest to allow it",
                 )
             )
             continue
+        batch_assets = list(expand_batch(batch))
         for asset in batch_assets:
             other = seen.get(asset.id)
             if other is not None:

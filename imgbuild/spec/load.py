@@ -6,7 +6,6 @@ project in one pass. Nothing here writes a file.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,13 @@ from imgbuild.models import DEFAULT_MODEL, get_model
 from imgbuild.project import CONFIG_FILE
 from imgbuild.spec.evidence import ungrounded
 from imgbuild.spec.expand import slug
+from imgbuild.spec.files import (
+    MAX_EVIDENCE_BYTES,
+    MAX_REFERENCE_BYTES,
+    UnsafeInput,
+    check_reference,
+    read_input,
+)
 from imgbuild.spec.model import (
     Batch,
     Persona,
@@ -59,6 +65,9 @@ RESERVED_BATCH_IDS = frozenset(
         "tabcompletion",
     ]
 )
+
+# Folders that are never an output: version control and imgbuild's own state.
+_INTERNAL_FOLDERS = frozenset({".git", ".hg", ".svn", ".imgbuild"})
 
 _DEFAULTS: dict[str, Any] = {
     "provider": "preview",
@@ -120,9 +129,17 @@ def load_project(root: Path, problems: list[Problem]) -> Project:
 def _parse(root: Path, path: Path, problems: list[Problem]) -> Document | None:
     shown = display(root, path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_input(root, path, shown=shown).data
+    except UnsafeInput as exc:
+        problems.append(Problem(shown, None, "", str(exc)))
+        return None
+    except OSError as exc:
+        problems.append(Problem(shown, None, "", f"cannot read the file: {exc.strerror or exc}"))
+        return None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         problems.append(Problem(shown, line, "", f"not UTF-8 text ({exc.reason}) — save the file as UTF-8"))
         return None
     doc, found = load_yaml(text, shown)
@@ -158,7 +175,7 @@ def _yaml_files(folder: Path, *, skip: str | None = None) -> Iterator[Path]:
                 "%s: ignored — imgbuild reads *.yaml files; rename it to %s", path, path.with_suffix(".yaml").name
             )
         for path in sorted(folder.glob("*.yaml")):
-            if path.name != skip and path.is_file():
+            if path.name != skip and not path.is_dir():  # a FIFO or a link out is refused when read
                 yield path
 
 
@@ -223,8 +240,7 @@ class _Loader:
             if digest is None:
                 ok = False
                 continue
-            target = _inside(self.root, item["path"])
-            unfounded = ungrounded(target, item["path"], item.get("anchor")) if target else None
+            unfounded = ungrounded(self._evidence_text(item["path"]), item["path"], item.get("anchor"))
             if unfounded is not None:
                 self.problems.append(doc.problem((*at, i, unfounded[0]), unfounded[1]))
                 ok = False
@@ -232,14 +248,28 @@ class _Loader:
             refs.append(SourceRef(item["path"], item.get("anchor"), item.get("note"), digest))
         return tuple(refs) if ok else None
 
+    def _evidence_text(self, relative: str) -> bytes:
+        """The bytes of an evidence file whose hash was just taken (so it is a confined, regular
+        file under its cap), for the checks that it grounds something."""
+        return read_input(self.root, Path(relative), max_bytes=MAX_EVIDENCE_BYTES, shown=relative).data
+
     def _file_hash(self, doc: Document, at: DocPath, relative: str, kind: str = "evidence file") -> str | None:
         target = _inside(self.root, relative)
         if target is None:
             self.problems.append(doc.problem(at, _escape_message(relative, self.root, self.root)))
             return None
         if target not in self._hashes:
+            reference = kind == "reference image"
             try:
-                self._hashes[target] = hashlib.sha256(target.read_bytes()).hexdigest()
+                found = read_input(
+                    self.root,
+                    target,
+                    max_bytes=MAX_REFERENCE_BYTES if reference else MAX_EVIDENCE_BYTES,
+                    keep=reference,
+                    shown=relative,
+                )
+                if reference:  # decoded now: a non-image or a bomb is bad input, not a failed paid call
+                    check_reference(found.data, relative)
             except FileNotFoundError:
                 self.problems.append(doc.problem(at, f"{kind} {relative!r} does not exist"))
                 return None
@@ -247,6 +277,13 @@ class _Loader:
                 article = "an" if kind[0] in "aeiou" else "a"
                 self.problems.append(doc.problem(at, f"{relative!r} is a folder, expected {article} {kind}"))
                 return None
+            except UnsafeInput as exc:
+                self.problems.append(doc.problem(at, str(exc)))
+                return None
+            except OSError as exc:
+                self.problems.append(doc.problem(at, f"cannot read {kind} {relative!r}: {exc.strerror or exc}"))
+                return None
+            self._hashes[target] = found.sha256
         return self._hashes[target]
 
     # -- batches --------------------------------------------------------------------------
@@ -285,6 +322,10 @@ class _Loader:
         output = data.get("output")
         if output is not None and _inside(self.root, output) is None:
             self.problems.append(doc.problem(("output",), _escape_message(output, self.root, self.root)))
+        elif output is not None and (internal := self._internal(output)) is not None:
+            self.problems.append(
+                doc.problem(("output",), f"{output!r} is {internal} — put the images in a folder of their own")
+            )
         model = get_model(data.get("model", DEFAULT_MODEL))
         output_format = data.get("output_format", "png")  # checked against the provider in resolve()
         shots = tuple(
@@ -324,6 +365,23 @@ class _Loader:
             variant_tests=variant_tests,
             lines=doc.lines,
         )
+
+    def _internal(self, output: str) -> str | None:
+        """What `output` is when it is a folder imgbuild or git owns (assets there would mix with
+        records, manifests or the repository's own files); None for a folder of its own."""
+        target = _inside(self.root, output)
+        assert target is not None
+        if target == self.root:
+            return "the project folder itself"
+        first = target.relative_to(self.root).parts[0]
+        if first in _INTERNAL_FOLDERS:
+            return f"inside {first}/, an internal folder"
+        config = self.config
+        for key in ("batches_dir", "personas_dir", "templates_dir"):
+            folder = (self.root / getattr(config, key)).resolve()
+            if folder != self.root and target.is_relative_to(folder):
+                return f"inside {getattr(config, key)}/, the project's {key.removesuffix('_dir')} folder"
+        return None
 
     def _persona_ref(self, doc: Document, name: str | None, personas: Mapping[str, Persona]) -> Persona | None:
         if name is None or name in self.invalid_personas:

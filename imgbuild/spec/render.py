@@ -12,10 +12,13 @@ what a scan of the template source would guess. imgbuild.attribute_use turns tha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import threading
+import time
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +27,12 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from imgbuild.errors import Problem
+from imgbuild.models import get_model
 from imgbuild.spec.expand import Asset
+from imgbuild.spec.files import ConfinedTemplateLoader
 from imgbuild.spec.model import Persona
 
-__all__ = ["PromptRenderer", "RenderError", "RenderedPrompt", "normalize_prompt"]
+__all__ = ["PromptRenderer", "RenderError", "RenderLimit", "RenderedPrompt", "normalize_prompt"]
 
 
 def normalize_prompt(text: str) -> str:
@@ -115,12 +120,120 @@ class _TrackedAttributes(dict[str, str]):
         return repr(dict(super().items()))
 
 
+# Bounds on one rendering, whatever the template does (a prompt is a paragraph, not a program).
+RENDER_SECONDS = 2.0  # wall time for one asset's prompt and negative prompt
+MAX_RENDERED_CHARS = 256 * 1024  # raw output, before white space is folded and the model's cap applies
+MAX_NUMBER_ARGUMENT = 100_000  # the largest int a filter or call may take (widths, counts)
+_BIG_WIDTH = re.compile(r"\d{6,}")  # a format width of a million or more
+
+
+class RenderLimit(Exception):
+    """A template went past one of the rendering bounds."""
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox with bounds on time and size.
+
+    Every way a template does much work passes a check: `range` (smaller than Jinja's own cap,
+    and its loops watch the clock), the operators that multiply text (``*``, ``**``, ``%``), every
+    call (number arguments capped, the clock checked), every filter (number arguments capped),
+    and the output stream (capped while it is produced, the clock checked). A template over a
+    bound is an input error for its asset."""
+
+    MAX_RANGE = 10_000
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._deadline = threading.local()
+        self.filters = {name: self._bounded(f) for name, f in self.filters.items()}
+        self.globals["range"] = self._range
+
+    def start(self) -> None:
+        self._deadline.at = time.monotonic() + RENDER_SECONDS
+
+    def tick(self) -> None:
+        at = getattr(self._deadline, "at", None)
+        if at is not None and time.monotonic() > at:
+            raise RenderLimit(f"rendering took over {RENDER_SECONDS:g} s — the template does too much work")
+
+    def _range(self, *args: int) -> Iterator[int]:
+        _check_numbers(args)
+        numbers = range(*args)
+        if len(numbers) > self.MAX_RANGE:
+            raise RenderLimit(f"range of {len(numbers)} items is over the cap of {self.MAX_RANGE}")
+        for n in numbers:
+            self.tick()
+            yield n
+
+    def _bounded(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)  # keeps Jinja's pass_context / pass_environment marks
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > 1 or kwargs:  # a filter with arguments: a width, a count, a length
+                _check_numbers((*args[1:], *kwargs.values()))
+            return function(*args, **kwargs)
+
+        return bounded
+
+    def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.tick()
+        _check_numbers((*args, *kwargs.values()))
+        return super().call(context, obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)  # str.format / format_map, wrapped on access
+        if wrapped is not None:
+            _check_format(value.__self__)
+        return wrapped
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        self.tick()
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise RenderLimit(f"{left!r} ** {right} is over the bounds of a prompt")
+        if operator == "*":
+            count, item = (right, left) if isinstance(right, int) else (left, right)
+            if (
+                isinstance(count, int)
+                and isinstance(item, str | list | tuple)
+                and len(item) * count > MAX_RENDERED_CHARS
+            ):
+                raise RenderLimit(f"repeating a value {count} times is over the {MAX_RENDERED_CHARS}-character bound")
+        if operator == "%" and isinstance(left, str):
+            _check_format(left)
+        return super().call_binop(context, operator, left, right)
+
+
+def _check_numbers(values: Iterable[Any]) -> None:
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_NUMBER_ARGUMENT:
+            raise RenderLimit(f"the number {value} is over the cap of {MAX_NUMBER_ARGUMENT} for a template argument")
+
+
+def _check_format(text: str) -> None:
+    if _BIG_WIDTH.search(text) and ("%" in text or "{" in text):
+        raise RenderLimit("a format width of a million characters or more is over the bounds of a prompt")
+
+
+def _render_bounded(env: _BoundedSandbox, template: jinja2.Template, context: dict[str, Any]) -> str:
+    """Render, stopping as soon as the output passes its bound."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > MAX_RENDERED_CHARS:
+            raise RenderLimit(f"the rendered prompt is over {MAX_RENDERED_CHARS} characters")
+        parts.append(chunk)
+        if len(parts) % 64 == 0:  # loops, calls and filters check the clock too: this is the backstop
+            env.tick()
+    return "".join(parts)
+
+
 class PromptRenderer:
     """Renders the prompt and negative prompt of assets, caching compiled templates."""
 
-    def __init__(self, templates_dir: Path, display_dir: str) -> None:
-        self._env = ImmutableSandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(str(templates_dir)),
+    def __init__(self, templates_dir: Path, display_dir: str, root: Path | None = None) -> None:
+        self._env = _BoundedSandbox(
+            loader=ConfinedTemplateLoader(root or templates_dir, templates_dir),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             trim_blocks=True,
@@ -155,6 +268,7 @@ class PromptRenderer:
         Raises RenderError."""
         attributes = _TrackedAttributes(asset.attributes)
         context = _context(asset, persona, attributes)
+        self._env.start()
         shot = asset.shot
         if shot.template is not None:
             prompt = self._render_file(shot.template, context, asset)
@@ -164,7 +278,20 @@ class PromptRenderer:
         negative = None
         if shot.negative:
             negative = normalize_prompt(self._render_inline(shot.negative, context, asset, "negative"))
-        return RenderedPrompt(normalize_prompt(prompt), negative, frozenset(attributes._read))
+        prompt = normalize_prompt(prompt)
+        cap = get_model(asset.batch.model).max_prompt_chars
+        total = len(prompt) + (len(negative) + len(" Avoid: ") if negative else 0)
+        if total > cap:
+            where = f"{self._display_dir}/{shot.template}" if shot.template else asset.batch.file
+            raise RenderError(
+                Problem(
+                    where,
+                    None if shot.template else asset.batch.line("shots", shot.index, "prompt"),
+                    "" if shot.template else f"shots[{shot.index}].prompt",
+                    f"the prompt of asset {asset.id} is {total} characters; {asset.batch.model} takes at most {cap}",
+                )
+            )
+        return RenderedPrompt(prompt, negative, frozenset(attributes._read))
 
     def _render_file(self, name: str, context: dict[str, Any], asset: Asset) -> str:
         shown = f"{self._display_dir}/{name}"
@@ -174,7 +301,7 @@ class PromptRenderer:
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(Problem(shown, exc.lineno, "", f"{_describe(exc)}{used_by}")) from exc
         try:
-            return template.render(context)
+            return _render_bounded(self._env, template, context)
         except jinja2.TemplateSyntaxError as exc:  # an {% include %}d template is broken
             where = _display_of(exc, self._display_dir) or shown
             raise RenderError(Problem(where, exc.lineno, "", f"{_describe(exc)}{used_by}")) from exc
@@ -196,7 +323,7 @@ class PromptRenderer:
             if template is None:
                 template = self._env.from_string(source)
                 self._inline[cache_key] = template
-            return template.render(context)
+            return _render_bounded(self._env, template, context)
         except jinja2.TemplateSyntaxError as exc:
             line = first_line + (exc.lineno or 1) - 1
             raise RenderError(Problem(batch.file, line, path, _describe(exc))) from exc
@@ -234,6 +361,10 @@ def _describe(exc: BaseException, source_line: str = "", context: dict[str, Any]
         return f"Jinja syntax error: {exc.message}"
     if isinstance(exc, jinja2.UndefinedError):
         return _describe_undefined(str(exc.message), source_line, context or {})
+    if isinstance(exc, RenderLimit):
+        return f"over a rendering bound: {exc}"
+    if isinstance(exc, RecursionError):
+        return "over a rendering bound: the template recurses too deeply"
     if isinstance(exc, jinja2.exceptions.SecurityError):
         return f"refused by the template sandbox: {str(exc).rstrip('.')}"
     return f"template error: {type(exc).__name__}: {exc}"
