@@ -13,9 +13,10 @@ under ``.imgbuild/cache/`` in three kinds of JSON file, each written atomically:
   with the files that must still exist (and, for check, the asset.json stamps). A no-op stats
   those files instead of loading, hashing and checking every request (see imgbuild.noop).
 
-Every file is a header line and a body line. The header (format, key, stamps) is decoded and
-checked first; the body is decoded only when nothing is stale, with msgspec decoding into the
-typed dataclasses, so a file of the wrong shape is refused before any of it is used. JSON cannot
+Every file is one JSON array, ``[header, body]``. The header (format, key, stamps) is decoded and
+checked first; the body (kept undecoded meanwhile, as msgspec.Raw) is decoded only when nothing
+is stale, with msgspec decoding into the typed dataclasses, so a file of the wrong shape is
+refused before any of it is used. JSON cannot
 name a callable: a planted or corrupt file (``.imgbuild/`` is not committed, but a clone or an
 archive may carry one) is at worst ignored. Whatever goes wrong reading it, the answer is
 computed afresh, never a crash and never a wrong answer from a file that does not match.
@@ -239,14 +240,15 @@ def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(kind, dec_hook=_dec_hook)
 
 
-def _read(path: Path) -> tuple[bytes, bytes] | None:
-    """(header, body) of a cache file; None when it is missing or not two lines."""
+def _read(path: Path) -> tuple[msgspec.Raw, msgspec.Raw] | None:
+    """(header, body) of a cache file, still undecoded; None when it is missing or not a JSON
+    array of two. Only the syntax is scanned here: nothing is built until `_decode`."""
     try:
         data = path.read_bytes()
     except OSError:
         return None
-    header, newline, body = data.partition(b"\n")
-    return (header, body) if newline else None
+    found: tuple[msgspec.Raw, msgspec.Raw] | None = _decode(data, tuple[msgspec.Raw, msgspec.Raw])
+    return found
 
 
 def _decode(data: bytes, kind: Any) -> Any:
@@ -261,7 +263,7 @@ def _write(path: Path, header: Any, body: Any = None) -> bool:
     from imgbuild.records.atomic import atomic_write_bytes
 
     try:
-        data = _encoder.encode(header) + b"\n" + (_encoder.encode(body) if body is not None else b"")
+        data = _encoder.encode((header, body))  # one JSON document: [header, body]
         atomic_write_bytes(path, data, temp_dir=path.parent)
     except (OSError, TypeError, NotImplementedError, msgspec.EncodeError):
         return False  # a cache that cannot be written only costs time

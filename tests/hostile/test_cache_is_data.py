@@ -8,6 +8,7 @@ and gives the answer it would give without it.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import pickle
 import shutil
@@ -91,21 +92,22 @@ def test_a_planted_pickle_is_never_executed(tmp_path: Path, capsys: pytest.Captu
     assert noop.returncode == 0, noop.stderr
     assert "all 8 images up to date" in noop.stdout
     assert not marker.exists()
-    # What was planted was replaced by data: JSON, whose first line is the header.
-    assert (project / ".imgbuild/cache/project.json").read_bytes().startswith(b'{"format":')
+    # What was planted was replaced by data: one JSON array, [header, body].
+    header, body = json.loads((project / ".imgbuild/cache/project.json").read_bytes())
+    assert header["format"] == 2 and body[0]["project"]["config"]["provider"] == "preview"
 
 
 def _corrupt(path: Path, how: str) -> None:
     data = path.read_bytes()
-    header, _, body = data.partition(b"\n")
+    header, _ = json.loads(data)
     if how == "truncated":
         path.write_bytes(data[: len(data) // 2])
     elif how == "header-only":
-        path.write_bytes(header + b"\n")
+        path.write_text(json.dumps([header]))
     elif how == "wrong-shape":  # valid JSON, a matching header, a body of the wrong type
-        path.write_bytes(header + b'\n{"requests": "all of them", "project": 3}')
+        path.write_text(json.dumps([header, {"requests": "all of them", "project": 3}]))
     elif how == "bad-header":
-        path.write_bytes(b'{"format": "two", "key": 1}\n' + body)
+        path.write_text(json.dumps([{"format": "two", "key": 1}, None]))
     elif how == "binary":
         path.write_bytes(os.urandom(len(data)))
     else:
