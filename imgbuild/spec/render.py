@@ -411,3 +411,33 @@ def _template_line(exc: BaseException, filename: str | None) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+def template_sources(templates_dir: Path, names: Iterable[str]) -> dict[str, str | None]:
+    """sha256 of each template `names` load, with the templates they include, import or extend
+    (None: missing or unreadable). A name computed at render time cannot be followed: then every
+    file under `templates_dir` counts."""
+    from jinja2 import meta
+
+    env = jinja2.Environment()
+    out: dict[str, str | None] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        try:  # the loader's own rule: no "..", nothing outside the templates folder
+            path = templates_dir.joinpath(*jinja2.loaders.split_template_path(name))
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError, jinja2.TemplateNotFound):
+            out[name] = None
+            continue
+        out[name] = hashlib.sha256(source.encode("utf-8")).hexdigest()
+        try:
+            found = list(meta.find_referenced_templates(env.parse(source)))
+        except jinja2.TemplateSyntaxError:
+            continue  # the rendering reports it
+        if None in found:
+            todo += [p.relative_to(templates_dir).as_posix() for p in templates_dir.rglob("*") if p.is_file()]
+        todo += [n for n in found if n is not None]
+    return dict(sorted(out.items()))
