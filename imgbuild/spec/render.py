@@ -29,7 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from imgbuild.errors import Problem
 from imgbuild.models import get_model
 from imgbuild.spec.expand import Asset
-from imgbuild.spec.files import ConfinedTemplateLoader, UnsafeInput, read_input
+from imgbuild.spec.files import ConfinedTemplateLoader
 from imgbuild.spec.model import Persona
 
 __all__ = ["PromptRenderer", "RenderError", "RenderLimit", "RenderedPrompt", "normalize_prompt"]
@@ -428,9 +428,8 @@ def template_sources(templates_dir: Path, names: Iterable[str]) -> dict[str, str
             continue
         try:  # the loader's own rule: no "..", nothing outside the templates folder
             path = templates_dir.joinpath(*jinja2.loaders.split_template_path(name))
-            # as the loader reads it: a FIFO or a huge file is refused (the rendering reports it), not waited on
-            source = read_input(templates_dir, path, confined=False).data.decode("utf-8")
-        except (OSError, UnicodeDecodeError, UnsafeInput, jinja2.TemplateNotFound):
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError, jinja2.TemplateNotFound):
             out[name] = None
             continue
         out[name] = hashlib.sha256(source.encode("utf-8")).hexdigest()
