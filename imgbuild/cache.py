@@ -278,12 +278,19 @@ def _decode(data: bytes, kind: Any) -> Any:
 
 
 def _write(path: Path, header: Any, body: Any = None) -> bool:
-    from imgbuild.records.atomic import atomic_write_bytes
+    """Write one cache file atomically, never through a link out of the project (a committed
+    `.imgbuild` or `.imgbuild/cache` that links elsewhere gets nothing), and without fsync: a
+    cache lost to a power cut only costs time."""
+    from imgbuild.records import RecordError
+    from imgbuild.records.atomic import atomic_write_bytes, confined
 
+    project = next((p.parent for p in path.parents if p.name == STATE_DIR), None)
     try:
+        if project is not None:
+            confined(path, project)
         data = _encoder.encode((header, body))  # one JSON document: [header, body]
-        atomic_write_bytes(path, data, temp_dir=path.parent)
-    except (OSError, TypeError, NotImplementedError, msgspec.EncodeError):
+        atomic_write_bytes(path, data, temp_dir=path.parent, confine=False, durable=False)
+    except (OSError, RecordError, TypeError, NotImplementedError, msgspec.EncodeError):
         return False  # a cache that cannot be written only costs time
     return True
 
