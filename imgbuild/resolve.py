@@ -188,7 +188,7 @@ def _digest(project: Project, provider: str, batch: Batch) -> str:
         sorted((list(k), v) for k, v in batch.lines.items()),
         replace(persona, lines={}) if persona is not None else None,
         sorted((list(k), v) for k, v in persona.lines.items()) if persona is not None else None,
-        template_sources(templates, names),
+        template_sources(project.root, templates, names),
     )
     data = msgspec.json.encode(parts, enc_hook=_enc_hook)
     return hashlib.sha256(data).hexdigest()

@@ -29,7 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from imgbuild.errors import Problem
 from imgbuild.models import get_model
 from imgbuild.spec.expand import Asset
-from imgbuild.spec.files import ConfinedTemplateLoader
+from imgbuild.spec.files import ConfinedTemplateLoader, UnsafeInput, read_input
 from imgbuild.spec.model import Persona
 
 __all__ = ["PromptRenderer", "RenderError", "RenderLimit", "RenderedPrompt", "normalize_prompt"]
@@ -413,10 +413,12 @@ def _template_line(exc: BaseException, filename: str | None) -> int | None:
     return line
 
 
-def template_sources(templates_dir: Path, names: Iterable[str]) -> dict[str, str | None]:
+def template_sources(root: Path, templates_dir: Path, names: Iterable[str]) -> dict[str, str | None]:
     """sha256 of each template `names` load, with the templates they include, import or extend
-    (None: missing or unreadable). A name computed at render time cannot be followed: then every
-    file under `templates_dir` counts."""
+    (None: missing, unreadable or not a file the project may read — the rendering then reports
+    it). Read through the same confined reader as the templates themselves, so a FIFO or a link
+    out of the project is never opened here either. A name computed at render time cannot be
+    followed: then every file under `templates_dir` counts."""
     from jinja2 import meta
 
     env = jinja2.Environment()
@@ -428,8 +430,8 @@ def template_sources(templates_dir: Path, names: Iterable[str]) -> dict[str, str
             continue
         try:  # the loader's own rule: no "..", nothing outside the templates folder
             path = templates_dir.joinpath(*jinja2.loaders.split_template_path(name))
-            source = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError, jinja2.TemplateNotFound):
+            source = read_input(root, path, shown=name).data.decode("utf-8")
+        except (OSError, UnicodeDecodeError, UnsafeInput, jinja2.TemplateNotFound):
             out[name] = None
             continue
         out[name] = hashlib.sha256(source.encode("utf-8")).hexdigest()
