@@ -114,7 +114,8 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
                 continue  # a new run: each attempt has its own records
             raise AssetFailed(f"{req.asset_id} candidate {candidate}: {reason}") from exc
         _count_unanswered(session, call)
-        store.save_response(req.asset_dir, call.run_id, response.raw)
+        store.save_response(req.asset_dir, call.run_id, response.raw)  # the paid answer first
+        session.schedule.let_calls_start()
         _finish(session, provider, call, response, started=started)
         return
 

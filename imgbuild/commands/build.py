@@ -36,7 +36,7 @@ def build(
     session = make_session(resolution, chosen)
     config = doit_config(resolution.project.config, session)
     if jobs is not None:
-        config["num_process"] = jobs
+        config["num_process"] = session.threads(jobs)
     loader = ProjectLoader(select_shard(resolution, chosen), session, config)
     try:
         result = _Main(loader, config_filenames=()).run(["run", *selection])
