@@ -1,7 +1,7 @@
 """When the next paid call of a build may start: the provider's rate limit and an adaptive concurrency.
 
-A build keeps up to `concurrency` calls in flight (`cap`; doit runs a few more threads than that,
-so that recording the images of one call overlaps the next calls instead of delaying them).
+A build keeps up to `concurrency` calls in flight (`cap`; for a hosted provider doit runs twice as
+many threads, so that the next calls start while the answered ones are recorded: decision 65).
 Three things hold a call back before it is recorded and sent:
 
 * **the cap**: `concurrency` calls in flight (`-n` / `-j` / `concurrency`), whatever the threads;
@@ -43,7 +43,7 @@ class Schedule:
     ) -> None:
         self.rate_limit = rate_limit
         self.cap = cap  # the most calls in flight, whatever the threads (None: the threads are the cap)
-        self.limit: float | None = None  # the adaptive concurrency after a 429; None: the threads' cap
+        self.limit: float | None = None  # the adaptive concurrency after a 429; None: the cap
         self.in_flight = 0
         self.peak = 0  # the most calls in flight so far
         self.throttles = 0  # 429s seen

@@ -128,6 +128,7 @@ def confined(path: Path, project: Path) -> None:
     _remember_inside(probe, project)
 
 
+_MOST_REMEMBERED = 65536
 _inside: dict[tuple[Path, Path], tuple[int, int]] = {}  # (folder, project) → its identity when found inside
 
 
@@ -135,6 +136,8 @@ def _remember_inside(folder: Path, project: Path) -> None:
     with contextlib.suppress(OSError):
         st = os.lstat(folder)
         if stat.S_ISDIR(st.st_mode):
+            if len(_inside) >= _MOST_REMEMBERED:  # a 100k-asset build: bounded memory, checked afresh
+                _inside.clear()
             _inside[(folder, project)] = (st.st_dev, st.st_ino)
 
 
