@@ -106,7 +106,7 @@ def doit_config(config: ProjectConfig, session: BuildSession) -> dict[str, Any]:
         "dep_file": str(state / "doit.db"),
         "backend": "sqlite3",
         "par_type": "thread",
-        "num_process": session.threads(concurrency(config, session.provider_name)),
+        "num_process": concurrency(config, session.provider_name),
         "reporter": ProgressReporter(session),
         "verbosity": 2,
         # One failed asset must not stop an overnight batch: the others go on (doit --continue).

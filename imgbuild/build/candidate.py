@@ -100,7 +100,11 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
                     provider_body=redact_body(provider.request_body(call)),
                 )
                 started = time.monotonic()
-                response = provider.generate(call, _job_recorder(session, req, call.run_id))
+                try:
+                    response = provider.generate(call, _job_recorder(session, req, call.run_id))
+                except BuildStop as exc:  # before the slot frees: a thread waiting for it starts no call
+                    session.stop(exc)
+                    raise
         except (ProviderError, BuildStop) as exc:
             _count_unanswered(session, call)
             store.append_exchanges(req.asset_dir, call.run_id, call.log)
