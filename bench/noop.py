@@ -1,30 +1,32 @@
-"""No-op benchmark: how much slower is an up-to-date ``doit`` in an imgbuild project than bare doit?
+"""No-op and check benchmark: an up-to-date imgbuild project against bare doit, side by side.
 
 What it measures
-    1. Writes a project with one persona and one batch whose ``vary`` product is exactly N assets
-       (one candidate each, draft 1:1 JPEG placeholders) and builds it once with the offline
-       ``preview`` provider (``python -m doit -n JOBS``), then checks that a second ``doit`` says
+    1. Writes a built project of N assets in BATCHES batch files with bench/generate.py (the real
+       record code, small images; minutes even at 100,000), and checks that ``doit`` says
        "all N images up to date".
-    2. Writes a bare doit project in another folder: one ``task_x`` yielding N subtasks with a
-       no-op Python action and ``uptodate: [True]``, same backend (``sqlite3``) and a ``dep_file``
-       in that folder, and runs it once to warm its database.
-    3. Times ``python -m doit`` in both folders, interleaved (imgbuild, bare, imgbuild, bare...) so
-       machine noise hits both, REPEAT times each, as child processes: wall time from this process,
-       peak RSS of the child from ``/usr/bin/time -f %M`` (or, without GNU time, from
-       ``getrusage(RUSAGE_CHILDREN)`` in a fresh wrapper process per measurement). Every child
-       gets IMGBUILD_PROVIDER=preview and a bytecode cache in the benchmark folder
-       (PYTHONPYCACHEPREFIX, PYTHONDONTWRITEBYTECODE unset), so neither side pays for compiling.
+    2. Writes the bare doit baseline in another folder: N tasks, each with a no-op Python action,
+       one target file of its own and one file_dep shared by all (the shape a hand-written doit
+       project of N images needs), same backend (``sqlite3``), and runs it once to fill its
+       database.
+    3. Times, interleaved in each of REPEAT rounds so machine noise hits all of them: bare doit;
+       the imgbuild no-op ``doit``; ``imgbuild check`` with a warm ``.imgbuild/``; ``doit`` after
+       touching one of the batch files; ``imgbuild check`` with no ``.imgbuild/`` at all (as in a
+       fresh clone); then a ``doit`` that rebuilds the caches (the cold no-op, for information).
+       Each is a child process: wall time from here, peak RSS from ``/usr/bin/time -f %M`` (or,
+       without GNU time, ``getrusage(RUSAGE_CHILDREN)`` in a fresh wrapper process). Every child
+       gets IMGBUILD_PROVIDER=preview and a bytecode cache in the benchmark folder.
 
-It prints one row per run, the median wall times, their ratio (imgbuild / bare doit) and the
-largest peak RSS of the imgbuild no-op, each against its target (ratio <= 2.0, RSS <= 250 MB;
-MB = 2**20 bytes). It exits 0 whether or not the targets are met (it is a benchmark, not a test);
-it exits 1 only when it cannot measure (the set-up build fails or the project is not up to date).
+It prints one row per round, the medians, each ratio against its target (no-op / bare <= 0.25,
+warm check / bare <= 0.2, fresh-clone check / bare <= 0.4, touched no-op / warm no-op <= 1.2, peak
+RSS of the no-op and of the check <= 100 MB up to 10,000 assets and <= 300 MB up to 100,000;
+MB = 2**20 bytes) and the cost per asset (compare a run at 10,000 with one at 100,000). It exits 0
+whether or not the targets are met (it is a benchmark, not a test); 1 only when it cannot measure.
 
 Usage::
 
-    python bench/noop.py                  # N = 10,000 (set-up build takes minutes)
-    python bench/noop.py --n 1000         # a quick run
-    python bench/noop.py --dir /tmp/nb    # keep the projects in /tmp/nb and reuse them next time
+    python bench/noop.py                          # N = 10,000 (set-up about 30 s)
+    python bench/noop.py --n 100000 --dir /tmp/nb # set-up a few minutes; the projects are kept
+    python bench/noop.py --n 1000 --repeat 1      # a quick run
     python bench/noop.py --n 1000 --profile /tmp/noop.prof   # + cProfile and GC time of a no-op
 
 The children import imgbuild the way this interpreter would (the editable install); to measure a
@@ -37,67 +39,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import pstats
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-RATIO_TARGET = 2.0
-RSS_TARGET_MB = 250.0
+NOOP_TARGET = 0.25  # imgbuild no-op / bare doit
+CHECK_TARGET = 0.2  # warm imgbuild check / bare doit
+FRESH_TARGET = 0.4  # imgbuild check without .imgbuild/ / bare doit
+TOUCH_TARGET = 1.2  # no-op after touching one batch file / warm no-op
 
-PERSONA = """\
-id: bench
-name: Bench Person
-traits:
-  face: oval face, light freckles
-  age_range: late twenties
-evidence:
-  - path: evidence/bench.md
-allowed:
-{allowed}"""
 
-TEMPLATE = "Photo of {{ persona.name }}, {{ persona.traits.face }}, wearing a {{ attrs.wardrobe }}"
+def rss_target_mb(n: int) -> float:
+    return 100.0 if n <= 10_000 else 300.0
 
-BATCH = """\
-purpose: no-op benchmark ({n} assets)
-persona: bench
-source_basis:
-  - path: evidence/bench.md
-output: assets
-quality: draft
-quality_reason: benchmark placeholders only need to exist
-aspect_ratio: "1:1"
-output_format: jpeg
-max_assets: {n}
-fixed:
-  wardrobe: cream sweater
-vary:
-{vary}shots:
-  - id: s
-    need: a benchmark frame
-    template: bench.j2
-    candidates: 1
-"""
-
-DODO = """\
-from imgbuild.tasks import project_tasks
-
-DOIT_CONFIG, task_imgbuild = project_tasks(".")
-"""
 
 BARE_DODO = """\
-\"\"\"Bare doit: {n} trivial, always up-to-date tasks (the no-op baseline).\"\"\"
+\"\"\"Bare doit: {n} up-to-date tasks, each with a target file and one shared file_dep.\"\"\"
 
 DOIT_CONFIG = {{"backend": "sqlite3", "dep_file": {dep_file!r}}}
 
@@ -108,7 +74,12 @@ def noop():
 
 def task_x():
     for i in range({n}):
-        yield {{"name": str(i), "actions": [noop], "uptodate": [True]}}
+        yield {{
+            "name": str(i),
+            "actions": [noop],
+            "file_dep": ["shared.txt"],
+            "targets": [f"targets/{{i}}"],
+        }}
 """
 
 # Runs `argv` and writes {"wall": s, "maxrss_kb": kb, "rc": rc} to the file named by argv[1]:
@@ -122,7 +93,6 @@ rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 open(sys.argv[1], "w").write(json.dumps({"wall": wall, "maxrss_kb": rss, "rc": rc}))
 """
 
-ROW = "{:>6}  {:>10.2f}  {:>8.2f}  {:>11.0f}  {:>8.0f}"
 # Runs `doit` (argv[0] "doit", as `python -m doit` would) with a hook timing every cyclic-GC
 # collection, and writes {generation: [collections, seconds]} to the file named by argv[1].
 GC_HOOK = """\
@@ -140,8 +110,6 @@ sys.argv = ["doit"]
 runpy.run_module("doit", run_name="__main__", alter_sys=True)
 """
 
-_PROGRESS = re.compile(r"^\[\s*(\d+)/(\d+)\]")
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -157,52 +125,14 @@ class Sample:
 # -- the projects ------------------------------------------------------------------------------
 
 
-def factors(n: int) -> list[int]:
-    """Sizes of the vary lists whose product is `n`: two near-equal factors, or [n] for a prime."""
-    a = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
-    return [n] if a == 1 else [a, n // a]
-
-
-def vary_values(n: int) -> dict[str, list[str]]:
-    """The vary attributes of the benchmark batch: their cartesian product has `n` entries."""
-    names = ["pose", "backdrop"]
-    out: dict[str, list[str]] = {}
-    for name, size in zip(names, factors(n), strict=False):
-        width = len(str(size))
-        out[name] = [f"{name} {i:0{width}d}" for i in range(1, size + 1)]
-    return out
-
-
-def _yaml_lists(values: dict[str, list[str]], indent: str) -> str:
-    lines = []
-    for key, items in values.items():
-        lines.append(f"{indent}{key}:\n")
-        lines += [f"{indent}  - {v}\n" for v in items]
-    return "".join(lines)
-
-
-def write_project(root: Path, n: int) -> None:
-    """The imgbuild project: one persona, one template, one batch of exactly `n` assets."""
-    vary = vary_values(n)
-    allowed = {"wardrobe": ["cream sweater"], **vary}  # the fact rule: every value is backed
-    files = {
-        "personas/bench.yaml": PERSONA.format(allowed=_yaml_lists(allowed, "  ")),
-        "templates/bench.j2": TEMPLATE + "".join(f", {{{{ attrs.{k} }}}}" for k in vary) + ".\n",
-        "batches/bench.yaml": BATCH.format(n=n, vary=_yaml_lists(vary, "  ")),
-        "evidence/bench.md": "# Benchmark persona\n\nEvery value is allowed.\n",
-        "imgbuild.yaml": "# the benchmark project: every setting at its default\n",  # marks the project root
-        "dodo.py": DODO,
-    }
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-
-
 def write_bare(root: Path, n: int) -> None:
-    """The bare doit project: `n` trivial always-up-to-date subtasks."""
-    root.mkdir(parents=True, exist_ok=True)
+    """The bare doit project: `n` tasks with a target each (made here) and one shared file_dep."""
+    (root / "targets").mkdir(parents=True, exist_ok=True)
+    (root / "shared.txt").write_text("shared input\n", encoding="utf-8")
+    for i in range(n):
+        target = root / "targets" / str(i)
+        if not target.exists():
+            target.touch()
     (root / "dodo.py").write_text(BARE_DODO.format(n=n, dep_file=str(root / ".doit.db")), encoding="utf-8")
 
 
@@ -227,36 +157,8 @@ def doit_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "doit", *args]
 
 
-def setup_build(project: Path, n: int, jobs: int, env: dict[str, str]) -> bool:
-    """Build every image once (progress every ~10%); False if the build failed."""
-    print(f"set-up build: python -m doit -n {jobs} in {project} ({n} images)", flush=True)
-    step = max(1, n // 10)
-    tail: deque[str] = deque(maxlen=20)
-    started = time.perf_counter()
-    with subprocess.Popen(
-        doit_argv("-n", str(jobs)),
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line.rstrip("\n"))
-            match = _PROGRESS.match(line)
-            if match and (int(match[1]) % step == 0 or int(match[1]) == int(match[2])):
-                elapsed = time.perf_counter() - started
-                done = int(match[1])
-                print(f"  [{done:>{len(match[2])}}/{match[2]}] {elapsed:7.1f} s", flush=True)
-        returncode = proc.wait()
-    elapsed = time.perf_counter() - started
-    summary = next((t for t in reversed(tail) if t.startswith("imgbuild:")), "(no summary line)")
-    print(f"  {summary}")
-    print(f"  set-up build: {elapsed:.1f} s, exit code {returncode}", flush=True)
-    if returncode != 0:
-        print("  last output:\n    " + "\n    ".join(tail), file=sys.stderr)
-    return returncode == 0
+def imgbuild_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "imgbuild", *args]
 
 
 def _time_binary() -> str | None:
@@ -382,81 +284,131 @@ def imgbuild_source(env: dict[str, str], cwd: Path) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="number of assets (default 10000)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each (default 3)")
+    parser.add_argument("--batches", type=int, default=10, help="batch files (default 10)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds (default 3)")
     parser.add_argument(
         "--dir",
         type=Path,
         help="keep the projects in this folder and reuse them (default: a temporary folder)",
     )
-    parser.add_argument("--jobs", type=int, default=2, help="doit -n for the set-up build")
     parser.add_argument(
         "--profile", type=Path, help="also cProfile one imgbuild no-op into this file and time its cyclic GC"
     )
     args = parser.parse_args(argv)
-    if args.n < 1 or args.repeat < 1 or args.jobs < 1:
-        parser.error("--n, --repeat and --jobs must be at least 1")
+    if args.n < 1 or args.repeat < 1 or not 1 <= args.batches <= args.n:
+        parser.error("--n and --repeat must be at least 1, --batches between 1 and --n")
     return args
+
+
+COLUMNS = ("bare", "no-op", "check", "touched", "fresh chk", "cold no-op")
+
+
+def _row(label: object, values: list[float], digits: int = 2) -> str:
+    return f"{label!s:>6}  " + "  ".join(f"{v:>10.{digits}f}" for v in values)
+
+
+def _verdict(value: float, target: float) -> str:
+    return "PASS" if value <= target else "OVER"
+
+
+def setup(project: Path, bare: Path, args: argparse.Namespace, env: dict[str, str]) -> bool:
+    """Generate the imgbuild project and the bare one, and confirm both are up to date."""
+    n = args.n
+    generator = [sys.executable, str(Path(__file__).with_name("generate.py")), str(project)]
+    started = time.perf_counter()
+    # The fixture is written by the imgbuild next to this script, whichever copy is measured.
+    own = {**env, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])}
+    made = subprocess.run([*generator, "--n", str(n), "--batches", str(args.batches)], env=own, check=False)
+    if made.returncode != 0:
+        return False
+    print(f"set-up: bench/generate.py {time.perf_counter() - started:.1f} s")
+    first = measure(doit_argv(), project, env)
+    if not check_noop(first, n):
+        return False
+    print(f"confirmed: {first.stdout.strip().splitlines()[-1]} ({first.wall:.2f} s)")
+    checked = measure(imgbuild_argv("check"), project, env)  # and the check's no-op index is written
+    if not check_ok(checked, n):
+        return False
+    print(f"confirmed: {checked.stdout.strip().splitlines()[-1]} ({checked.wall:.2f} s)")
+    write_bare(bare, n)
+    warm = measure(doit_argv(), bare, env)  # runs every no-op action once and fills the database
+    again = measure(doit_argv(), bare, env)
+    if warm.returncode != 0 or again.returncode != 0 or again.stdout.count("-- ") != n:
+        print(f"bare doit is not up to date:\n{again.stdout[-2000:]}{again.stderr[-2000:]}", file=sys.stderr)
+        return False
+    print(f"bare doit warmed ({warm.wall:.2f} s, then {again.wall:.2f} s with all {n} tasks up to date)\n", flush=True)
+    return True
+
+
+def check_ok(sample: Sample, n: int) -> bool:
+    if sample.returncode == 0 and f"all {n} assets match their manifests" in sample.stdout:
+        return True
+    print(f"imgbuild check failed (exit {sample.returncode}):\n{sample.stdout[-2000:]}{sample.stderr[-2000:]}")
+    return False
+
+
+def one_round(project: Path, bare: Path, n: int, env: dict[str, str]) -> list[Sample] | None:
+    """bare, no-op, warm check, touched no-op, fresh-clone check, cold no-op: in that order."""
+    b = measure(doit_argv(), bare, env)
+    noop = measure(doit_argv(), project, env)
+    check = measure(imgbuild_argv("check"), project, env)
+    batch = sorted((project / "batches").glob("*.yaml"))[0]
+    os.utime(batch)  # `touch`: new stamps, same content
+    touched = measure(doit_argv(), project, env)
+    shutil.rmtree(project / ".imgbuild")
+    fresh = measure(imgbuild_argv("check"), project, env)
+    shutil.rmtree(project / ".imgbuild", ignore_errors=True)
+    cold = measure(doit_argv(), project, env)  # resolves everything, writes the caches again
+    measure(doit_argv(), project, env)  # untimed: the build's no-op index is written again,
+    measure(imgbuild_argv("check"), project, env)  # and the check's
+    if not (check_noop(noop, n) and check_noop(touched, n) and check_noop(cold, n)):
+        return None
+    if not (check_ok(check, n) and check_ok(fresh, n)):
+        return None
+    return [b, noop, check, touched, fresh, cold]
 
 
 def run(args: argparse.Namespace, base: Path) -> int:
     n: int = args.n
-    project, bare = base / f"imgbuild-{n}", base / f"bare-{n}"
+    project, bare = base / f"imgbuild-{n}-{args.batches}", base / f"bare-{n}"
     env = child_env(base)
     print(f"machine: {machine()}")
     print(f"code: {imgbuild_source(env, base)}")
     rss_source = f"{TIME_BIN} -f %M" if TIME_BIN else "getrusage(RUSAGE_CHILDREN) wrapper"
     print(f"peak RSS from: {rss_source}")
-    shape = " x ".join(map(str, factors(n)))
-    print(f"N = {n} assets ({shape} vary values), repeat = {args.repeat}")
-    write_project(project, n)
-    write_bare(bare, n)
+    print(f"N = {n} assets in {args.batches} batch files, repeat = {args.repeat}")
+    if not setup(project, bare, args, env):
+        return 1
 
-    if not setup_build(project, n, args.jobs, env):
-        return 1
-    first = measure(doit_argv(), project, env)
-    if not check_noop(first, n):
-        return 1
-    print(f"confirmed: {first.stdout.strip().splitlines()[-1]} ({first.wall:.2f} s)")
-    warm = measure(doit_argv(), bare, env)  # creates and fills the bare project's database
-    if warm.returncode != 0:
-        print(f"bare doit failed:\n{warm.stderr[-2000:]}", file=sys.stderr)
-        return 1
-    print(f"bare doit warmed ({warm.wall:.2f} s)\n", flush=True)
-
-    ours: list[Sample] = []
-    theirs: list[Sample] = []
-    cold: list[Sample] = []
-    print(f"{'run':>6}  {'imgbuild s':>10}  {'bare s':>8}  {'imgbuild MB':>11}  {'bare MB':>8}  {'cold s':>7}")
+    rounds: list[list[Sample]] = []
+    print("wall seconds:\n   run  " + "  ".join(f"{c:>10}" for c in COLUMNS))
     for i in range(1, args.repeat + 1):
-        # cold: without .imgbuild/cache, as after editing an input file (resolves the project again)
-        shutil.rmtree(project / ".imgbuild" / "cache", ignore_errors=True)
-        c = measure(doit_argv(), project, env)
-        a = measure(doit_argv(), project, env)
-        if not check_noop(a, n) or not check_noop(c, n):
+        samples = one_round(project, bare, n, env)
+        if samples is None:
             return 1
-        b = measure(doit_argv(), bare, env)
-        ours.append(a)
-        theirs.append(b)
-        cold.append(c)
-        print(ROW.format(i, a.wall, b.wall, a.rss_mb, b.rss_mb) + f"  {c.wall:>7.2f}", flush=True)
-    ours_s = statistics.median(s.wall for s in ours)
-    bare_s = statistics.median(s.wall for s in theirs)
-    cold_s = statistics.median(s.wall for s in cold)
-    ours_mb = max(s.rss_mb for s in ours)
-    bare_mb = max(s.rss_mb for s in theirs)
-    print(ROW.format("median", ours_s, bare_s, ours_mb, bare_mb) + f"  {cold_s:>7.2f}  (MB: max of the runs)")
+        rounds.append(samples)
+        print(_row(i, [s.wall for s in samples]), flush=True)
+    walls = [statistics.median(r[k].wall for r in rounds) for k in range(len(COLUMNS))]
+    rss = [max(r[k].rss_mb for r in rounds) for k in range(len(COLUMNS))]
+    print(_row("median", walls))
+    print("peak RSS, MB (max of the rounds):\n" + _row("max", rss, 0))
+    bare_s, noop_s, check_s, touched_s, fresh_s, cold_s = walls
+    limit = rss_target_mb(n)
+    print()
+    for label, value, target in (
+        ("no-op doit / bare doit", noop_s / bare_s, NOOP_TARGET),
+        ("imgbuild check (warm .imgbuild/) / bare doit", check_s / bare_s, CHECK_TARGET),
+        ("imgbuild check (no .imgbuild/, a fresh clone) / bare doit", fresh_s / bare_s, FRESH_TARGET),
+        ("doit after touching 1 of the batch files / warm no-op", touched_s / noop_s, TOUCH_TARGET),
+    ):
+        print(f"{label}: {value:.2f} (target <= {target}) {_verdict(value, target)}")
+    print(f"cold no-op (no .imgbuild/) / bare doit: {cold_s / bare_s:.2f} (for information)")
+    for label, mb in (("no-op", rss[1]), ("warm check", rss[2]), ("fresh-clone check", rss[4])):
+        print(f"peak RSS {label}: {mb:.0f} MB (target <= {limit:.0f} MB) {_verdict(mb, limit)}")
+    print(f"bare doit peak RSS: {rss[0]:.0f} MB")
     print(
-        f"\ncold no-op ratio, resolution cache removed (imgbuild/bare doit): {cold_s / bare_s:.2f}"
-        f" (for information; peak RSS {max(s.rss_mb for s in cold):.0f} MB)"
-    )
-    ratio = ours_s / bare_s
-    print(
-        f"no-op ratio (imgbuild/bare doit): {ratio:.2f} (target <= {RATIO_TARGET}) "
-        f"{'PASS' if ratio <= RATIO_TARGET else 'OVER'}"
-    )
-    print(
-        f"peak RSS imgbuild no-op: {ours_mb:.0f} MB (target <= {RSS_TARGET_MB:.0f} MB) "
-        f"{'PASS' if ours_mb <= RSS_TARGET_MB else 'OVER'}"
+        f"cost per asset: no-op {noop_s / n * 1e6:.1f} us, warm check {check_s / n * 1e6:.1f} us,"
+        f" fresh-clone check {fresh_s / n * 1e6:.1f} us, bare doit {bare_s / n * 1e6:.1f} us"
     )
     if args.profile is not None:
         profile_noop(project, args.profile.resolve(), env)

@@ -1,86 +1,134 @@
-"""A cache of the resolved project, so that a no-op build skips YAML, schemas and Jinja.
+"""The resolution cache and the no-op index: data that can be wrong but can never run code.
 
-Resolving (parse, validate, expand, render, hash) is most of what a no-op build costs. Its result
-depends only on the input files, imgbuild's own code and the provider choice, so it is kept in
-``.imgbuild/cache/resolution.pickle`` with a stamp of every input: each file's size, mtime and
-inode, and each input folder's listing. Any difference is a miss and the project is resolved
-afresh. Nothing is cached while an input is younger than two seconds when resolving starts (a
-"racy" file, as git calls it: a second edit within the file system's timestamp granularity could
-keep its stamp), so a stamp that matches always means the content that was read.
-Warnings printed while resolving are stored and printed again on a hit.
+Resolving (parse, validate, expand, render, hash) is most of what a no-op build costs, and its
+result depends only on the input files, imgbuild's own code and the provider choice. It is kept
+under ``.imgbuild/cache/`` in three kinds of JSON file, each written atomically:
 
-imgbuild's code is an input too: an edit to ``normalize_prompt`` or to the hashed fields changes
-request hashes, an edit to a schema or to the models registry changes what is valid or what size
-a tier means, all without any project file changing. ``__version__`` moves only on a release, so
-with it alone an editable install kept serving the old hashes after such an edit (the build then
-skips images whose request really changed). The key holds `code_fingerprint()` as well: the
-(relative path, size, mtime_ns) of every ``*.py`` file of the package, of the JSON Schemas and of
-``data/models.json``, about sixty ``stat`` calls made once per process. Stamps rather than content
-hashes, as for the inputs: hashing the code on every no-op would cost more than a rare false miss
-(a file touched but not changed) does.
+* ``project.json``: the validated spec (config, personas, batches, manifest lines) with the stamp
+  and sha256 of every input file and the listing of every input folder;
+* ``batches/<batch>.json``: one batch's requests, under a digest of everything they are computed
+  from (the batch's spec, its persona, the config, the templates its shots load);
+* ``current/<batch>.json`` and ``checked/<batch>.json``: the no-op index of one batch for a build
+  and for `imgbuild check`: "all of this batch was in order when its lock file had this stamp",
+  with the files that must still exist (and, for check, the asset.json stamps). A no-op stats
+  those files instead of loading, hashing and checking every request (see imgbuild.noop).
+
+Every file is one JSON array, ``[header, body]``. The header (format, key, stamps) is decoded and
+checked first; the body (kept undecoded meanwhile, as msgspec.Raw) is decoded only when nothing
+is stale, with msgspec decoding into the typed dataclasses, so a file of the wrong shape is
+refused before any of it is used. JSON cannot
+name a callable: a planted or corrupt file (``.imgbuild/`` is not committed, but a clone or an
+archive may carry one) is at worst ignored. Whatever goes wrong reading it, the answer is
+computed afresh, never a crash and never a wrong answer from a file that does not match.
+
+A file's stamp (size, mtime_ns, inode) is checked first; when it differs, the file's sha256 is
+compared before the entry is given up, as git does with its index: a ``touch``, a checkout that
+rewrites identical bytes or a fresh clone costs one hash, not a resolve. Nothing is stored while an
+input is younger than two seconds when resolving starts (a "racy" file: a second edit within the
+file system's timestamp granularity could keep its stamp).
+
+imgbuild's code is an input too: an edit to ``normalize_prompt``, to the hashed fields, a schema or
+the models registry changes request hashes or validity without any project file changing. The key
+holds `code_fingerprint()`: the (relative path, size, mtime_ns) of every ``*.py`` file of the
+package, of the JSON Schemas and of ``data/models.json``, about sixty ``stat`` calls once per
+process.
 
 The cache is local state: deleting it is always safe, and `imgbuild check` works without it.
 """
 
 from __future__ import annotations
 
-import copyreg
 import functools
 import hashlib
 import logging
 import os
-import pickle
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 from imgbuild import __version__
 from imgbuild.project import CONFIG_FILE, STATE_DIR
 
 __all__ = [
-    "CachedResolution",
+    "BatchVerdict",
+    "InputFile",
+    "batch_verdict",
     "cache_key",
     "capture_warnings",
     "code_fingerprint",
     "code_stamps",
     "input_paths",
-    "load",
-    "store",
+    "load_batch",
+    "load_spec",
+    "stamp_inputs",
+    "store_batch",
+    "store_spec",
+    "store_verdict",
 ]
 
-_FORMAT = 1
+_FORMAT = 2
 _RACY_NS = 2_000_000_000  # coarser than any file system's mtime granularity we know of
 
-
-def _mapping_proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
-    return MappingProxyType(items)
-
-
-# The spec's frozen mappings are MappingProxyType, which pickle cannot rebuild on its own.
-copyreg.pickle(MappingProxyType, lambda m: (_mapping_proxy, (dict(m),)))
-
 Stamp = tuple[int, int, int]  # size, mtime_ns, inode
+T = TypeVar("T")
+log = logging.getLogger("imgbuild")
 
 
-@dataclass
-class CachedResolution:
-    key: tuple[Any, ...]
-    files: dict[str, Stamp | None]  # absolute path -> stamp (None: must still not exist)
-    folders: dict[str, tuple[str, ...]]  # absolute path -> sorted listing
-    warnings: list[str]
-    resolution: Any = field(repr=False)
+@dataclass(frozen=True)
+class InputFile:
+    """One input file as it was read: None for both when it did not exist (and must still not)."""
+
+    path: str  # absolute
+    stamp: Stamp | None
+    sha256: str | None
 
 
-def _path(root: Path) -> Path:
-    return root / STATE_DIR / "cache" / "resolution.pickle"
+@dataclass(frozen=True)
+class _SpecHeader:
+    format: int
+    key: str
+    files: tuple[InputFile, ...]
+    folders: Mapping[str, tuple[str, ...]]  # absolute path -> sorted listing
+    warnings: tuple[str, ...]
 
 
-def cache_key(root: Path, provider: str | None) -> tuple[Any, ...]:
+@dataclass(frozen=True)
+class _BatchHeader:
+    format: int
+    key: str
+    digest: str
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    """The no-op index of one batch: all was in order when its lock file read `lock`."""
+
+    format: int
+    key: str
+    digest: str  # the batch's digest then (its manifest, persona, config, templates)
+    lock: InputFile
+    images: int  # images (a build's index) or assets (a check's) it vouches for
+    files: tuple[str, ...]  # project-relative files that must still exist
+    stamps: tuple[tuple[str, Stamp], ...] = ()  # project-relative files that must be unchanged
+
+
+def _folder(root: Path) -> Path:
+    return root / STATE_DIR / "cache"
+
+
+def _batch_file(root: Path, kind: str, batch_id: str) -> Path:
+    return _folder(root) / kind / f"{batch_id}.json"  # batch ids are slugs: safe as file names
+
+
+def cache_key(root: Path, provider: str | None) -> str:
     """What besides the input files decides the resolution (cwd: messages show paths from it)."""
-    return (
+    parts = (
         _FORMAT,
         __version__,
         code_fingerprint(),
@@ -89,6 +137,7 @@ def cache_key(root: Path, provider: str | None) -> tuple[Any, ...]:
         provider,
         os.environ.get("IMGBUILD_PROVIDER"),
     )
+    return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()
 
 
 @functools.cache
@@ -130,6 +179,14 @@ def _stamp(path: str) -> Stamp | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+def _sha256(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
 def _listing(folder: str) -> tuple[str, ...] | None:
     try:
         return tuple(sorted(os.listdir(folder)))
@@ -137,29 +194,144 @@ def _listing(folder: str) -> tuple[str, ...] | None:
         return None
 
 
-def load(root: Path, key: tuple[Any, ...]) -> Any | None:
-    """The cached resolution when every input is as it was, else None. Replays its warnings."""
+def _unchanged(file: InputFile) -> bool:
+    """The file holds what it held when `file` was taken: same stamp, or else same content."""
+    stamp = _stamp(file.path)
+    if stamp == file.stamp:
+        return True
+    if stamp is None or file.stamp is None:
+        return False
+    return _sha256(file.path) == file.sha256
+
+
+def stamp_inputs(files: Iterable[str], started_ns: int) -> tuple[InputFile, ...] | None:
+    """The stamp and sha256 of each file, or None when one is racy (changed too recently)."""
+    out = []
+    for path in files:
+        stamp = _stamp(path)  # None: an optional input that does not exist (imgbuild.yaml) - yet
+        if stamp is not None and stamp[1] >= started_ns - _RACY_NS:
+            return None
+        out.append(InputFile(path, stamp, _sha256(path) if stamp is not None else None))
+    return tuple(out)
+
+
+# -- reading and writing the files ------------------------------------------------------------------
+
+
+def _enc_hook(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, MappingProxyType):
+        return dict(value)
+    raise NotImplementedError(f"cannot cache a {type(value).__name__}")
+
+
+def _dec_hook(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError(f"not a {kind}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+
+
+@functools.cache
+def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(kind, dec_hook=_dec_hook)
+
+
+def _read(path: Path) -> tuple[msgspec.Raw, msgspec.Raw] | None:
+    """(header, body) of a cache file, still undecoded; None when it is missing or not a JSON
+    array of two. Only the syntax is scanned here: nothing is built until `_decode`."""
     try:
-        with open(_path(root), "rb") as f:
-            cached = pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        data = path.read_bytes()
+    except OSError:
         return None
-    if not isinstance(cached, CachedResolution) or cached.key != key:
+    found: tuple[msgspec.Raw, msgspec.Raw] | None = _decode(data, tuple[msgspec.Raw, msgspec.Raw])
+    return found
+
+
+def _decode(data: bytes, kind: Any) -> Any:
+    """`data` decoded and validated as `kind`, or None (the entry is then ignored)."""
+    try:
+        return _decoder(kind).decode(data)
+    except (msgspec.DecodeError, NotImplementedError, TypeError, ValueError):
         return None
-    for folder, names in cached.folders.items():
-        if _listing(folder) != names:
-            return None
-    for file, stamp in cached.files.items():
-        if _stamp(file) != stamp:
-            return None
-    log = logging.getLogger("imgbuild")
-    for message in cached.warnings:
+
+
+def _write(path: Path, header: Any, body: Any = None) -> bool:
+    from imgbuild.records.atomic import atomic_write_bytes
+
+    try:
+        data = _encoder.encode((header, body))  # one JSON document: [header, body]
+        atomic_write_bytes(path, data, temp_dir=path.parent)
+    except (OSError, TypeError, NotImplementedError, msgspec.EncodeError):
+        return False  # a cache that cannot be written only costs time
+    return True
+
+
+def _replay(warnings: Iterable[str]) -> None:
+    for message in warnings:
         log.warning("%s", message)
-    return cached.resolution
+
+
+# -- the spec --------------------------------------------------------------------------------------
+
+
+# "batch:<id>" / "persona:<id>" -> the (path, line) pairs of its manifest
+_Lines = Mapping[str, tuple[tuple[tuple[str | int, ...], int], ...]]
+
+
+def _pairs(lines: Mapping[tuple[str | int, ...], int]) -> tuple[tuple[tuple[str | int, ...], int], ...]:
+    return tuple((tuple(k), v) for k, v in lines.items())
+
+
+def load_spec(root: Path, key: str, kind: type[T]) -> T | None:
+    """The cached spec (of type `kind`) when every input is as it was, else None. Replays its
+    warnings. Stamps are checked before the spec itself is decoded."""
+    found = _read(_folder(root) / "project.json")
+    header = _decode(found[0], _SpecHeader) if found else None
+    if found is None or header is None or header.format != _FORMAT or header.key != key:
+        return None
+    if any(_listing(folder) != names for folder, names in header.folders.items()):
+        return None
+    if not all(_unchanged(f) for f in header.files):
+        return None
+    body = _decode(found[1], tuple[kind, _Lines])  # type: ignore[valid-type]
+    if body is None:
+        return None
+    spec: Any = body[0]
+    lines: Any = body[1]
+    project = spec.project
+    batches = tuple(replace(b, lines=dict(lines.get(f"batch:{b.id}", ()))) for b in project.batches)
+    personas = {k: replace(p, lines=dict(lines.get(f"persona:{k}", ()))) for k, p in project.personas.items()}
+    spec = replace(spec, project=replace(project, batches=batches, personas=MappingProxyType(personas)))
+    _replay(header.warnings)
+    return spec
+
+
+def store_spec(
+    root: Path, key: str, spec: Any, *, files: list[str], folders: list[str], warnings: list[str], started_ns: int
+) -> bool:
+    """Keep `spec` (an imgbuild.resolve.Spec) for the next run unless an input is racy."""
+    stamped = stamp_inputs(files, started_ns)
+    if stamped is None:
+        return False
+    listings = {f: names for f in folders if (names := _listing(f)) is not None}
+    batches = spec.project.batches
+    # Manifest lines are keyed by paths (tuples), which JSON objects cannot be: kept as pairs.
+    personas = spec.project.personas
+    lines = {f"batch:{b.id}": _pairs(b.lines) for b in batches}
+    lines |= {f"persona:{k}": _pairs(p.lines) for k, p in personas.items()}
+    bare_batches = tuple(replace(b, lines={}) for b in batches)
+    bare_personas = {k: replace(p, lines={}) for k, p in personas.items()}
+    bare = replace(spec, project=replace(spec.project, batches=bare_batches, personas=bare_personas))
+    header = _SpecHeader(_FORMAT, key, stamped, listings, tuple(warnings))
+    return _write(_folder(root) / "project.json", header, (bare, lines))
 
 
 def input_paths(root: Path, config: Any, files: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(files, folders) whose state decides the resolution of the project at `root`."""
+    """(files, folders) whose state decides the spec of the project at `root`."""
     folders = [root / config.batches_dir, root / config.personas_dir]
     templates = root / config.templates_dir
     all_files = {str(root / CONFIG_FILE), *files}
@@ -175,38 +347,74 @@ def input_paths(root: Path, config: Any, files: Iterable[str]) -> tuple[list[str
     return sorted(all_files), sorted(all_folders)
 
 
-def store(
+# -- one batch's requests ------------------------------------------------------------------------------
+
+
+def load_batch(root: Path, key: str, batch_id: str, digest: str, kind: type[T]) -> T | None:
+    """The cached requests of one batch (decoded as `kind`) while its digest is `digest`."""
+    found = _read(_batch_file(root, "batches", batch_id))
+    header = _decode(found[0], _BatchHeader) if found else None
+    if found is None or header is None or (header.format, header.key, header.digest) != (_FORMAT, key, digest):
+        return None
+    body = _decode(found[1], kind)
+    if body is not None:
+        _replay(header.warnings)
+    return body
+
+
+def store_batch(root: Path, key: str, batch_id: str, digest: str, requests: Any, warnings: list[str]) -> bool:
+    header = _BatchHeader(_FORMAT, key, digest, tuple(warnings))
+    return _write(_batch_file(root, "batches", batch_id), header, requests)
+
+
+# -- the no-op index --------------------------------------------------------------------------------
+
+
+def batch_verdict(root: Path, key: str, purpose: str, batch_id: str, digest: str, lock: Path) -> BatchVerdict | None:
+    """The batch's no-op index for `purpose` ("current": a build's, "checked": a check's) when it
+    still holds: same key and digest, the lock file unchanged, every file it names present and
+    every file it stamps unchanged. None: the batch must be looked at."""
+    found = _read(_batch_file(root, purpose, batch_id))
+    verdict = _decode(found[0], BatchVerdict) if found else None
+    if verdict is None or (verdict.format, verdict.key, verdict.digest) != (_FORMAT, key, digest):
+        return None
+    if verdict.lock.path != str(lock) or not _unchanged(verdict.lock):
+        return None
+    base = f"{root}/"  # plain str paths: this is the whole per-asset cost of a no-op build
+    exists = os.path.exists
+    if not all(exists(base + name) for name in verdict.files):
+        return None
+    if not all(_stamp(base + name) == stamp for name, stamp in verdict.stamps):
+        return None
+    return verdict
+
+
+def store_verdict(
     root: Path,
-    key: tuple[Any, ...],
-    resolution: Any,
-    *,
-    files: list[str],
-    folders: list[str],
-    warnings: list[str],
+    key: str,
+    purpose: str,
+    batch_id: str,
+    digest: str,
+    lock: Path,
+    count: int,
+    files: Iterable[str],
+    stamped: Iterable[str],
     started_ns: int,
 ) -> bool:
-    """Keep `resolution` for the next run unless an input is racy. Returns True when stored."""
-    stamps: dict[str, Stamp | None] = {}
-    for file in files:
-        stamp = _stamp(file)  # None: an optional input that does not exist (imgbuild.yaml) - yet
-        if stamp is not None and stamp[1] >= started_ns - _RACY_NS:
+    """Record that all of the batch is in order for `purpose` (unless a file is racy)."""
+    base = f"{root}/"
+    names = list(stamped)
+    found = stamp_inputs([str(lock)], started_ns)
+    stamps = []
+    for name in names:
+        stamp = _stamp(base + name)
+        if stamp is None or stamp[1] >= started_ns - _RACY_NS:
             return False
-        stamps[file] = stamp
-    listings = {}
-    for folder in folders:
-        names = _listing(folder)
-        if names is not None:
-            listings[folder] = names
-    cached = CachedResolution(key, stamps, listings, warnings, resolution)
-    target = _path(root)
-    from imgbuild.records.atomic import atomic_write_bytes
-
-    try:
-        data = pickle.dumps(cached, protocol=pickle.HIGHEST_PROTOCOL)
-        atomic_write_bytes(target, data, temp_dir=target.parent)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
-        return False  # a cache that cannot be written only costs time
-    return True
+        stamps.append((name, stamp))
+    if found is None or found[0].stamp is None:
+        return False
+    verdict = BatchVerdict(_FORMAT, key, digest, found[0], count, tuple(files), tuple(stamps))
+    return _write(_batch_file(root, purpose, batch_id), verdict)
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Declarative, incremental builds of AI image batches.",
     )
     parser.add_argument("--version", action="version", version=f"imgbuild {__version__}")
-    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script (bash, zsh, tcsh)")
+    # The shells are the choices shtab lists (1.13: bash, zsh, tcsh, fish, powershell).
+    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script")
     parser.add_argument(
         "-C", dest="directory", metavar="DIR", default=".", help="run as if started in DIR"
     ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
@@ -171,16 +173,27 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script. Returns the exit code."""
-    args = _parser().parse_args(argv)
-    setup_logging()
-    start = Path(args.directory).resolve()
     with error_handler() as code:
+        args = _parse_args(argv)
+        setup_logging()
+        start = Path(args.directory).resolve()
         # Inside the handler: outside a project this raises NotAProject (exit 2), and nothing
         # (not even a crash log) is written before the project is known.
         root = start if args.command == "init" else find_project_root(start)
         code.log_dir = root / STATE_DIR / "logs"
         code.value = _dispatch(args, root)
     return code.value
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line. `--help` and `--print-completion` print and exit from inside the
+    parser: what they printed is flushed here, so a reader that went away (`... | head`) ends them
+    with 141 and no traceback, as for every command."""
+    try:
+        return _parser().parse_args(argv)
+    except SystemExit:
+        sys.stdout.flush()
+        raise
 
 
 def _dispatch(args: argparse.Namespace, root: Path) -> int:

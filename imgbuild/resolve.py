@@ -6,22 +6,23 @@ returns the complete, valid set of requests or raises InvalidInput naming every 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
 from imgbuild.models import ModelSpec, Pricing, get_model, route_of
+from imgbuild.spec.model import Batch, Project
 
 if TYPE_CHECKING:
     from imgbuild.edits import EditDecision
     from imgbuild.requests import ImageRequest
-    from imgbuild.spec.model import Batch, Project
 
-__all__ = ["PROVIDER_ENV", "Resolution", "UnknownAsset", "resolve"]
+__all__ = ["PROVIDER_ENV", "Resolution", "Spec", "UnknownAsset", "load_spec", "resolve"]
 
 PROVIDER_ENV = "IMGBUILD_PROVIDER"
 
@@ -34,6 +35,9 @@ class Resolution:
     provider: str
     requests: Mapping[str, tuple[ImageRequest, ...]]  # batch id -> requests, in expansion order
     decisions: Mapping[str, EditDecision] = field(default_factory=dict)  # asset id -> the edit rule's verdict
+    # Where it came from, for the no-op index (imgbuild.cache): not part of what it says.
+    key: str = field(default="", compare=False)
+    digests: Mapping[str, str] = field(default_factory=dict, compare=False)  # batch id -> digest of its inputs
 
     @property
     def root(self) -> Path:
@@ -68,29 +72,134 @@ class UnknownAsset(FatalError):
     exit_code = EXIT_INVALID
 
 
-def resolve(root: Path, *, provider: str | None = None, use_cache: bool = True) -> Resolution:
-    """Load, validate, expand and render the project at `root`. Raises InvalidInput.
+@dataclass(frozen=True)
+class Spec:
+    """The project level of a resolution: the valid spec, the provider, and per batch a digest of
+    everything its requests are computed from (so each batch is resolved, and cached, alone)."""
 
-    The result is cached in .imgbuild/ (see imgbuild.cache) while no input file changes."""
+    project: Project
+    provider: str
+    digests: Mapping[str, str]  # batch id -> digest
+
+
+def resolve(
+    root: Path,
+    *,
+    provider: str | None = None,
+    use_cache: bool = True,
+    batches: Collection[str] | None = None,
+    spec: Spec | None = None,
+) -> Resolution:
+    """Load, validate, expand and render the project at `root` (only `batches`, when given: the
+    no-op build asks for the batches that may be stale; `spec`: the project's spec when the caller
+    has it already). Raises InvalidInput.
+
+    Cached in .imgbuild/ (see imgbuild.cache): the spec while no input file changes, each batch's
+    requests while its digest does not."""
     from imgbuild import cache
+    from imgbuild.requests import ImageRequest
 
     root = root.resolve()
     key = cache.cache_key(root, provider)
+    spec = spec or load_spec(root, provider, key, use_cache=use_cache)
+    wanted = [b for b in spec.project.batches if batches is None or b.id in batches]
+    requests: dict[str, tuple[ImageRequest, ...]] = {}
+    missing = []
+    for batch in wanted:
+        hit = None
+        if use_cache:
+            hit = cache.load_batch(root, key, batch.id, spec.digests[batch.id], tuple[ImageRequest, ...])
+        if hit is None:
+            missing.append(batch)
+        else:
+            requests[batch.id] = hit
+    if missing:
+        problems: list[Problem] = []
+        fresh = _render(spec.project, spec.provider, missing, problems)
+        if problems:
+            raise InvalidInput(problems)
+        for batch_id, (reqs, warnings) in fresh.items():
+            requests[batch_id] = reqs
+            if use_cache:  # the digest is of content, not stamps: no racy window here
+                cache.store_batch(root, key, batch_id, spec.digests[batch_id], reqs, warnings)
+    ordered = {b.id: requests[b.id] for b in wanted}
+    return _with_approvals(Resolution(spec.project, spec.provider, ordered, key=key, digests=spec.digests))
+
+
+def load_spec(root: Path, provider: str | None, key: str, *, use_cache: bool = True) -> Spec:
+    """The project's validated spec, from the cache while no input changed. Raises InvalidInput
+    naming every problem of every file (the templates' too)."""
+    from imgbuild import cache
+
     if use_cache:
-        hit = cache.load(root, key)
-        if isinstance(hit, Resolution):
-            return _with_approvals(hit)
+        hit = cache.load_spec(root, key, Spec)
+        if hit is not None:
+            return hit
+    # Only now: the YAML loader and its schemas are a tenth of a no-op's imports.
+    from imgbuild.spec.expand import expand_project
+    from imgbuild.spec.load import load_project
+
     started_ns = time.time_ns()
+    problems: list[Problem] = []
     with cache.capture_warnings() as warnings:
-        resolution = _resolve(root, provider)
+        project = load_project(root, problems)
+        chosen = provider or os.environ.get(PROVIDER_ENV) or project.config.provider
+        served = _check_models(chosen, project, problems) if _check_provider(chosen, project, problems) else set()
+        expand_project(project, problems)  # the asset cap and duplicate ids, across batches
+    if problems:
+        broken = {p.file for p in problems}
+        ok = [b for b in project.batches if b.id in served and b.file not in broken]
+        _render(project, chosen, ok, problems)  # every problem in one run, the templates' too
+        raise InvalidInput(problems)
+    files: list[str] = []
+    folders: list[str] = []
     if use_cache:
-        project = resolution.project
-        evidence = {str(root / ref.path) for p in project.personas.values() for ref in p.evidence}
-        evidence |= {str(root / ref.path) for b in project.batches for ref in b.source_basis}
-        evidence |= {str(root / ref.path) for b in project.batches for s in b.shots for ref in s.references}
-        files, folders = cache.input_paths(root, project.config, evidence)
-        cache.store(root, key, resolution, files=files, folders=folders, warnings=warnings, started_ns=started_ns)
-    return _with_approvals(resolution)
+        files, folders = cache.input_paths(root, project.config, _evidence_files(root, project))
+    stamped = cache.stamp_inputs(files, started_ns) if use_cache else None
+    digests = {b.id: _digest(project, chosen, b) for b in project.batches}
+    spec = Spec(project, chosen, digests)
+    if stamped is not None:
+        cache.store_spec(root, key, spec, files=files, folders=folders, warnings=warnings, started_ns=started_ns)
+    return spec
+
+
+def _evidence_files(root: Path, project: Project) -> set[str]:
+    evidence = {str(root / ref.path) for p in project.personas.values() for ref in p.evidence}
+    evidence |= {str(root / ref.path) for b in project.batches for ref in b.source_basis}
+    evidence |= {str(root / ref.path) for b in project.batches for s in b.shots for ref in s.references}
+    return evidence
+
+
+def _digest(project: Project, provider: str, batch: Batch) -> str:
+    """sha256 of what a batch's requests are computed from: the config, the provider, the batch
+    (with its manifest lines, which warnings cite), its persona and the templates its shots load.
+    Evidence and reference files are in the spec by their sha256."""
+    import msgspec
+
+    from imgbuild.spec.render import template_sources
+
+    templates = project.root / project.config.templates_dir
+    names = [s.template for s in batch.shots if s.template is not None]
+    persona = project.personas.get(batch.persona)
+    parts = (
+        project.config,
+        provider,
+        replace(batch, lines={}),
+        sorted((list(k), v) for k, v in batch.lines.items()),
+        replace(persona, lines={}) if persona is not None else None,
+        sorted((list(k), v) for k, v in persona.lines.items()) if persona is not None else None,
+        template_sources(project.root, templates, names),
+    )
+    data = msgspec.json.encode(parts, enc_hook=_enc_hook)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _enc_hook(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise NotImplementedError(type(value).__name__)
 
 
 def _with_approvals(resolution: Resolution) -> Resolution:
@@ -98,65 +207,64 @@ def _with_approvals(resolution: Resolution) -> Resolution:
     from imgbuild.edits import apply_edit_rule
     from imgbuild.records.lock import lock_path, read_lock
 
-    locks = {batch.id: read_lock(lock_path(batch.path)) for batch in resolution.project.batches}
+    batches = {b.id: b for b in resolution.project.batches}
+    locks = {batch_id: read_lock(lock_path(batches[batch_id].path)) for batch_id in resolution.requests}
     requests, decisions = apply_edit_rule(resolution.root, resolution.requests, locks)
     if not decisions:
         return resolution
     return replace(resolution, requests=requests, decisions=decisions)
 
 
-def _resolve(root: Path, provider: str | None) -> Resolution:
+def _render(
+    project: Project, provider: str, batches: list[Batch], problems: list[Problem]
+) -> dict[str, tuple[tuple[ImageRequest, ...], list[str]]]:
+    """The requests of `batches` and the warnings each logged, or problems appended."""
+    from imgbuild import cache
     from imgbuild.attribute_use import RenderedAsset, attribute_use_problems
     from imgbuild.requests import make_request
-    from imgbuild.spec.expand import expand_project
-    from imgbuild.spec.load import display, load_project
+    from imgbuild.spec.expand import expand_batch
+    from imgbuild.spec.load import display
     from imgbuild.spec.render import PromptRenderer, RenderError
 
-    problems: list[Problem] = []
-    project = load_project(root, problems)
-    chosen = provider or os.environ.get(PROVIDER_ENV) or project.config.provider
-    served = _check_models(chosen, project, problems) if _check_provider(chosen, project, problems) else set()
-    assets = expand_project(project, problems)
     config = project.config
     templates = config.root / config.templates_dir
     renderer = PromptRenderer(templates, display(config.root, templates), config.root)
-    rendered: dict[str, list[RenderedAsset]] = {b.id: [] for b in project.batches}
-    failed_shots: set[tuple[str, int]] = set()
-    checked_shots: set[tuple[str, int]] = set()
-    for asset in assets:
-        shot_key = (asset.batch.id, asset.shot.index)
-        if shot_key in failed_shots:
-            continue  # one broken template is reported once, not once per asset
-        persona = project.personas[asset.batch.persona]
-        try:
-            rendering = renderer.render(asset, persona)
-        except RenderError as exc:
-            problems.append(exc.problem)
-            failed_shots.add(shot_key)
-            continue
-        if asset.batch.id not in served:
-            continue
-        req = make_request(
-            asset,
-            prompt=rendering.prompt,
-            negative_prompt=rendering.negative,
-            persona_traits=persona.traits,
-            provider=chosen,
-            template_sha256=renderer.source_hash(asset),
-            persona_evidence=persona.evidence,
-        )
-        if shot_key not in checked_shots:  # the limits depend on the shot, not on its values
-            checked_shots.add(shot_key)
-            _check_limits(asset.batch, asset.shot.index, req, root, problems)
-        rendered[asset.batch.id].append(RenderedAsset(asset, req, rendering.attributes_read))
-    failed_batches = {batch_id for batch_id, _ in failed_shots}
-    for batch in project.batches:
-        if batch.id in served and batch.id not in failed_batches:  # else what was rendered is partial
-            problems.extend(attribute_use_problems(batch, rendered[batch.id]))
-    if problems:
-        raise InvalidInput(problems)
-    requests = {batch_id: tuple(r.request for r in items) for batch_id, items in rendered.items()}
-    return Resolution(project, chosen, requests)
+    out: dict[str, tuple[tuple[ImageRequest, ...], list[str]]] = {}
+    late: list[Problem] = []  # the attribute-use problems come after every rendering problem
+    for batch in batches:
+        persona = project.personas[batch.persona]
+        rendered: list[RenderedAsset] = []
+        failed_shots: set[int] = set()
+        checked_shots: set[int] = set()
+        with cache.capture_warnings() as warnings:
+            for asset in expand_batch(batch):
+                shot = asset.shot.index
+                if shot in failed_shots:
+                    continue  # one broken template is reported once, not once per asset
+                try:
+                    rendering = renderer.render(asset, persona)
+                except RenderError as exc:
+                    problems.append(exc.problem)
+                    failed_shots.add(shot)
+                    continue
+                req = make_request(
+                    asset,
+                    prompt=rendering.prompt,
+                    negative_prompt=rendering.negative,
+                    persona_traits=persona.traits,
+                    provider=provider,
+                    template_sha256=renderer.source_hash(asset),
+                    persona_evidence=persona.evidence,
+                )
+                if shot not in checked_shots:  # the limits depend on the shot, not on its values
+                    checked_shots.add(shot)
+                    _check_limits(batch, shot, req, project.root, problems)
+                rendered.append(RenderedAsset(asset, req, rendering.attributes_read))
+            if not failed_shots:  # else what was rendered is partial
+                late.extend(attribute_use_problems(batch, rendered))
+        out[batch.id] = (tuple(r.request for r in rendered), warnings)
+    problems.extend(late)
+    return out
 
 
 def _check_limits(batch: Batch, shot: int, req: ImageRequest, root: Path, problems: list[Problem]) -> None:

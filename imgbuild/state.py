@@ -224,10 +224,12 @@ class StateIndex:
         self.root = resolution.root
         self.root_str = str(resolution.root)
         self.store = AssetStore(self.root)
+        # The batches resolved (a no-op build resolves only those that may be stale).
         self._locks: dict[str, LockFile | None] = {
-            b.id: read_lock(lock_path(b.path)) for b in resolution.project.batches
+            b.id: read_lock(lock_path(b.path)) for b in resolution.project.batches if b.id in resolution.requests
         }
         self._vouched: dict[str, bool] = {}
+        self._files: dict[str, tuple[str, ...]] = {}  # asset id -> the files its vouching entry names
         self._records: dict[str, AssetRecord | None] = {}
 
     def lock(self, batch_id: str) -> LockFile | None:
@@ -282,7 +284,15 @@ class StateIndex:
                 self.record(req.asset_dir)
             except BrokenRecord:
                 return False  # assessed from asset.json: reported as broken
-        return all(os.path.exists(f"{root}/{file}") for file in files)
+        if not all(os.path.exists(f"{root}/{file}") for file in files):
+            return False
+        self._files[req.asset_id] = (f"{req.asset_dir}/asset.json", *files)
+        return True
+
+    def vouched_files(self, req: ImageRequest) -> tuple[str, ...] | None:
+        """The project-relative files whose existence `vouched(req)` rests on (None: it does not
+        vouch): what the no-op index of a batch stats next time instead of asking again."""
+        return self._files.get(req.asset_id) if self.vouched(req) else None
 
     def trusted_entry(self, req: ImageRequest) -> LockEntry | None:
         """The lock entry of `req` when it vouches for the asset (see `vouched`), parsed."""
@@ -558,16 +568,15 @@ def estimate(
 # -- orphans ------------------------------------------------------------------------------------------
 
 
-def find_orphans(resolution: Resolution) -> list[Orphan]:
-    """Asset folders (holding an asset.json) under any output folder that no batch declares."""
-    declared = {req.asset_dir for req in resolution.all_requests()}
+def find_orphans(resolution: Resolution, declared: Iterable[str] = ()) -> list[Orphan]:
+    """Asset folders (holding an asset.json) under any output folder that no batch declares
+    (`declared`: asset folders of batches the resolution leaves out, see imgbuild.noop)."""
+    known = {req.asset_dir for req in resolution.all_requests()} | set(declared)
     config = resolution.project.config
     store = AssetStore(resolution.root)
     orphans = []
     for folder in sorted({config.assets_dir, *(b.output for b in resolution.project.batches)}):
-        for asset_dir in store.asset_dirs(folder):
-            if asset_dir in declared:
-                continue
+        for asset_dir in store.asset_dirs(folder, skip=known):
             try:
                 record = store.read_asset(asset_dir)
             except BrokenRecord:
@@ -582,8 +591,12 @@ def find_orphans(resolution: Resolution) -> list[Orphan]:
 class LockWriter:
     """Works out and writes a batch's lock file once its images are built (once per build)."""
 
-    def __init__(self, index: StateIndex) -> None:
+    def __init__(self, index: StateIndex, *, fresh: bool = False) -> None:
+        # `fresh` (imgbuild merge): every entry is made from asset.json, none kept because it
+        # vouches; a lock file taken whole from one side of a git merge must not hide the
+        # other side's approvals, which only asset.json then holds.
         self.index = index
+        self.fresh = fresh
         self._updates: dict[str, LockFile | None] = {}
         self._outdated: dict[str, list[ImageRequest]] = {}
 
@@ -600,7 +613,8 @@ class LockWriter:
         manifest = resolution.batch(batch_id).path.relative_to(resolution.root).as_posix()
         lock = index.lock(batch_id)
         if (
-            lock is not None
+            not self.fresh
+            and lock is not None
             and (lock.batch, lock.manifest) == (batch_id, manifest)
             and lock.ids() == {req.asset_id for req in requests}
             and all(index.vouched(req) for req in requests)
@@ -612,7 +626,8 @@ class LockWriter:
                 index.forget(req.asset_dir)  # read before the build made its images
                 if _outdated_record(index, req):
                     outdated.append(req)
-        wanted = LockFile(batch_id, manifest, {req.asset_id: lock_entry(index, req) for req in requests})
+        entries = {req.asset_id: lock_entry(index, req, fresh=self.fresh) for req in requests}
+        wanted = LockFile(batch_id, manifest, entries)
         # An outdated asset.json (same request, other attribute values) is rewritten by write(),
         # and so is the lock entry made from it: not current even when the lock file matches.
         return None if lock == wanted and not outdated else wanted

@@ -26,6 +26,7 @@ from doit.control import TaskControl
 from doit.exceptions import InvalidCommand, TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
+from imgbuild import noop
 from imgbuild.build import BuildSession, Estimate, StaleWork, make_candidate
 from imgbuild.error_handler import write_crash_log
 from imgbuild.errors import (
@@ -115,37 +116,46 @@ def doit_config(config: ProjectConfig, session: BuildSession) -> dict[str, Any]:
 
 
 def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[str, Any]]:
-    """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them)."""
+    """The doit task dicts of a resolved project. They hold no secrets (`doit info` prints them).
+
+    A batch found wholly current is entered in the no-op index (imgbuild.cache), so the next
+    no-op build hands doit nothing for it."""
     index = StateIndex(resolution)
     locks = LockWriter(index)
     stale: dict[str, StaleWork] = {}
+    started_ns = time.time_ns()
     for batch_id, requests in resolution.requests.items():
         count = sum(r.candidates * r.max_images for r in requests)
-        yield {"basename": batch_id, "name": None, "doc": f"{resolution.batch(batch_id).purpose} ({count} images)"}
+        # Decided now, from our records: a plain bool also spares doit an inspect.signature() per
+        # task, which is a fifth of a no-op build at 10,000 images.
+        done = [[index.candidate_done(req, k) for k in range(1, req.candidates + 1)] for req in requests]
+        everything = all(all(d) for d in done)
+        yield batch_task(resolution, batch_id, count, uptodate=(_batch_current, [locks, batch_id, everything]))
         names = []
-        for req in requests:
+        current = True
+        for req, made in zip(requests, done, strict=True):
             todo = []
             for k in range(1, req.candidates + 1):
                 name = image_task_name(req.asset_id, k)
                 names.append(f"{batch_id}:{name}")  # = task_name(req, k)
-                done = index.candidate_done(req, k)
-                if not done:
+                if not made[k - 1]:
                     todo.append(k)
                 yield {
                     "basename": batch_id,
                     "name": name,
                     "doc": f"{req.asset_id} candidate {k}/{req.candidates} ({req.model}, {req.size})",
                     "actions": [(_image_action, [session, req, k])],
-                    # Decided now, from our records: a plain bool also spares doit an inspect.signature()
-                    # per task, which is a fifth of a no-op build at 10,000 images.
-                    "uptodate": [done],
+                    "uptodate": [made[k - 1]],
                     "io": {"capture": False},
                     "meta": {"imgbuild": "image", "asset": req.asset_id, "candidate": k},
                 }
             if todo:  # priced only when stale: nothing extra on a no-op build
                 stale[req.asset_id] = (req, tuple(todo))
+            current = current and not todo and index.vouched(req)
         if session.shard is not None:
             continue  # a lock file holds the whole batch: `imgbuild merge` writes it (imgbuild/shard.py)
+        if current and _lock_current(locks, batch_id):
+            noop.enter(resolution, index, batch_id, started_ns)
         yield {
             "basename": batch_id,
             "name": LOCK_TASK,
@@ -207,6 +217,13 @@ def select(resolution: Resolution, selection: Sequence[str]) -> set[str]:
     own rules: batch ids, task names and globs such as ``'covers:*park*'``, with every task they
     depend on. A name that is none of these is a usage error."""
     tasks = generate_tasks("imgbuild", task_dicts(resolution, make_session(resolution)))
+    control = check_selection(resolution, tasks, selection)
+    return {task.name for task in selected_images(control.tasks, control.selected_tasks)}
+
+
+def check_selection(resolution: Resolution, tasks: list[Any], selection: Sequence[str]) -> TaskControl:
+    """doit's control of `tasks` with `selection` processed; a name that is no batch, task or glob
+    of the project is a usage error (plan and build say the same)."""
     control = TaskControl(tasks)
     try:
         control.process(list(selection))
@@ -217,7 +234,70 @@ def select(resolution: Resolution, selection: Sequence[str]) -> set[str]:
             if resolution.project.batches
             else f"nothing in this project is called {exc.not_found!r}: the project has no batches"
         ) from None
-    return {task.name for task in selected_images(control.tasks, control.selected_tasks)}
+    return control
+
+
+def lean_run(argv: list[str]) -> bool:
+    """Whether doit, given `argv`, runs every default task without forcing any (``doit``,
+    ``doit -n 8``, ``doit run --continue``), by doit's own rules: a first argument naming a
+    command runs that command; the rest is parsed with `run`'s options. Then up-to-date images
+    need no task. `doit list`, `doit info X`, `doit X` or ``doit -a`` get every task."""
+    from doit.cmd_base import DodoTaskLoader, DoitCmdBase
+    from doit.cmd_run import Run
+    from doit.cmdparse import CmdOption, CmdParse, CmdParseError
+    from doit.doit_cmd import DoitMain
+
+    args = list(argv)
+    if args and args[0] in {cmd.get_name() for cmd in DoitMain.DOIT_CMDS}:
+        if args[0] != "run":
+            return False
+        args = args[1:]
+    options = [*DoitCmdBase.base_options, *DodoTaskLoader.cmd_options, *Run.cmd_options]
+    parser = CmdParse([o if isinstance(o, CmdOption) else CmdOption(o) for o in options])
+    try:
+        params, positional = parser.parse(args)
+    except CmdParseError:
+        return False  # doit says what is wrong
+    return not positional and not params["always"]
+
+
+def _doit_argv() -> list[str] | None:
+    """doit's arguments when this process is doit itself (``doit``, ``python -m doit``), else None."""
+    program = Path(sys.argv[0]) if sys.argv else Path()
+    if program.name == "doit" or (program.name == "__main__.py" and program.parent.name == "doit"):
+        return sys.argv[1:]
+    return None
+
+
+def batch_task(resolution: Resolution, batch_id: str, images: int, *, uptodate: Any) -> dict[str, Any]:
+    """The group task of a batch: `doit <batch>` builds it; `doit info <batch>` says whether it is
+    up to date (exit 0 when it is); `doit clean <batch>` says why nothing is removed."""
+    return {
+        "basename": batch_id,
+        "name": None,
+        "doc": f"{resolution.batch(batch_id).purpose} ({images} images)",
+        "uptodate": [uptodate],
+        "clean": [(_clean_action, [batch_id])],
+    }
+
+
+def current_batch_tasks(resolution: Resolution, counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """The group tasks of the batches the no-op index vouches for: no subtasks, up to date, so
+    that the default tasks (every batch) exist in a lean run too."""
+    for batch_id, images in counts.items():
+        yield batch_task(resolution, batch_id, images, uptodate=True)
+
+
+def _batch_current(locks: LockWriter, batch_id: str, images_done: bool) -> bool:
+    return images_done and _lock_current(locks, batch_id)
+
+
+def _clean_action(batch_id: str) -> None:
+    print(
+        f"{batch_id}: nothing removed: images are paid work and stay with their records"
+        " (`imgbuild prune` removes asset folders no manifest declares;"
+        " `doit forget` resets only doit's own database)"
+    )
 
 
 class Refused(TaskFailed):
@@ -274,9 +354,13 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     setup_logging()
     try:
         root = find_project_root(Path(folder))
+        argv = _doit_argv()
         shard = chosen_shard()  # $IMGBUILD_SHARD: plain doit has no --shard
         with quiet_garbage_collector():  # the cached project and the lock files: long-lived objects
-            resolution = resolve(root)
+            # A shard's budget counts the whole project: a shard's run resolves every batch.
+            lean = shard is None and argv is not None and lean_run(argv)
+            source = noop.source(root, noop.BUILD) if lean else noop.Source(resolve(root))
+        resolution = source.resolution
         session = make_session(resolution, shard)
     except InvalidInput as exc:
         print(exc, file=sys.stderr)
@@ -293,8 +377,13 @@ def project_tasks(folder: str | Path = ".") -> tuple[dict[str, Any], Callable[[]
     def task_imgbuild() -> Iterator[dict[str, Any]]:
         """imgbuild: generate every stale image of every batch."""
         with quiet_garbage_collector():
+            yield from current_batch_tasks(resolution, dict(source.counts))
             yield from task_dicts(select_shard(resolution, shard), session)
 
+    config["reporter"].current = source.vouched
+    # Every batch (the same as every task): `doit forget` without a task then says what to pass
+    # instead of crashing, and `doit clean` reaches every batch.
+    config["default_tasks"] = [b.id for b in resolution.project.batches]
     return config, task_imgbuild
 
 
@@ -359,6 +448,7 @@ class ProgressReporter:
         self.stop: Refused | None = None
         self.started = time.monotonic()
         self.progress: BuildProgress | None = None
+        self.current = 0  # images the no-op index found current: no task was made for them
 
     out = property(lambda self: sys.stdout)  # doit's outstream is the stdout of its import time
 
@@ -369,7 +459,8 @@ class ProgressReporter:
     def initialize(self, tasks: dict[str, Any], selected_tasks: list[str] | None) -> None:
         names = list(tasks) if selected_tasks is None else selected_tasks
         picked = selected_images(tasks, names)
-        self.total = len(picked)
+        self.total = len(picked) + self.current  # + the images the no-op index vouched for
+        self.up_to_date = self.current
         if self.session.stale and not selects_all(tasks, names):
             # Before the first call: the budget counts what this run will make, not the whole project.
             self.session.estimate = price(self.session.stale, {task.name for task in picked}, self.session.pricing)
@@ -382,7 +473,7 @@ class ProgressReporter:
 
     def execute_task(self, task: Any) -> None:
         if self.progress is not None and self._is_image(task):
-            self.progress.start(self.total)
+            self.progress.start(self.total - self.current)  # what doit was handed; the index's are done
 
     def add_success(self, task: Any) -> None:
         if self._is_image(task):

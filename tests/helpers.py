@@ -217,3 +217,16 @@ def hosted_model_project(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return root
+
+
+def run_with_reader_gone(*args: str, cwd: Path | None = None) -> tuple[int, str]:
+    """`imgbuild ARGS | head` at its harshest: the reader closes the pipe before the first line
+    is written. Returns the exit code and what went to stderr."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "imgbuild", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    with child.stderr:
+        err = child.stderr.read().decode()
+    return child.wait(timeout=60), err

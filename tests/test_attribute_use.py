@@ -261,7 +261,7 @@ def test_the_warning_is_replayed_from_the_cache(tmp_path: Path, caplog: pytest.L
     with caplog.at_level(logging.WARNING, logger="imgbuild"):
         resolve(tmp_path)
         first = list(caplog.messages)
-        assert (tmp_path / ".imgbuild/cache/resolution.pickle").is_file()
+        assert (tmp_path / ".imgbuild/cache/batches/covers.json").is_file()
         caplog.clear()
         resolve(tmp_path)
     assert len(first) == 1 and "fixed.wardrobe" in first[0]

@@ -12,7 +12,8 @@ from helpers import BATCH, TEMPLATE, write_project
 from PIL import Image
 
 from imgbuild import cache
-from imgbuild.resolve import resolve
+from imgbuild.requests import ImageRequest
+from imgbuild.resolve import Resolution, Spec, resolve
 
 
 def age(root: Path, seconds: float = 60) -> None:
@@ -23,25 +24,41 @@ def age(root: Path, seconds: float = 60) -> None:
             os.utime(path, (past, past))
 
 
-def cached(root: Path) -> object | None:
-    return cache.load(root.resolve(), cache.cache_key(root.resolve(), None))
+def cached(root: Path) -> Resolution | None:
+    """The resolution the cache holds, when the spec and every batch's requests are hits."""
+    root = root.resolve()
+    key = cache.cache_key(root, None)
+    spec = cache.load_spec(root, key, Spec)
+    if spec is None:
+        return None
+    requests = {}
+    for batch in spec.project.batches:
+        hit = cache.load_batch(root, key, batch.id, spec.digests[batch.id], tuple[ImageRequest, ...])
+        if hit is None:
+            return None
+        requests[batch.id] = hit
+    return Resolution(spec.project, spec.provider, requests)
 
 
 def test_unchanged_inputs_hit_the_cache(tmp_path: Path) -> None:
     write_project(tmp_path)
     age(tmp_path)
     first = resolve(tmp_path)
-    assert (tmp_path / ".imgbuild/cache/resolution.pickle").is_file()
+    assert (tmp_path / ".imgbuild/cache/project.json").is_file()
+    assert (tmp_path / ".imgbuild/cache/batches/covers.json").is_file()
     hit = cached(tmp_path)
     assert hit is not None
     assert hit == first
+    # The manifest lines (which messages cite) come back too, though equality leaves them out.
+    assert hit.batch("covers").lines == first.batch("covers").lines != {}
+    assert hit.project.personas["mia"].lines == first.project.personas["mia"].lines != {}
     assert resolve(tmp_path).requests["covers"][0].request_hash == first.requests["covers"][0].request_hash
 
 
 def test_fresh_inputs_are_not_cached(tmp_path: Path) -> None:
     write_project(tmp_path)  # just written: younger than the racy window
     resolve(tmp_path)
-    assert not (tmp_path / ".imgbuild/cache/resolution.pickle").exists()
+    assert not (tmp_path / ".imgbuild/cache/project.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -103,7 +120,7 @@ def test_a_broken_cache_file_is_ignored(tmp_path: Path) -> None:
     write_project(tmp_path)
     age(tmp_path)
     good = resolve(tmp_path)
-    (tmp_path / ".imgbuild/cache/resolution.pickle").write_bytes(b"not a pickle")
+    (tmp_path / ".imgbuild/cache/project.json").write_bytes(b"not json")
     assert cached(tmp_path) is None
     assert resolve(tmp_path) == good
 
@@ -134,8 +151,8 @@ def test_a_change_to_imgbuild_itself_misses(tmp_path: Path, monkeypatch: pytest.
     first = resolve(tmp_path)
     assert cached(tmp_path) is not None
     calls = []
-    real = imgbuild.resolve._resolve
-    monkeypatch.setattr(imgbuild.resolve, "_resolve", lambda *a: calls.append(a) or real(*a))
+    real = imgbuild.resolve._render
+    monkeypatch.setattr(imgbuild.resolve, "_render", lambda *a: calls.append(a) or real(*a))
     resolve(tmp_path)
     assert calls == []  # the same code: served from the cache
     monkeypatch.setattr(cache, "code_fingerprint", lambda: "the code after an edit")

@@ -304,3 +304,31 @@ def test_a_shard_spends_from_the_budget_of_the_whole_project(
         (root / "imgbuild.yaml").write_text(hosted + f"budget: {all_images[1] + 0.01:.4f}\n")
         assert run_cli(root, "build", "--shard", "1/3") == 0
         assert fake.billed["ark"] == mine[0]  # one image per call: the shard's images, no others
+
+
+def test_merge_states_the_approvals_of_asset_json_a_lock_file_taken_whole_had_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A git merge that takes one side's lock file whole (`git checkout --theirs`) keeps the
+    other side's approval only in asset.json; `imgbuild merge` writes the lock from the records,
+    so the approval is stated again — and a lock already right is left byte for byte."""
+    write_project(tmp_path)
+    assert run_cli(tmp_path, "build") == 0
+    lock = tmp_path / "batches/covers.lock.json"
+    before = lock.read_bytes()
+    capsys.readouterr()
+    assert run_cli(tmp_path, "merge") == 0
+    assert "unchanged: batches/covers.lock.json" in capsys.readouterr().out
+
+    asset = _asset_ids(tmp_path)[0]
+    assert run_cli(tmp_path, "approve", asset, "1", "--pass", "all", "--by", "ana") == 0
+    approved = lock.read_bytes()
+    assert approved != before
+    lock.write_bytes(before)  # the side of the merge that never saw the approval
+
+    assert run_cli(tmp_path, "merge") == 0
+    assert "wrote: batches/covers.lock.json" in capsys.readouterr().out
+    assert lock.read_bytes() == approved
+    capsys.readouterr()
+    assert run_cli(tmp_path, "ls", "--state", "approved") == 0
+    assert capsys.readouterr().out.split()[0] == asset

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgbuild import noop
 from imgbuild.commands.output import print_json
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from imgbuild.locate import Location, locate_evidence, locate_orphan, locate_request, locate_state
@@ -58,10 +59,17 @@ def check(
     if output not in FORMATS:
         raise UsageError(f"unknown --format {output!r} (formats: {', '.join(FORMATS)})")
     chosen = chosen_shard(shard)
-    whole = resolve(root)
-    resolution = select_shard(whole, chosen)
-    orphans = select_orphans(find_orphans(whole), chosen)
-    findings, total = _findings(resolution, orphans, approved=approved, strict=strict)
+    # Without a shard or --approved (the index covers neither the reviews nor a selection), the
+    # batches the no-op index vouches for are counted, not resolved.
+    if chosen is None and not approved:
+        source = noop.source(root, noop.CHECK)
+        orphans = find_orphans(source.resolution, source.asset_dirs)
+    else:
+        whole = resolve(root)
+        source = noop.Source(select_shard(whole, chosen))
+        orphans = select_orphans(find_orphans(whole), chosen)
+    resolution = source.resolution
+    findings, total = _findings(source, orphans, approved=approved, strict=strict)
     broken = any(f.kind == "broken" for f in findings)
     code = EXIT_INVALID if broken else EXIT_FAILED if any(f.fails for f in findings) else EXIT_OK
     summary = _summary(findings, total, approved=approved, strict=strict, code=code)
@@ -90,11 +98,12 @@ def check(
     return code
 
 
-def _findings(
-    resolution: Resolution, orphans: list[Orphan], *, approved: bool, strict: bool
-) -> tuple[list[Finding], int]:
+def _findings(source: noop.Source, orphans: list[Orphan], *, approved: bool, strict: bool) -> tuple[list[Finding], int]:
+    resolution = source.resolution
     index = StateIndex(resolution, verify=True)
     states = assess(resolution, index)
+    if source.indexed:  # not a shard's or --approved's selection
+        noop.enter_checked(resolution, index, states, source.started_ns)
     findings: list[Finding] = []
     for state in states:
         req = state.request
@@ -126,7 +135,7 @@ def _findings(
                 findings.append(
                     Finding(kind, req.asset_id, req.asset_dir, reason, locate_request(resolution, req), True)
                 )
-    return findings, len(states)
+    return findings, len(states) + source.vouched
 
 
 def _summary(findings: list[Finding], total: int, *, approved: bool, strict: bool, code: int) -> list[str]:

@@ -81,7 +81,8 @@ def export(
             (to / old).unlink(missing_ok=True)
     write_export_manifest(to, exported, missing, tool=TOOL)
     shown = _shown(to)
-    print(f"imgbuild export: {len(exported)} approved images to {shown}/ (manifest {shown}/{EXPORT_MANIFEST})")
+    images = "1 approved image" if len(exported) == 1 else f"{len(exported)} approved images"
+    print(f"imgbuild export: {images} to {shown}/ (manifest {shown}/{EXPORT_MANIFEST})")
     if missing:
         allowed = " (--allow-missing)" if allow_missing else ""
         print(f"imgbuild export: {len(missing)} of {len(selected)} assets have no current approved image{allowed}")

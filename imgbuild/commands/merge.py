@@ -25,7 +25,7 @@ def merge(root: Path) -> int:
     resolution = resolve(root)
     store = AssetStore(resolution.root)
     with acquire_build_lock(store.state_dir, "merge"):  # approve / reject must not write under it
-        locks = LockWriter(StateIndex(resolution))
+        locks = LockWriter(StateIndex(resolution), fresh=True)  # from asset.json, whatever the lock says
         for batch_id in resolution.requests:
             path = lock_path(resolution.batch(batch_id).path).relative_to(resolution.root).as_posix()
             print(f"{'wrote' if locks.write(batch_id) else 'unchanged'}: {path}")

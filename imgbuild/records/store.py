@@ -34,7 +34,7 @@ import os
 import shutil
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -555,16 +555,15 @@ class AssetStore:
         self._write_json(self.root / asset_dir / "upload" / upload_id / "request.json", dict(request))
 
     # -- asset folders -------------------------------------------------------------------------------
-    def asset_dirs(self, folder: str) -> list[str]:
-        """The asset folders under output folder `folder` (those holding an asset.json), sorted."""
+    def asset_dirs(self, folder: str, *, skip: Container[str] = ()) -> list[str]:
+        """The asset folders under output folder `folder` (those holding an asset.json), sorted,
+        leaving out those in `skip` unlooked at (no stat for a folder known to be declared)."""
         base = self.root / folder
         if not base.is_dir():
             return []
-        return [
-            f"{folder}/{child}" if folder not in ("", ".") else child
-            for child in sorted(os.listdir(base))
-            if (base / child / "asset.json").is_file()
-        ]
+        names = [f"{folder}/{child}" if folder not in ("", ".") else child for child in sorted(os.listdir(base))]
+        root = str(self.root)
+        return [name for name in names if name not in skip and os.path.isfile(f"{root}/{name}/asset.json")]
 
     def has_approved_images(self, asset_dir: str) -> bool:
         folder = self.root / asset_dir / "images" / "approved"

@@ -29,7 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from imgbuild.errors import Problem
 from imgbuild.models import get_model
 from imgbuild.spec.expand import Asset
-from imgbuild.spec.files import ConfinedTemplateLoader
+from imgbuild.spec.files import ConfinedTemplateLoader, UnsafeInput, read_input
 from imgbuild.spec.model import Persona
 
 __all__ = ["PromptRenderer", "RenderError", "RenderLimit", "RenderedPrompt", "normalize_prompt"]
@@ -411,3 +411,35 @@ def _template_line(exc: BaseException, filename: str | None) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+def template_sources(root: Path, templates_dir: Path, names: Iterable[str]) -> dict[str, str | None]:
+    """sha256 of each template `names` load, with the templates they include, import or extend
+    (None: missing, unreadable or not a file the project may read — the rendering then reports
+    it). Read through the same confined reader as the templates themselves, so a FIFO or a link
+    out of the project is never opened here either. A name computed at render time cannot be
+    followed: then every file under `templates_dir` counts."""
+    from jinja2 import meta
+
+    env = jinja2.Environment()
+    out: dict[str, str | None] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        try:  # the loader's own rule: no "..", nothing outside the templates folder
+            path = templates_dir.joinpath(*jinja2.loaders.split_template_path(name))
+            source = read_input(root, path, shown=name).data.decode("utf-8")
+        except (OSError, UnicodeDecodeError, UnsafeInput, jinja2.TemplateNotFound):
+            out[name] = None
+            continue
+        out[name] = hashlib.sha256(source.encode("utf-8")).hexdigest()
+        try:
+            found = list(meta.find_referenced_templates(env.parse(source)))
+        except jinja2.TemplateSyntaxError:
+            continue  # the rendering reports it
+        if None in found:
+            todo += [p.relative_to(templates_dir).as_posix() for p in templates_dir.rglob("*") if p.is_file()]
+        todo += [n for n in found if n is not None]
+    return dict(sorted(out.items()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import BATCH, run_cli, write_project
+from helpers import BATCH, run_cli, run_with_reader_gone, write_project
 
 
 def test_plan_before_and_after_a_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,19 +31,8 @@ def test_plan_before_and_after_a_build(tmp_path: Path, capsys: pytest.CaptureFix
 def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
     """`imgbuild plan -v | head -1`: the pipe closes under the command; it stops with 141, as a
     shell tool does, with no traceback and no crash log."""
-    import subprocess
-    import sys
-
     project = write_project(tmp_path)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "imgbuild", "-C", str(project), "plan", "-v"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert child.stdout is not None and child.stderr is not None
-    child.stdout.close()  # the reader is gone before the first line is written
-    with child.stderr:
-        err = child.stderr.read().decode()
-    assert child.wait(timeout=60) == 141, err
+    code, err = run_with_reader_gone("-C", str(project), "plan", "-v")
+    assert code == 141, err
     assert err == ""
     assert not (project / ".imgbuild" / "logs" / "crash.log").exists()

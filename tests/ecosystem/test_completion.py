@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_with_reader_gone
 
 
 def _complete(script: Path, line: str) -> list[str]:
@@ -65,3 +66,11 @@ def test_zsh_and_tcsh_scripts_are_printed_too() -> None:
             check=True,
         ).stdout
         assert marker in out
+
+
+def test_a_reader_that_goes_away_ends_print_completion_with_141(tmp_path: Path) -> None:
+    """`imgbuild --print-completion tcsh | head -2`: the script is printed from inside the parser;
+    a closed pipe ends it with 141 and no traceback, as it ends every command."""
+    code, err = run_with_reader_gone("--print-completion", "tcsh", cwd=tmp_path)
+    assert code == 141, err
+    assert err == ""

@@ -81,8 +81,14 @@ def test_export_copies_the_approved_images_with_a_manifest_and_lists_the_rest(
     assert len(unapproved) == 4  # 3 covers, 1 poster
     other = "covers.hook.cafe.morning-light"
     assert f"unapproved: assets/{other}: no approved image (run imgbuild approve {other} <candidate>)" in out
-    assert out[-1] == "imgbuild export: 4 of 6 assets have no current approved image"
+    assert out[-2:] == [
+        "imgbuild export: 2 approved images to render/ (manifest render/imgbuild-export.json)",
+        "imgbuild export: 4 of 6 assets have no current approved image",
+    ]
     assert snapshot(project / "assets") == before  # nothing in assets/ changed
+
+    assert run_cli(project, "export", "posters", "--to", str(tmp_path / "one"), "--allow-missing") == 0
+    assert "imgbuild export: 1 approved image to one/ (manifest one/imgbuild-export.json)" in capsys.readouterr().out
 
     manifest = json.loads((out_dir / "imgbuild-export.json").read_text())
     assert manifest["schema"] == "imgbuild.export/1"
