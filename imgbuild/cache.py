@@ -42,6 +42,7 @@ import functools
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -179,10 +180,24 @@ def _stamp(path: str) -> Stamp | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+@contextmanager
+def _regular_file(path: str | Path) -> Iterator[Any]:
+    """`path` opened for reading if it is a regular file, else None. Opened without blocking, so
+    a FIFO put where an input or a cache file was (or a committed link to /dev/zero) is never read:
+    the cache is only given up, and the real loaders report the file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        yield None
+        return
+    with os.fdopen(fd, "rb") as file:
+        yield file if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
 def _sha256(path: str) -> str | None:
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+        with _regular_file(path) as f:
+            return hashlib.file_digest(f, "sha256").hexdigest() if f is not None else None
     except OSError:
         return None
 
@@ -244,7 +259,10 @@ def _read(path: Path) -> tuple[msgspec.Raw, msgspec.Raw] | None:
     """(header, body) of a cache file, still undecoded; None when it is missing or not a JSON
     array of two. Only the syntax is scanned here: nothing is built until `_decode`."""
     try:
-        data = path.read_bytes()
+        with _regular_file(path) as file:
+            if file is None:
+                return None
+            data = file.read()
     except OSError:
         return None
     found: tuple[msgspec.Raw, msgspec.Raw] | None = _decode(data, tuple[msgspec.Raw, msgspec.Raw])
@@ -260,12 +278,19 @@ def _decode(data: bytes, kind: Any) -> Any:
 
 
 def _write(path: Path, header: Any, body: Any = None) -> bool:
-    from imgbuild.records.atomic import atomic_write_bytes
+    """Write one cache file atomically, never through a link out of the project (a committed
+    `.imgbuild` or `.imgbuild/cache` that links elsewhere gets nothing), and without fsync: a
+    cache lost to a power cut only costs time."""
+    from imgbuild.records import RecordError
+    from imgbuild.records.atomic import atomic_write_bytes, confined
 
+    project = next((p.parent for p in path.parents if p.name == STATE_DIR), None)
     try:
+        if project is not None:
+            confined(path, project)
         data = _encoder.encode((header, body))  # one JSON document: [header, body]
-        atomic_write_bytes(path, data, temp_dir=path.parent)
-    except (OSError, TypeError, NotImplementedError, msgspec.EncodeError):
+        atomic_write_bytes(path, data, temp_dir=path.parent, confine=False, durable=False)
+    except (OSError, RecordError, TypeError, NotImplementedError, msgspec.EncodeError):
         return False  # a cache that cannot be written only costs time
     return True
 

@@ -127,6 +127,39 @@ def test_a_corrupt_cache_is_ignored_and_the_answer_stays_right(tmp_path: Path, h
     assert resolve(tmp_path) == good
 
 
+def test_a_cache_file_that_is_not_a_plain_file_is_never_read(tmp_path: Path) -> None:
+    """A pull request can commit `.imgbuild/cache/*.json` as a link to /dev/zero (git keeps
+    links); a FIFO can be put there by hand. Neither is read: the cache is ignored."""
+    write_project(tmp_path)
+    age(tmp_path)
+    good = resolve(tmp_path)
+    files = cache_files(tmp_path)
+    assert files
+    for n, path in enumerate(files):
+        path.unlink()
+        if n % 2:
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+    started = time.monotonic()
+    assert resolve(tmp_path) == good
+    assert time.monotonic() - started < 30
+
+
+def test_an_input_swapped_for_a_fifo_after_caching_is_reported_not_waited_on(tmp_path: Path) -> None:
+    """The cache confirms a changed stamp by hashing the file; a FIFO there must not block that
+    hash: the template loader then reports it (exit 2, naming the file)."""
+    write_project(tmp_path)
+    age(tmp_path)
+    resolve(tmp_path)
+    template = tmp_path / "templates" / "cover.j2"
+    template.unlink()
+    os.mkfifo(template)
+    started = time.monotonic()
+    assert run_cli(tmp_path, "plan") == 2
+    assert time.monotonic() - started < 30
+
+
 def test_a_cache_from_other_inputs_is_ignored(tmp_path: Path) -> None:
     """The cache files of one version of the project, put back after the manifests changed: each
     is refused by its stamps or digest before its content is used."""
