@@ -101,6 +101,68 @@ def test_one_cut_per_round_of_calls_so_random_429s_do_not_starve_the_build() -> 
     assert schedule.limit == 4
 
 
+def test_the_cap_holds_the_calls_in_flight_whatever_the_threads() -> None:
+    schedule = Schedule(cap=3)
+    most, lock = [0], threading.Lock()
+
+    def worker() -> None:
+        for _ in range(3):
+            with schedule.slot():
+                with lock:
+                    most[0] = max(most[0], schedule.in_flight)
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 3 and schedule.peak == 3
+
+
+def test_recording_an_answer_waits_for_the_calls_that_can_start_first() -> None:
+    schedule = Schedule(cap=1)
+    waiter = threading.Thread(target=_hold_slot, args=(schedule, 0.3))
+    with schedule.slot():
+        waiter.start()
+        while not schedule._queue:  # the next call is waiting for its turn
+            time.sleep(0.01)
+    schedule.let_calls_start()  # this thread's call answered; it records after the next one started
+    assert schedule.in_flight == 1
+    waiter.join()
+    # Nothing can start (the rate limit holds the next one 1 s): recording goes on at once.
+    limited = Schedule(rate_limit=60, cap=4)
+    with limited.slot():
+        waiter = threading.Thread(target=_hold_slot, args=(limited, 0.0))
+        waiter.start()
+        while not limited._queue:
+            time.sleep(0.01)
+    began = time.monotonic()
+    limited.let_calls_start()
+    assert time.monotonic() - began < 0.3 and limited.in_flight == 0
+    waiter.join()
+
+
+def _hold_slot(schedule: Schedule, seconds: float) -> None:
+    with schedule.slot():
+        time.sleep(seconds)
+
+
+def test_a_hosted_build_runs_more_threads_but_never_more_calls_than_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Twice the threads (decision 65), so recording an answered call overlaps the next calls;
+    # the provider still sees at most `-j` creates at once, as the user asked.
+    latency = 0.3
+    with FakeProviders(latency=latency) as fake:
+        root = ark_project(tmp_path, fake, monkeypatch)
+        assert run_cli(root, "build", "-j", "3") == 0
+        starts = sorted(r.received for r in fake.creates("ark"))
+    assert len(starts) == IMAGES
+    overlapping = max(sum(1 for s in starts if t <= s < t + latency * 0.9) for t in starts)
+    assert overlapping == 3, starts
+
+
 def _slot_time(schedule: Schedule) -> float:
     with schedule.slot():
         return time.monotonic()

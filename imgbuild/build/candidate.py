@@ -100,7 +100,11 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
                     provider_body=redact_body(provider.request_body(call)),
                 )
                 started = time.monotonic()
-                response = provider.generate(call, _job_recorder(session, req, call.run_id))
+                try:
+                    response = provider.generate(call, _job_recorder(session, req, call.run_id))
+                except BuildStop as exc:  # before the slot frees: a thread waiting for it starts no call
+                    session.stop(exc)
+                    raise
         except (ProviderError, BuildStop) as exc:
             _count_unanswered(session, call)
             store.append_exchanges(req.asset_dir, call.run_id, call.log)
@@ -114,7 +118,8 @@ def _make(session: BuildSession, req: ImageRequest, candidate: int) -> None:
                 continue  # a new run: each attempt has its own records
             raise AssetFailed(f"{req.asset_id} candidate {candidate}: {reason}") from exc
         _count_unanswered(session, call)
-        store.save_response(req.asset_dir, call.run_id, response.raw)
+        store.save_response(req.asset_dir, call.run_id, response.raw)  # the paid answer first
+        session.schedule.let_calls_start()
         _finish(session, provider, call, response, started=started)
         return
 

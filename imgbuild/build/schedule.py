@@ -1,16 +1,18 @@
 """When the next paid call of a build may start: the provider's rate limit and an adaptive concurrency.
 
-A build keeps up to `concurrency` calls in flight (doit runs that many threads). Two things hold a
-call back before it is recorded and sent:
+A build keeps up to `concurrency` calls in flight (`cap`; for a hosted provider doit runs twice as
+many threads, so that the next calls start while the answered ones are recorded: decision 65).
+Three things hold a call back before it is recorded and sent:
 
+* **the cap**: `concurrency` calls in flight (`-n` / `-j` / `concurrency`), whatever the threads;
 * **the rate limit** (`providers.<name>.rate_limit`, images per minute): calls start evenly
   spaced, a call of k images taking k slots of 60 / rate seconds. A start that wakes up late does
   not push the later ones back, so the build keeps the rate, not a little under it; an idle build
   saves up no burst.
-* **the concurrency limit**, AIMD: none at first (doit's threads, `-n` / `-j` / `concurrency`,
-  are the cap); a 429 from the provider halves the calls in flight, at most once per round of
-  calls (the time a call holds its slot, a moving average: the 429s of one round all answer the
-  same crowd), and, when the answer says ``Retry-After``, holds every new start until then;
+* **the concurrency limit**, AIMD: none at first (the cap holds); a 429 from the provider
+  halves the calls in flight, at most once per round of calls (the time a call holds its slot,
+  a moving average: the 429s of one round all answer the same crowd), and, when the answer
+  says ``Retry-After``, holds every new start until then;
   each answered call gives one slot back, until the limit reaches the most calls ever in flight,
   where it is lifted again. So a provider that throttles at random settles at about the
   concurrency it answers, instead of halving on every 429 down to one call. A call
@@ -36,9 +38,12 @@ __all__ = ["Schedule"]
 class Schedule:
     """The pace of one build's paid calls; safe to share between doit's threads."""
 
-    def __init__(self, rate_limit: float | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate_limit: float | None = None, *, cap: int | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate_limit = rate_limit
-        self.limit: float | None = None  # the adaptive concurrency after a 429; None: the threads' cap
+        self.cap = cap  # the most calls in flight, whatever the threads (None: the threads are the cap)
+        self.limit: float | None = None  # the adaptive concurrency after a 429; None: the cap
         self.in_flight = 0
         self.peak = 0  # the most calls in flight so far
         self.throttles = 0  # 429s seen
@@ -47,6 +52,7 @@ class Schedule:
         self._lock = threading.Lock()
         self._queue: deque[threading.Event] = deque()
         self._head_wake = threading.Event()  # the first waiter's alarm: a slot freed, a pause ended
+        self._starts_done = threading.Condition(self._lock)  # no waiting call can start right now
         self._next_start = float("-inf")  # the rate limit's next free start
         self._paused_until = float("-inf")  # Retry-After of the last 429
         self._last_cut = float("-inf")
@@ -85,6 +91,8 @@ class Schedule:
                         self.peak = max(self.peak, self.in_flight)
                         self._local.started, self._local.images = now, images
                         self._leave_queue(turn)
+                        if not self._startable(now):
+                            self._starts_done.notify_all()
                         return
                     self._head_wake.clear()
                 self._head_wake.wait(wait)
@@ -98,10 +106,25 @@ class Schedule:
         if self._queue:
             self._queue[0].set()
 
+    def _startable(self, now: float) -> bool:
+        """A call is waiting for its turn and could start now."""
+        return bool(self._queue) and self._wait(now) == 0.0
+
+    def let_calls_start(self, most: float = 1.0) -> None:
+        """Before recording an answered call: wait (up to `most` seconds) while calls that wait
+        for their turn could start now. The answers of a round come back together; starting
+        the next calls before recording the answered ones keeps the provider busy (decision 65)."""
+        with self._lock:
+            deadline = self._clock() + most
+            while self._startable(now := self._clock()) and now < deadline:
+                self._starts_done.wait(deadline - now)
+
     def _wait(self, now: float) -> float | None:
         """Seconds until the first waiter may start; None: until a call ends."""
         if now < self._paused_until:
             return self._paused_until - now
+        if self.cap is not None and self.in_flight >= self.cap:
+            return None
         if self.limit is not None and self.in_flight >= int(self.limit):
             return None
         if self.rate_limit is not None and now < self._next_start:

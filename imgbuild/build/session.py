@@ -62,6 +62,17 @@ class BuildSession:
         self._lock = threading.Lock()
         self._build_lock: IO[str] | None = None
 
+    def threads(self, calls: int) -> int:
+        """doit's threads for a build of at most `calls` calls in flight (decision 65). A hosted
+        provider's answers come back together, and a thread spends a few ms of CPU (serialised by
+        the GIL) recording its images before it could start its next call: with twice the
+        threads, the schedule capping the calls in flight and recording yielding to calls that
+        can start (Schedule.let_calls_start), the next calls start first. The preview provider
+        makes its images on this machine's CPU: more threads than `calls` would not help it."""
+        calls = max(1, calls)
+        self.schedule.cap = calls
+        return calls if self.provider_name == "preview" else 2 * calls
+
     def provider(self) -> Provider:
         """The build's provider, set up on first use: build lock, budget, then the provider.
         NotStarted once the build was stopped."""

@@ -53,8 +53,9 @@ def build(
         resolution = resolve(root, provider=provider)
     session = make_session(resolution, chosen)
     config = doit_config(resolution.project.config, session)
-    if jobs is not None:
-        config["num_process"] = jobs
+    # More threads than calls in flight for a hosted provider (decision 65); plain `doit -n N`
+    # keeps N threads, each one call.
+    config["num_process"] = session.threads(jobs if jobs is not None else int(config["num_process"]))
     loader = _Loader(select_shard(resolution, chosen), session, config)
     try:
         result = _Main(loader, config_filenames=()).run(["run", *selection])

@@ -18,6 +18,7 @@ import errno
 import itertools
 import json
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,10 @@ def atomic_write_bytes(
     output folder, say — is refused (WriteOutsideProject) before any folder is made. Only a
     place the user names on the command line (``gallery --out``) is written with confine=False."""
     folder = temp_dir if temp_dir is not None else path.parent
-    if confine and temp_dir is not None and temp_dir.parent.name == STATE_FOLDER:
-        confined(path, temp_dir.parent.parent)
+    records = confine and temp_dir is not None and temp_dir.parent.name == STATE_FOLDER
+    project = temp_dir.parent.parent if records and temp_dir is not None else None
+    if project is not None:
+        confined(path, project)
     try:
         try:
             _write(path, data, folder, durable)
@@ -63,6 +66,8 @@ def atomic_write_bytes(
         if exc.filename is None:  # write() and fsync() name no file: a full disk must say which
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+    if project is not None:  # a folder this write made under one found inside is inside too
+        _remember_inside(path.parent, project)
 
 
 def _write(path: Path, data: bytes, folder: Path, durable: bool) -> None:
@@ -100,14 +105,40 @@ STATE_FOLDER = ".imgbuild"
 
 def confined(path: Path, project: Path) -> None:
     """Refuse `path` (WriteOutsideProject) when the nearest folder of it that exists is really
-    outside `project`: nothing is written, and no folder made, through a link out."""
-    probe = path.parent
-    while not os.path.lexists(probe) and probe.parent != probe:
-        probe = probe.parent
+    outside `project`: nothing is written, and no folder made, through a link out.
+
+    A folder found (or made) inside is remembered with its identity (device, inode), so the
+    next write into it, or into a new folder under it, costs one lstat instead of resolving
+    every folder of its path (decision 66). A folder removed, or replaced by a link or by
+    another folder since, no longer matches and is resolved again."""
+    probe, st = path.parent, None
+    while True:
+        try:
+            st = os.lstat(probe)
+            break
+        except OSError:
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+    if st is not None and stat.S_ISDIR(st.st_mode) and _inside.get((probe, project)) == (st.st_dev, st.st_ino):
+        return
     real = probe.resolve()
-    root = project.resolve()
-    if not real.is_relative_to(root):
+    if not real.is_relative_to(project.resolve()):
         raise WriteOutsideProject(path, real)
+    _remember_inside(probe, project)
+
+
+_MOST_REMEMBERED = 65536
+_inside: dict[tuple[Path, Path], tuple[int, int]] = {}  # (folder, project) → its identity when found inside
+
+
+def _remember_inside(folder: Path, project: Path) -> None:
+    with contextlib.suppress(OSError):
+        st = os.lstat(folder)
+        if stat.S_ISDIR(st.st_mode):
+            if len(_inside) >= _MOST_REMEMBERED:  # a 100k-asset build: bounded memory, checked afresh
+                _inside.clear()
+            _inside[(folder, project)] = (st.st_dev, st.st_ino)
 
 
 _made_folders: set[Path] = set()  # folders this process created or found: no mkdir per write

@@ -94,3 +94,21 @@ def test_a_record_path_leaving_its_asset_is_refused_by_approve_and_check(project
         assert "which leaves the asset folder" in text
         assert snapshot(project / "assets") == before
         assert not (project / "assets" / ASSET / "images/approved").exists()
+
+
+def test_a_folder_swapped_for_a_link_after_a_write_is_refused_at_the_next(tmp_path):
+    # The check is remembered per folder (decision 66); a folder replaced since is checked again.
+    from imgbuild.records.atomic import atomic_write_json
+    from imgbuild.records.errors import WriteOutsideProject
+
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    folder, temp = project / "assets" / "a", project / ".imgbuild" / "tmp"
+    outside.mkdir()
+    project.mkdir()
+    atomic_write_json(folder / "asset.json", {"n": 1}, temp_dir=temp)
+    atomic_write_json(folder / "asset.json", {"n": 2}, temp_dir=temp)  # remembered: no resolve
+    folder.rename(project / "assets" / "moved")
+    folder.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(WriteOutsideProject):
+        atomic_write_json(folder / "asset.json", {"n": 3}, temp_dir=temp)
+    assert list(outside.iterdir()) == []
