@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,10 +20,7 @@ import httpx
 from imgbuild.providers import register
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import (
-    HostedProvider,
-    HttpApi,
-    PollClock,
-    base_url,
+    PollingProvider,
     data_url_parts,
     inline_upload,
     prompt_with_negative,
@@ -49,25 +45,16 @@ def seed_of(request_hash: str, candidate: int) -> int:
 
 
 @register("bfl")
-class BflProvider(HostedProvider):
+class BflProvider(PollingProvider):
     """FLUX.2 text-to-image and multi-reference edits on BFL's asynchronous API."""
 
     name = "bfl"
     key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base = DEFAULT_BASE
     auth_scheme = ""  # the key alone, in its own header
     auth_header = "x-key"
 
-    def __init__(
-        self,
-        project_root: Path,
-        settings: Mapping[str, Any],
-        api: HttpApi | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.base = base_url(BASE_URL_ENV, settings.get("base_url"), DEFAULT_BASE)
-        super().__init__(settings, api)
-        self._sleep = sleep
-        self.clock = PollClock()
 
     def request_body(self, call: Call) -> dict[str, Any]:
         """The body as recorded: each input image is its data URL (the record keeps its size and

@@ -24,9 +24,8 @@ from imgbuild.providers import register
 from imgbuild.providers.answers import FAL_RESULT, FAL_STATUS, FAL_SUBMITTED, FAL_UPLOAD, checked, checked_outputs
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import (
-    HostedProvider,
     HttpApi,
-    PollClock,
+    PollingProvider,
     base_url,
     image_mime,
     prompt_with_negative,
@@ -49,11 +48,13 @@ SUBMIT_HEADERS = {**PRIVATE_HEADERS, "X-Fal-Store-IO": "0"}
 
 
 @register("fal")
-class FalProvider(HostedProvider):
+class FalProvider(PollingProvider):
     """Seedream on fal through the queue API."""
 
     name = "fal"
     key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base = DEFAULT_BASE
     auth_scheme = "Key"
     urls: ClassVar[Mapping[str, str]] = {"base": "base_url", "storage": "storage_url"}
 
@@ -64,11 +65,8 @@ class FalProvider(HostedProvider):
         api: HttpApi | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base = base_url(BASE_URL_ENV, settings.get("base_url"), DEFAULT_BASE)
         self.storage = base_url(STORAGE_URL_ENV, settings.get("storage_url"), DEFAULT_STORAGE)
-        super().__init__(settings, api)
-        self._sleep = sleep
-        self.clock = PollClock()
+        super().__init__(project_root, settings, api, sleep)
 
     def endpoint(self, call: Call) -> str:
         """The model id with its sub-path: ``.../text-to-image`` or ``.../edit``."""

@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import httpcore
@@ -831,6 +832,26 @@ class SynchronousProvider(HostedProvider):
 
     def resume(self, call: Call, job: Job) -> Response:
         raise ProviderError(f"{self.name} calls are synchronous: there is no job to resume")
+
+
+class PollingProvider(HostedProvider):
+    """A hosted API that answers a call with a job to poll (Replicate, fal, BFL): its base URL
+    from the variable, the setting or the default, and a poll clock learnt over the build."""
+
+    base_url_env: str  # IMGBUILD_<NAME>_BASE_URL
+    default_base: str
+
+    def __init__(
+        self,
+        project_root: Path,
+        settings: Mapping[str, Any],
+        api: HttpApi | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base = base_url(self.base_url_env, settings.get("base_url"), self.default_base)
+        super().__init__(settings, api)
+        self._sleep = sleep
+        self.clock = PollClock()
 
 
 class PollClock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,7 @@ from imgbuild.providers import register
 from imgbuild.providers.answers import REPLICATE_FILE, REPLICATE_PREDICTION, BadAnswer, checked, checked_outputs
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import (
-    HostedProvider,
-    HttpApi,
-    PollClock,
-    base_url,
+    PollingProvider,
     image_mime,
     prompt_with_negative,
 )
@@ -39,24 +36,15 @@ POLL_LIMIT_SECONDS = 40 * 60  # Replicate stops a prediction after 30 min of run
 
 
 @register("replicate")
-class ReplicateProvider(HostedProvider):
+class ReplicateProvider(PollingProvider):
     """Seedream on Replicate through its official-model predictions API."""
 
     name = "replicate"
     key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base = DEFAULT_BASE
     auth_scheme = "Bearer"
 
-    def __init__(
-        self,
-        project_root: Path,
-        settings: Mapping[str, Any],
-        api: HttpApi | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.base = base_url(BASE_URL_ENV, settings.get("base_url"), DEFAULT_BASE)
-        super().__init__(settings, api)
-        self._sleep = sleep
-        self.clock = PollClock()
 
     def request_body(self, call: Call) -> dict[str, Any]:
         req = call.request
