@@ -180,6 +180,9 @@ def _stamp(path: str) -> Stamp | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+_MAX_CACHE_BYTES = 1 << 30  # 100,000 assets' requests are a few hundred MB
+
+
 @contextmanager
 def _regular_file(path: str | Path) -> Iterator[Any]:
     """`path` opened for reading if it is a regular file, else None. Opened without blocking, so
@@ -260,8 +263,8 @@ def _read(path: Path) -> tuple[msgspec.Raw, msgspec.Raw] | None:
     array of two. Only the syntax is scanned here: nothing is built until `_decode`."""
     try:
         with _regular_file(path) as file:
-            if file is None:
-                return None
+            if file is None or os.fstat(file.fileno()).st_size > _MAX_CACHE_BYTES:
+                return None  # not ours: a link to a huge file costs nothing either
             data = file.read()
     except OSError:
         return None

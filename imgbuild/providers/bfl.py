@@ -55,7 +55,6 @@ class BflProvider(PollingProvider):
     auth_scheme = ""  # the key alone, in its own header
     auth_header = "x-key"
 
-
     def request_body(self, call: Call) -> dict[str, Any]:
         """The body as recorded: each input image is its data URL (the record keeps its size and
         hash); the wire carries the base64 after the comma, as BFL takes it."""

@@ -45,7 +45,6 @@ class ReplicateProvider(PollingProvider):
     default_base = DEFAULT_BASE
     auth_scheme = "Bearer"
 
-
     def request_body(self, call: Call) -> dict[str, Any]:
         req = call.request
         model = get_model(req.model)

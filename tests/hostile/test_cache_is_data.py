@@ -11,6 +11,7 @@ import ast
 import json
 import os
 import pickle
+import resource
 import shutil
 import subprocess
 import time
@@ -128,22 +129,31 @@ def test_a_corrupt_cache_is_ignored_and_the_answer_stays_right(tmp_path: Path, h
 
 
 def test_a_cache_file_that_is_not_a_plain_file_is_never_read(tmp_path: Path) -> None:
-    """A pull request can commit `.imgbuild/cache/*.json` as a link to /dev/zero (git keeps
-    links); a FIFO can be put there by hand. Neither is read: the cache is ignored."""
-    write_project(tmp_path)
-    age(tmp_path)
-    good = resolve(tmp_path)
-    files = cache_files(tmp_path)
-    assert files
-    for n, path in enumerate(files):
-        path.unlink()
-        if n % 2:
-            os.mkfifo(path)
-        else:
-            path.symlink_to("/dev/zero")
-    started = time.monotonic()
-    assert resolve(tmp_path) == good
-    assert time.monotonic() - started < 30
+    """A pull request can commit `.imgbuild/cache/*.json` as a link to /dev/zero or to a huge
+    file (git keeps links); a FIFO can be put there by hand. None is read: the cache is ignored."""
+    project = write_project(tmp_path / "p")
+    age(project)
+    good = resolve(project)
+    huge = tmp_path / "huge.json"  # sparse: no disk used
+    with huge.open("wb") as file:
+        file.truncate((1 << 30) + 1)
+    for kind in ("/dev/zero", "fifo", "huge"):
+        resolve(project)  # the cache written again
+        files = cache_files(project)
+        assert files, kind
+        for path in files:
+            path.unlink()
+            if kind == "fifo":
+                os.mkfifo(path)
+            else:
+                path.symlink_to("/dev/zero" if kind == "/dev/zero" else huge)
+        started, peak = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        assert resolve(project) == good, kind
+        assert time.monotonic() - started < 30, kind
+        grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB on Linux
+        assert grew < 256 * 1024, f"{kind}: reading the cache grew the process by {grew} KiB"
+        for path in files:
+            path.unlink()
 
 
 def test_an_input_swapped_for_a_fifo_after_caching_is_reported_not_waited_on(tmp_path: Path) -> None:
