@@ -15,7 +15,7 @@ from imgbuild.models import get_model
 from imgbuild.providers import register
 from imgbuild.providers.answers import ARK_IMAGES, checked, checked_outputs, decode_base64
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
-from imgbuild.providers.http import HostedProvider, HttpApi, base_url, inline_upload, prompt_with_negative
+from imgbuild.providers.http import HostedProvider, HttpApi, inline_upload, prompt_with_negative
 from imgbuild.requests import Reference
 
 __all__ = ["REGIONS", "ArkProvider"]
@@ -40,12 +40,15 @@ class ArkProvider(HostedProvider):
 
     name = "ark"
     key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
     auth_scheme = "Bearer"
 
     def __init__(self, project_root: Path, settings: Mapping[str, Any], api: HttpApi | None = None) -> None:
         self.region = settings.get("region", "ap-southeast")
-        self.base = base_url(BASE_URL_ENV, settings.get("base_url"), REGIONS[self.region])
-        super().__init__(settings, api)
+        super().__init__(project_root, settings, api)
+
+    def default_base_url(self) -> str:
+        return REGIONS[self.region]
 
     def model_id(self, call: Call) -> str:
         """The region's id for the request's model (the record keeps the registry's BytePlus id)."""

@@ -8,8 +8,7 @@ A blocked prompt or an image withheld for safety is a content refusal. Facts: do
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from imgbuild.models import get_model
@@ -17,9 +16,7 @@ from imgbuild.providers import register
 from imgbuild.providers.answers import checked_outputs, decode_base64
 from imgbuild.providers.base import Call, ContentRejected, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import (
-    HttpApi,
     SynchronousProvider,
-    base_url,
     data_url_parts,
     inline_upload,
     prompt_with_negative,
@@ -41,12 +38,10 @@ class GeminiProvider(SynchronousProvider):
 
     name = "gemini"
     key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base = DEFAULT_BASE
     auth_scheme = ""  # the key alone, in its own header
     auth_header = "x-goog-api-key"
-
-    def __init__(self, project_root: Path, settings: Mapping[str, Any], api: HttpApi | None = None) -> None:
-        self.base = base_url(BASE_URL_ENV, settings.get("base_url"), DEFAULT_BASE)
-        super().__init__(settings, api)
 
     def request_body(self, call: Call) -> dict[str, Any]:
         req = call.request

@@ -798,8 +798,11 @@ class HostedProvider:
     auth_header = "Authorization"
     # attribute holding a URL → its key under providers.<name> (the variable IMGBUILD_<NAME>_<KEY> wins)
     urls: ClassVar[Mapping[str, str]] = {"base": "base_url"}
+    base_url_env: str  # IMGBUILD_<NAME>_BASE_URL, which wins over providers.<name>.base_url
+    default_base: str
 
-    def __init__(self, settings: Mapping[str, Any], api: HttpApi | None) -> None:
+    def __init__(self, project_root: Path, settings: Mapping[str, Any], api: HttpApi | None = None) -> None:
+        self.base = base_url(self.base_url_env, settings.get("base_url"), self.default_base_url())
         self.api = api or HttpApi(
             provider=self.name,
             key_env=self.key_env,
@@ -811,6 +814,10 @@ class HostedProvider:
         for attribute, key in self.urls.items():
             origin = _origin(getattr(self, attribute))
             self.api.url_sources[origin] = _url_source(self.name, key, settings.get(key))
+
+    def default_base_url(self) -> str:
+        """The URL used when neither the variable nor the setting names one."""
+        return self.default_base
 
     def pace(self, pacer: Pacer) -> None:
         """Send create calls at the pace of the build's schedule (rate limit, backoff on 429)."""
@@ -835,11 +842,8 @@ class SynchronousProvider(HostedProvider):
 
 
 class PollingProvider(HostedProvider):
-    """A hosted API that answers a call with a job to poll (Replicate, fal, BFL): its base URL
-    from the variable, the setting or the default, and a poll clock learnt over the build."""
-
-    base_url_env: str  # IMGBUILD_<NAME>_BASE_URL
-    default_base: str
+    """A hosted API that answers a call with a job to poll (Replicate, fal, BFL), with a poll
+    clock learnt over the build."""
 
     def __init__(
         self,
@@ -848,8 +852,7 @@ class PollingProvider(HostedProvider):
         api: HttpApi | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base = base_url(self.base_url_env, settings.get("base_url"), self.default_base)
-        super().__init__(settings, api)
+        super().__init__(project_root, settings, api)
         self._sleep = sleep
         self.clock = PollClock()
 

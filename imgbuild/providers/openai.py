@@ -8,17 +8,14 @@ part of the call itself, so an "upload" makes no network call. Facts: docs/model
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from imgbuild.providers import register
 from imgbuild.providers.answers import checked_outputs, decode_base64
 from imgbuild.providers.base import Call, Job, Output, ProviderError, Response, Upload
 from imgbuild.providers.http import (
-    HttpApi,
     SynchronousProvider,
-    base_url,
     data_url_parts,
     inline_upload,
     prompt_with_negative,
@@ -39,11 +36,9 @@ class OpenAIProvider(SynchronousProvider):
 
     name = "openai"
     key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base = DEFAULT_BASE
     auth_scheme = "Bearer"
-
-    def __init__(self, project_root: Path, settings: Mapping[str, Any], api: HttpApi | None = None) -> None:
-        self.base = base_url(BASE_URL_ENV, settings.get("base_url"), DEFAULT_BASE)
-        super().__init__(settings, api)
 
     def request_body(self, call: Call) -> dict[str, Any]:
         """The fields of the call; an edit's ``image[]`` parts are the reference data URLs (the
