@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import shtab
+from typing import TYPE_CHECKING, Any
 
 from imgbuild import __version__
 from imgbuild.error_handler import error_handler
@@ -24,17 +22,55 @@ __all__ = ["main"]
 SHARD_HELP = "only the assets of shard I of N, split by a hash of the asset id (also: $IMGBUILD_SHARD)"
 
 
+_FILE, _DIRECTORY = "file", "directory"  # what an option completes to: shtab's, once it is imported
+
+
+class _PrintCompletion(argparse.Action):
+    """``--print-completion SHELL``: the completion script shtab writes for this parser. shtab is
+    imported only here (it was a tenth of `imgbuild check`'s start-up); its shells are the choices
+    (shtab 1.13: bash, zsh, tcsh, fish, powershell)."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Any = None
+    ) -> None:
+        import shtab
+
+        shells = shtab.SUPPORTED_SHELLS
+        if values not in shells:
+            parser.error(f"argument --print-completion: invalid choice: {values!r} (choose from {', '.join(shells)})")
+        self.choices = shells  # the script completes them too
+        completes = {_FILE: shtab.FILE, _DIRECTORY: shtab.DIRECTORY}
+        for action in _actions(parser):
+            marker = getattr(action, "complete", None)
+            if isinstance(marker, str) and marker in completes:
+                action.complete = completes[marker]  # type: ignore[attr-defined]
+        print(shtab.complete(parser, values))
+        parser.exit(0)
+
+
+def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    for action in parser._actions:
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _actions(sub)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imgbuild",
         description="Declarative, incremental builds of AI image batches.",
     )
     parser.add_argument("--version", action="version", version=f"imgbuild {__version__}")
-    # The shells are the choices shtab lists (1.13: bash, zsh, tcsh, fish, powershell).
-    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script")
+    parser.add_argument(
+        "--print-completion",
+        action=_PrintCompletion,
+        metavar="SHELL",
+        help="print a shell completion script (bash, zsh, tcsh, fish or powershell)",
+    )
     parser.add_argument(
         "-C", dest="directory", metavar="DIR", default=".", help="run as if started in DIR"
-    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    ).complete = _DIRECTORY  # type: ignore[attr-defined]
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("init", help="scaffold a working project (config, dodo.py, persona, evidence, batch, template)")
@@ -94,16 +130,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
     p.add_argument(
         "request", nargs="?", type=Path, default=None, help="only this request file's calls (see `imgbuild call`)"
-    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    ).complete = _FILE  # type: ignore[attr-defined]
 
     p = sub.add_parser("call", help="make one candidate of a normalized request file, recorded as a build does")
     p.add_argument(
         "request", type=Path, help="a run's request.json, its `request` part, or one written by hand"
-    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    ).complete = _FILE  # type: ignore[attr-defined]
     p.add_argument("--candidate", type=int, default=None, help="which candidate (default: the first not made)")
 
     p = sub.add_parser("upload", help="upload a project image to the provider's media storage; print its URL")
-    p.add_argument("image", type=Path, help="an image file inside the project").complete = shtab.FILE  # type: ignore[attr-defined]
+    p.add_argument("image", type=Path, help="an image file inside the project").complete = _FILE  # type: ignore[attr-defined]
     p.add_argument("--provider", default=None, help="override the provider (also: $IMGBUILD_PROVIDER)")
 
     for decision in ("approve", "reject"):
@@ -141,14 +177,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("batches", nargs="*", help="batch ids (default: all)")
     p.add_argument(
         "--to", required=True, type=Path, metavar="DIR", help="the export folder (created if needed)"
-    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    ).complete = _DIRECTORY  # type: ignore[attr-defined]
     p.add_argument("--allow-missing", action="store_true", help="exit 0 even when some assets have no approval")
     p.add_argument(
         "--c2pa-cert", type=Path, default=None, metavar="PEM", help="also sign C2PA Content Credentials: cert chain"
-    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    ).complete = _FILE  # type: ignore[attr-defined]
     p.add_argument(
         "--c2pa-key", type=Path, default=None, metavar="PEM", help="the private key of --c2pa-cert"
-    ).complete = shtab.FILE  # type: ignore[attr-defined]
+    ).complete = _FILE  # type: ignore[attr-defined]
     p.add_argument("--c2pa-alg", default="es256", help="the key's signing algorithm (default: es256)")
 
     p = sub.add_parser("review", help="the review studio: choose, approve and compare candidates in the browser")
@@ -163,7 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", default=None, metavar="AXIS", help="vary attribute for the columns")
     p.add_argument(
         "--out", default=None, metavar="DIR", help="where to write the pages (default: gallery/)"
-    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    ).complete = _DIRECTORY  # type: ignore[attr-defined]
     return parser
 
 

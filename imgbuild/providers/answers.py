@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from typing import Any
-
-from jsonschema import Draft202012Validator
+from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import format_path
 from imgbuild.providers.base import Output, ProviderError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 __all__ = [
     "ARK_IMAGES",
@@ -109,6 +110,8 @@ def checked(raw: Any, schema: dict[str, Any], what: str) -> dict[str, Any]:
     """`raw` when it has the shape of `schema`; else BadAnswer naming the first wrong field."""
     validator = _validators.get(id(schema))
     if validator is None:
+        from jsonschema import Draft202012Validator  # here: a no-op build makes no call
+
         validator = _validators[id(schema)] = Draft202012Validator(schema)
     error = next(iter(sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))), None)
     if error is not None:

@@ -14,10 +14,12 @@ import logging
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import Problem
-from imgbuild.yamlio import Document
+
+if TYPE_CHECKING:
+    from imgbuild.yamlio import Document
 
 __all__ = ["SCHEMA_NAMES", "load_schema", "schema_dir", "validate"]
 
