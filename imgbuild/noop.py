@@ -11,18 +11,35 @@ decision rests on the same evidence as the full assessment, so the answer is the
   file the entry names exist;
 * **check** (``checked``): that, and every asset.json is unchanged (same stamp): what `check`
   reads of it (broken, outdated, evidence) cannot have changed either.
+
+A fresh clone has no index, and its stamps would not match one. There the batch's lock file
+answers, when it is **sealed**: the build that wrote it found every entry current for the
+requests of the batch's inputs, and recorded their portable digest (`inputs_sha256`: the
+manifest, persona, config, templates, evidence and reference hashes, the provider and imgbuild's
+own code — imgbuild.resolve), per entry the sha256 of an asset.json that read as a valid record,
+and `seal_sha256` over both and over what each entry vouches with (its folder, status, images,
+evidence and record digest), so a lock file edited by hand or taken apart by a merge is not
+trusted. When the digest of the inputs now is the same and the seal holds, the requests are the
+ones the entries were current for, without rendering one; an entry then vouches, as a lock entry
+does, while its image files exist and (for check) its asset.json still has the sealed bytes and
+the evidence it was made from is the evidence cited now. Anything else hands the batch to the
+full assessment. The batch's index is written on the way, so the next run stats instead.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgbuild import cache
-from imgbuild.records import lock_path
-from imgbuild.resolve import Resolution, load_spec, resolve
+from imgbuild.records import EvidenceRef, lock_path
+from imgbuild.records.lock import holds, read_seal
+from imgbuild.requests import evidence_of
+from imgbuild.resolve import Resolution, Spec, load_spec, resolve
+from imgbuild.spec.model import Batch
 from imgbuild.state import AssetState, StateIndex
 
 __all__ = ["BUILD", "CHECK", "Source", "enter", "enter_checked", "source"]
@@ -55,13 +72,60 @@ def source(root: Path, purpose: str, *, provider: str | None = None) -> Source:
     dirs: set[str] = set()
     for batch in spec.project.batches:
         found = cache.batch_verdict(root, key, purpose, batch.id, spec.digests[batch.id], lock_path(batch.path))
+        vouched: tuple[int, Iterable[tuple[str, cache.Stamp]]] | None = None
         if found is not None:
-            counts[batch.id] = found.images
+            vouched = found.images, found.stamps
+        else:
+            vouched = _sealed(root, key, spec, batch, purpose, started_ns)
+        if vouched is not None:
+            counts[batch.id] = vouched[0]
             if purpose == CHECK:  # their asset folders are declared: not orphans
-                dirs.update(name.rsplit("/", 1)[0] for name, _ in found.stamps)
+                dirs.update(name.rsplit("/", 1)[0] for name, _ in vouched[1])
     others = [b.id for b in spec.project.batches if b.id not in counts]
     resolution = resolve(root, provider=provider, batches=others, spec=spec)
     return Source(resolution, counts, frozenset(dirs), started_ns, indexed=True)
+
+
+def _sealed(
+    root: Path, key: str, spec: Spec, batch: Batch, purpose: str, started_ns: int
+) -> tuple[int, Iterable[tuple[str, cache.Stamp]]] | None:
+    """What the batch's sealed lock file vouches for (see the module's docstring), stored as the
+    batch's index: (images or assets, (asset.json, stamp) pairs for check); None when it does not
+    vouch for every asset of the batch."""
+    lock = lock_path(batch.path)
+    seal = read_seal(lock)
+    manifest = batch.path.relative_to(root).as_posix()
+    if seal is None or (seal.batch, seal.manifest) != (batch.id, manifest) or not holds(seal, spec.inputs[batch.id]):
+        return None
+    persona = spec.project.personas.get(batch.persona)
+    evidence = tuple(evidence_of(batch.source_basis, persona.evidence if persona is not None else ()))
+    base = f"{root}/"
+    exists = os.path.exists
+    files: list[str] = []
+    records: dict[str, cache.Stamp] = {}  # asset.json -> its stamp, as hashed
+    images = 0
+    for entry in seal.assets.values():
+        record = f"{entry.asset_dir}/asset.json"
+        if entry.status != "complete" or not all(exists(base + image.file) for image in entry.images):
+            return None
+        images += len({image.candidate for image in entry.images})
+        files += (image.file for image in entry.images)
+        if purpose == BUILD:
+            if not exists(base + record):
+                return None
+            files.append(record)
+            continue
+        made_from = tuple(EvidenceRef(e.path, e.anchor, e.sha256) for e in entry.source_basis)
+        if made_from != evidence or entry.record_sha256 is None:
+            return None  # drift is reported by the full assessment, with its place
+        found = cache.stamped_sha256(base + record)
+        if found is None or found[1] != entry.record_sha256:
+            return None
+        records[record] = found[0]
+    count = images if purpose == BUILD else len(seal.assets)
+    digest = spec.digests[batch.id]
+    cache.store_verdict(root, key, purpose, batch.id, digest, lock, count, files, records, started_ns, known=records)
+    return count, records.items()
 
 
 def enter(resolution: Resolution, index: StateIndex, batch_id: str, started_ns: int) -> bool:

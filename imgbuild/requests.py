@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -25,6 +25,7 @@ __all__ = [
     "ImageRequest",
     "Reference",
     "canonical_json",
+    "evidence_of",
     "limit_problems",
     "make_request",
     "request_from_record",
@@ -70,6 +71,15 @@ class Reference:
         return {"path": self.path, "sha256": self.sha256, "role": self.role}
 
 
+def evidence_of(source_basis: Iterable[SourceRef], persona_evidence: Iterable[SourceRef]) -> tuple[EvidenceRef, ...]:
+    """The evidence files a batch's requests rest on: its source basis, then its persona's (each
+    file and anchor once)."""
+    seen: dict[tuple[str, str | None], EvidenceRef] = {}
+    for ref in (*source_basis, *persona_evidence):
+        seen.setdefault((ref.path, ref.anchor), EvidenceRef(ref.path, ref.anchor, ref.sha256))
+    return tuple(seen.values())
+
+
 @dataclass(frozen=True)
 class ImageRequest:
     """Everything about one asset's image request, resolved. One call per candidate."""
@@ -111,10 +121,7 @@ class ImageRequest:
 
     def evidence(self) -> tuple[EvidenceRef, ...]:
         """Every evidence file this request rests on: the batch's source basis, then the persona's."""
-        seen: dict[tuple[str, str | None], EvidenceRef] = {}
-        for ref in (*self.source_basis, *self.persona_evidence):
-            seen.setdefault((ref.path, ref.anchor), EvidenceRef(ref.path, ref.anchor, ref.sha256))
-        return tuple(seen.values())
+        return evidence_of(self.source_basis, self.persona_evidence)
 
     @cached_property
     def facts(self) -> RequestFacts:

@@ -38,6 +38,7 @@ class Resolution:
     # Where it came from, for the no-op index (imgbuild.cache): not part of what it says.
     key: str = field(default="", compare=False)
     digests: Mapping[str, str] = field(default_factory=dict, compare=False)  # batch id -> digest of its inputs
+    inputs: Mapping[str, str] = field(default_factory=dict, compare=False)  # batch id -> its portable inputs digest
 
     @property
     def root(self) -> Path:
@@ -79,7 +80,10 @@ class Spec:
 
     project: Project
     provider: str
-    digests: Mapping[str, str]  # batch id -> digest
+    digests: Mapping[str, str]  # batch id -> digest (the cache's: also what its messages show)
+    # batch id -> the same inputs without where the project is, plus imgbuild's code: what a lock
+    # file records it was written under (committed; see imgbuild.noop, "sealed")
+    inputs: Mapping[str, str]
 
 
 def resolve(
@@ -123,7 +127,8 @@ def resolve(
             if use_cache:  # the digest is of content, not stamps: no racy window here
                 cache.store_batch(root, key, batch_id, spec.digests[batch_id], reqs, warnings)
     ordered = {b.id: requests[b.id] for b in wanted}
-    return _with_approvals(Resolution(spec.project, spec.provider, ordered, key=key, digests=spec.digests))
+    resolution = Resolution(spec.project, spec.provider, ordered, key=key, digests=spec.digests, inputs=spec.inputs)
+    return _with_approvals(resolution)
 
 
 def load_spec(root: Path, provider: str | None, key: str, *, use_cache: bool = True) -> Spec:
@@ -156,8 +161,8 @@ def load_spec(root: Path, provider: str | None, key: str, *, use_cache: bool = T
     if use_cache:
         files, folders = cache.input_paths(root, project.config, _evidence_files(root, project))
     stamped = cache.stamp_inputs(files, started_ns) if use_cache else None
-    digests = {b.id: _digest(project, chosen, b) for b in project.batches}
-    spec = Spec(project, chosen, digests)
+    both = {b.id: _digests(project, chosen, b) for b in project.batches}
+    spec = Spec(project, chosen, {k: v[0] for k, v in both.items()}, {k: v[1] for k, v in both.items()})
     if stamped is not None:
         cache.store_spec(root, key, spec, files=files, folders=folders, warnings=warnings, started_ns=started_ns)
     return spec
@@ -170,33 +175,49 @@ def _evidence_files(root: Path, project: Project) -> set[str]:
     return evidence
 
 
-def _digest(project: Project, provider: str, batch: Batch) -> str:
-    """sha256 of what a batch's requests are computed from: the config, the provider, the batch
-    (with its manifest lines, which warnings cite), its persona and the templates its shots load.
-    Evidence and reference files are in the spec by their sha256."""
+def _digests(project: Project, provider: str, batch: Batch) -> tuple[str, str]:
+    """(digest, inputs digest) of what a batch's requests are computed from: the config, the
+    provider, the batch, its persona and the templates its shots load; evidence and reference
+    files are in the spec by their sha256.
+
+    The digest keys the local cache and also covers what messages show (manifest lines, paths as
+    shown from here). The inputs digest is portable — the same in any clone, wherever it is and
+    whatever the working folder — and covers imgbuild's own code instead: a lock file records it
+    (see imgbuild.noop, "sealed")."""
     import msgspec
 
+    from imgbuild.cache import code_digest
     from imgbuild.spec.render import template_sources
 
-    templates = project.root / project.config.templates_dir
+    root = project.root
+    templates = root / project.config.templates_dir
     names = [s.template for s in batch.shots if s.template is not None]
     persona = project.personas.get(batch.persona)
-    parts = (
-        project.config,
+    portable = (
+        replace(project.config, root=Path("."), file=None),
         provider,
-        replace(batch, lines={}),
-        sorted((list(k), v) for k, v in batch.lines.items()),
-        replace(persona, lines={}) if persona is not None else None,
-        sorted((list(k), v) for k, v in persona.lines.items()) if persona is not None else None,
-        template_sources(project.root, templates, names),
+        replace(batch, lines={}, file="", path=batch.path.relative_to(root)),
+        replace(persona, lines={}, file="") if persona is not None else None,
+        template_sources(root, templates, names),
     )
-    data = msgspec.json.encode(parts, enc_hook=_enc_hook)
-    return hashlib.sha256(data).hexdigest()
+    shown = (
+        str(root),
+        project.config.file,
+        batch.file,
+        sorted((list(k), v) for k, v in batch.lines.items()),
+        persona.file if persona is not None else None,
+        sorted((list(k), v) for k, v in persona.lines.items()) if persona is not None else None,
+    )
+    data = msgspec.json.encode(portable, enc_hook=_enc_hook)
+    local = hashlib.sha256(data + msgspec.json.encode(shown)).hexdigest()
+    # Mappings in key order: a manifest whose keys were reordered makes the same requests.
+    same = msgspec.json.encode(portable, enc_hook=_enc_hook, order="deterministic")
+    return local, hashlib.sha256(same + code_digest().encode("ascii")).hexdigest()
 
 
 def _enc_hook(value: object) -> object:
     if isinstance(value, Path):
-        return str(value)
+        return value.as_posix()
     if isinstance(value, Mapping):
         return dict(value)
     raise NotImplementedError(type(value).__name__)

@@ -44,6 +44,7 @@ from imgbuild.records import (
     read_lock,
     write_lock,
 )
+from imgbuild.records.model import sealed_lock
 from imgbuild.requests import HASHED_FIELDS, ImageRequest
 from imgbuild.resolve import Resolution
 
@@ -261,19 +262,7 @@ class StateIndex:
 
     def _vouches(self, req: ImageRequest) -> bool:
         lock = self._locks[req.batch]
-        files = None
-        if lock is not None:
-            files = lock.current_files(
-                req.asset_id,
-                request_hash=req.request_hash,
-                prompt_hash=req.prompt_hash,
-                variant_test=req.variant_test,
-                asset_dir=req.asset_dir,
-                model=req.model,
-                fixed=req.fixed,
-                vary=req.vary,
-                candidates=req.candidates,
-            )
+        files = _current_files(lock, req) if lock is not None else None
         if files is None:
             return False
         root = self.root_str  # plain str paths: this runs once per asset on every no-op build
@@ -315,6 +304,21 @@ class StateIndex:
         """Candidate index → its images, for the current request and its candidate count."""
         made = self.store.made(record, req.asset_dir, req.request_hash)
         return {k: images for k, images in made.items() if k <= req.candidates}
+
+
+def _current_files(lock: LockFile, req: ImageRequest) -> list[str] | None:
+    """The image files of `req`'s entry when it describes a complete asset made for `req`."""
+    return lock.current_files(
+        req.asset_id,
+        request_hash=req.request_hash,
+        prompt_hash=req.prompt_hash,
+        variant_test=req.variant_test,
+        asset_dir=req.asset_dir,
+        model=req.model,
+        fixed=req.fixed,
+        vary=req.vary,
+        candidates=req.candidates,
+    )
 
 
 # -- assessing ----------------------------------------------------------------------------------------
@@ -612,12 +616,14 @@ class LockWriter:
         requests = resolution.requests[batch_id]
         manifest = resolution.batch(batch_id).path.relative_to(resolution.root).as_posix()
         lock = index.lock(batch_id)
+        inputs = resolution.inputs.get(batch_id)
         if (
             not self.fresh
             and lock is not None
             and (lock.batch, lock.manifest) == (batch_id, manifest)
             and lock.ids() == {req.asset_id for req in requests}
             and all(index.vouched(req) for req in requests)
+            and lock.sealed(inputs)
         ):
             return None  # the no-op build: every entry vouches for its asset, nothing to work out
         outdated = self._outdated[batch_id] = []
@@ -627,7 +633,11 @@ class LockWriter:
                 if _outdated_record(index, req):
                     outdated.append(req)
         entries = {req.asset_id: lock_entry(index, req, fresh=self.fresh) for req in requests}
+        # Sealed (the inputs digest recorded) only when every entry is current for its request:
+        # then a clone with the same inputs knows every request without rendering one.
         wanted = LockFile(batch_id, manifest, entries)
+        if inputs is not None and all(_current_files(wanted, req) is not None for req in requests):
+            wanted = sealed_lock(batch_id, manifest, entries, inputs)
         # An outdated asset.json (same request, other attribute values) is rewritten by write(),
         # and so is the lock entry made from it: not current even when the lock file matches.
         return None if lock == wanted and not outdated else wanted
@@ -668,7 +678,9 @@ def lock_entry(index: StateIndex, req: ImageRequest, *, fresh: bool = False) -> 
     just recorded), else rebuilt from its records."""
     entry = None if fresh else index.trusted_entry(req)
     if entry is not None:
-        return entry
+        # asset.json may have been rewritten since (its sha256 then differs): sealed anew
+        sealed = index.store.record_sha256(req.asset_dir, known=entry.record_sha256)
+        return entry if sealed == entry.record_sha256 else replace(entry, record_sha256=sealed)
     try:
         record = index.record(req.asset_dir)
     except BrokenRecord:
@@ -693,6 +705,7 @@ def lock_entry(index: StateIndex, req: ImageRequest, *, fresh: bool = False) -> 
         created=max((i.created for i in made), default=None),
         approval=approval,
         rejected=rejected,
+        record_sha256=index.store.record_sha256(req.asset_dir) if record is not None else None,
     )
 
 

@@ -14,9 +14,12 @@ jobs), the raw provider answers and HTTP exchanges, the upload cache.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
+
+import msgspec
 
 from imgbuild.records.errors import RecordShapeError
 
@@ -736,6 +739,10 @@ class LockEntry:
     created: str | None
     approval: LockApproval | None
     rejected: tuple[str, ...]
+    # sha256 of the asset.json this entry was made or kept from, taken from bytes that read as a
+    # valid record (None: not known). A fresh clone's check trusts the entry's view of the
+    # asset.json that still has these bytes instead of parsing it (imgbuild.noop, "sealed").
+    record_sha256: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LockEntry:
@@ -757,6 +764,7 @@ class LockEntry:
             created=_get(data, "created", str, optional=True),
             approval=None if approval is None else LockApproval.from_json(approval),
             rejected=tuple(rejected),
+            record_sha256=_get(data, "record_sha256", str, optional=True),
         )
 
     def to_json(self) -> JSON:
@@ -774,6 +782,7 @@ class LockEntry:
             "created": self.created,
             "approval": self.approval.to_json() if self.approval is not None else None,
             "rejected": list(self.rejected),
+            "record_sha256": self.record_sha256,
         }
 
 
@@ -787,7 +796,7 @@ class LockFile:
     it). The parsed entries are LockEntry records like any other; this container only caches them.
     """
 
-    __slots__ = ("_entries", "_raw", "batch", "manifest")
+    __slots__ = ("_entries", "_raw", "batch", "inputs_sha256", "manifest", "seal_sha256")
 
     def __init__(
         self,
@@ -796,9 +805,16 @@ class LockFile:
         entries: Mapping[str, LockEntry] | None = None,
         *,
         raw: Mapping[str, Any] | None = None,
+        inputs_sha256: str | None = None,
+        seal_sha256: str | None = None,
     ) -> None:
         self.batch = batch
         self.manifest = manifest  # project-relative path of the batch manifest
+        # Set when every entry was written current for the requests of the batch's inputs: their
+        # portable digest (imgbuild.resolve) and the `seal_digest` of it and of the entries. None
+        # otherwise (see imgbuild.noop, "sealed").
+        self.inputs_sha256 = inputs_sha256
+        self.seal_sha256 = seal_sha256
         self._entries: dict[str, LockEntry | None] = dict(entries or {})
         self._raw: Mapping[str, Any] = raw or {}  # asset id → entry JSON not parsed yet
 
@@ -839,6 +855,33 @@ class LockFile:
             entry = self._entries[asset_id]
             return entry is not None and entry.approval is not None
         return isinstance(data, dict) and data.get("approval") is not None
+
+    def seal_for(self, inputs_sha256: str) -> str | None:
+        """The seal of these entries under the batch's inputs digest; None when an entry is out of
+        shape or its asset.json was never sealed."""
+        entries = {}
+        for asset_id in self.ids():
+            data = self._raw.get(asset_id)
+            try:
+                if data is not None:
+                    entry = msgspec.convert(data, SealedEntry)
+                else:
+                    parsed = self._entries.get(asset_id)
+                    if parsed is None:
+                        return None
+                    entry = SealedEntry.of(parsed)
+            except msgspec.ValidationError:
+                return None
+            if entry.record_sha256 is None:
+                return None
+            entries[asset_id] = entry
+        return seal_digest(inputs_sha256, entries)
+
+    def sealed(self, inputs_sha256: str | None) -> bool:
+        """Sealed under these inputs, for these entries: a build need not write it again to seal it."""
+        if inputs_sha256 is None or self.inputs_sha256 != inputs_sha256 or self.seal_sha256 is None:
+            return False
+        return self.seal_sha256 == self.seal_for(inputs_sha256)
 
     def current_files(
         self,
@@ -891,7 +934,8 @@ class LockFile:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LockFile):
             return NotImplemented
-        return (self.batch, self.manifest, self.entries) == (other.batch, other.manifest, other.entries)
+        mine = (self.batch, self.manifest, self.inputs_sha256, self.seal_sha256, self.entries)
+        return mine == (other.batch, other.manifest, other.inputs_sha256, other.seal_sha256, other.entries)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -900,7 +944,13 @@ class LockFile:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LockFile:
-        return cls(_get(data, "batch", str), _get(data, "manifest", str), raw=_get(data, "assets", dict))
+        return cls(
+            _get(data, "batch", str),
+            _get(data, "manifest", str),
+            raw=_get(data, "assets", dict),
+            inputs_sha256=_get(data, "inputs_sha256", str, optional=True),
+            seal_sha256=_get(data, "seal_sha256", str, optional=True),
+        )
 
     def to_json(self) -> JSON:
         entries = self.entries
@@ -908,5 +958,67 @@ class LockFile:
             "schema": LOCK_SCHEMA,
             "batch": self.batch,
             "manifest": self.manifest,
+            "inputs_sha256": self.inputs_sha256,
+            "seal_sha256": self.seal_sha256,
             "assets": {k: entries[k].to_json() for k in sorted(entries)},
         }
+
+
+# -- the seal of a lock file ------------------------------------------------------------------------
+
+
+class SealedImage(msgspec.Struct, frozen=True):
+    file: str  # project-relative
+    candidate: int
+
+
+class SealedEvidence(msgspec.Struct, frozen=True):
+    path: str
+    anchor: str | None
+    sha256: str
+
+
+class SealedEntry(msgspec.Struct, frozen=True):
+    """What a sealed lock entry vouches with (the other fields of the entry are not read)."""
+
+    asset_dir: str
+    status: str
+    images: tuple[SealedImage, ...]
+    source_basis: tuple[SealedEvidence, ...]
+    record_sha256: str | None = None
+
+    @classmethod
+    def of(cls, entry: LockEntry) -> SealedEntry:
+        return cls(
+            entry.asset_dir,
+            entry.status,
+            tuple(SealedImage(i.file, i.candidate) for i in entry.images),
+            tuple(SealedEvidence(e.path, e.anchor, e.sha256) for e in entry.source_basis),
+            entry.record_sha256,
+        )
+
+
+class Seal(msgspec.Struct, frozen=True):
+    """A lock file read for its seal: its header and what each entry vouches with."""
+
+    schema: str
+    batch: str
+    manifest: str
+    assets: dict[str, SealedEntry]
+    inputs_sha256: str | None = None
+    seal_sha256: str | None = None
+
+
+def sealed_lock(batch: str, manifest: str, entries: Mapping[str, LockEntry], inputs_sha256: str | None) -> LockFile:
+    """The lock file of these entries, sealed under the inputs when given and every entry's
+    asset.json was sealed; the caller knows every entry is current for those inputs."""
+    lock = LockFile(batch, manifest, entries)
+    seal = lock.seal_for(inputs_sha256) if inputs_sha256 is not None else None
+    return LockFile(batch, manifest, entries, inputs_sha256=inputs_sha256 if seal else None, seal_sha256=seal)
+
+
+def seal_digest(inputs_sha256: str, entries: Mapping[str, SealedEntry]) -> str:
+    """sha256 of a batch's inputs digest and of what its entries vouch with, in id order: a lock
+    file edited by hand or taken apart by a merge no longer matches its seal."""
+    body = msgspec.json.encode(sorted(entries.items()))
+    return hashlib.sha256(inputs_sha256.encode("ascii") + b"\n" + body).hexdigest()

@@ -29,9 +29,11 @@ and cost no fsync (docs/records.md, "fsync").
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
 from collections import defaultdict
 from collections.abc import Container, Iterator, Mapping, Sequence
@@ -66,19 +68,34 @@ T = TypeVar("T")
 def read_json_file(path: Path, shown: str) -> Any | None:
     """The JSON at `path`, None when there is no file; BrokenRecord (naming `shown`) when it is
     not JSON — merge-conflict markers included."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+    data = _read_regular(path, shown)
+    if data is None:
         return None
-    except IsADirectoryError:
-        raise BrokenRecord(shown, "is a folder, not a record file", "remove it") from None
     try:
         return json.loads(data)
     except ValueError as exc:
         conflict = data.startswith(b"<<<<<<<") or b"\n<<<<<<< " in data or b"\n>>>>>>> " in data
         what = "holds git merge-conflict markers" if conflict else f"is not valid JSON ({exc})"
         raise BrokenRecord(shown, what, _FIX) from None
+
+
+def _read_regular(path: Path, shown: str) -> bytes | None:
+    """The bytes of a record file, None when there is none. Anything but a regular file is a
+    broken record, found without blocking: a FIFO or a device committed in its place must not
+    hang `imgbuild check` in CI."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise BrokenRecord(shown, "is a folder, not a record file", "remove it") from None
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise BrokenRecord(shown, "is a folder, not a record file", "remove it")
+        if not stat.S_ISREG(mode):
+            raise BrokenRecord(shown, "is not a regular file (a FIFO, a device or a socket)", "remove it")
+        return f.read()
 
 
 _FIX = "restore it from git (`git checkout -- FILE`) or resolve the conflict, then run the command again"
@@ -109,6 +126,7 @@ class AssetStore:
         self._locks: dict[str, threading.RLock] = defaultdict(threading.RLock)
         self._locks_guard = threading.Lock()
         self._migrated: set[str] = set()  # asset folders whose asset.json holds no moved calls
+        self._sound: dict[str, str] = {}  # asset folder -> sha256 of an asset.json that read as valid
 
     @contextmanager
     def locked(self, asset_dir: str) -> Iterator[None]:
@@ -215,6 +233,26 @@ class AssetStore:
         if record is not None and not record.moved_calls:
             self._migrated.add(asset_dir)
         return record
+
+    def record_sha256(self, asset_dir: str, known: str | None = None) -> str | None:
+        """sha256 of the asset's asset.json when its bytes read as a valid record; None when there
+        is none or it is broken. Bytes whose sha256 is `known` (taken, like this, from bytes that
+        read) are not parsed again: what a lock entry seals (state.lock_entry)."""
+        try:
+            data = _read_regular(self.root / asset_dir / "asset.json", f"{asset_dir}/asset.json")
+        except (OSError, BrokenRecord):
+            return None
+        if data is None:
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == known or self._sound.get(asset_dir) == digest:
+            return digest
+        try:
+            self._parse(json.loads(data), f"{asset_dir}/asset.json", "asset", 2, AssetRecord.from_json)
+        except (ValueError, RecordError):
+            return None
+        self._sound[asset_dir] = digest
+        return digest
 
     def _write_asset(self, asset_dir: str, record: AssetRecord, *, durable: bool = True) -> None:
         if record.moved_calls:  # a version-1 record: its calls in flight move first, then the record

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import BATCH, PERSONA, REPO, run_cli, run_doit, write_project
 
+import imgbuild.cache
 from imgbuild.resolve import resolve
 
 
@@ -95,7 +96,7 @@ def test_a_planted_pickle_is_never_executed(tmp_path: Path, capsys: pytest.Captu
     assert not marker.exists()
     # What was planted was replaced by data: one JSON array, [header, body].
     header, body = json.loads((project / ".imgbuild/cache/project.json").read_bytes())
-    assert header["format"] == 2 and body[0]["project"]["config"]["provider"] == "preview"
+    assert header["format"] == imgbuild.cache._FORMAT and body[0]["project"]["config"]["provider"] == "preview"
 
 
 def _corrupt(path: Path, how: str) -> None:

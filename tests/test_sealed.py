@@ -1,0 +1,252 @@
+"""A sealed lock file: a fresh clone's `imgbuild check` and its first `doit` know every request of a
+batch from its committed lock file, without rendering a prompt or parsing an asset.json, and give
+the same answer as looking at everything (imgbuild.noop, "sealed")."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import PERSONA, TEMPLATE, run_cli, run_doit, write_project
+
+import imgbuild.cache
+import imgbuild.resolve
+from imgbuild import noop
+from imgbuild.records import AssetStore
+
+LOCK = "batches/covers.lock.json"
+
+
+def _lock(root: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((root / LOCK).read_text(encoding="utf-8"))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_project(tmp_path_factory.mktemp("sealed") / "origin")
+    assert run_cli(root, "build") == 0
+    return root
+
+
+def fresh_copy(origin: Path, target: Path) -> Path:
+    """What a clone has: the committed files, new inodes and mtimes, no .imgbuild/."""
+    shutil.copytree(origin, target, ignore=shutil.ignore_patterns(".imgbuild"), copy_function=shutil.copy)
+    return target
+
+
+def no_rendering_nor_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imgbuild.resolve, "_render", lambda *a: pytest.fail("a prompt was rendered"))
+    monkeypatch.setattr(AssetStore, "read_asset", lambda *a: pytest.fail("an asset.json was parsed"))
+
+
+def test_a_build_seals_its_lock_file(built: Path) -> None:
+    lock = _lock(built)
+    spec = imgbuild.resolve.resolve(built)
+    assert lock["inputs_sha256"] == spec.inputs["covers"]
+    assert len(lock["seal_sha256"]) == 64
+    for entry in lock["assets"].values():
+        assert entry["record_sha256"] == _sha256(built / entry["asset_dir"] / "asset.json")
+
+
+def test_a_fresh_clone_is_checked_from_its_lock_files(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clone = fresh_copy(built, tmp_path / "clone")
+    no_rendering_nor_records(monkeypatch)
+    capsys.readouterr()
+    assert run_cli(clone, "check") == 0
+    assert "all 4 assets match their manifests" in capsys.readouterr().out
+    assert noop.source(clone, noop.BUILD).counts == {"covers": 8}  # and its first doit: no task
+
+
+def test_a_fresh_clone_in_another_folder_and_working_folder_has_the_same_inputs(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clone = fresh_copy(built, tmp_path / "deeper" / "clone")
+    monkeypatch.chdir(tmp_path)
+    assert imgbuild.resolve.resolve(clone).inputs == imgbuild.resolve.resolve(built).inputs
+
+
+def _break_record(root: Path) -> None:
+    record = sorted(root.glob("assets/*/asset.json"))[0]
+    text = record.read_text()
+    record.write_text(f"<<<<<<< HEAD\n{text}=======\n{text}>>>>>>> other\n")
+
+
+def _respace_record(root: Path) -> None:
+    record = sorted(root.glob("assets/*/asset.json"))[1]
+    record.write_text(record.read_text() + "\n")  # valid, other bytes: not the sealed ones
+
+
+def _edit_record(root: Path) -> None:
+    record = sorted(root.glob("assets/*/asset.json"))[0]
+    data = json.loads(record.read_text())
+    data["purpose"] = "edited by hand"
+    record.write_text(json.dumps(data, indent=2))
+
+
+def _lose_image(root: Path) -> None:
+    next(iter(sorted(root.glob("assets/*/images/candidates/*.jpg")))).unlink()
+
+
+def _edit_template(root: Path) -> None:
+    (root / "templates/cover.j2").write_text(TEMPLATE.replace("Photo", "Portrait"))
+
+
+def _edit_evidence(root: Path) -> None:
+    (root / "evidence/mia.md").write_text("# Mia, with a new note\n")
+
+
+def _edit_persona(root: Path) -> None:
+    (root / "personas/mia.yaml").write_text(PERSONA.replace("oval face", "round face"))
+
+
+def _edit_lock(change: Callable[[dict], None]) -> Callable[[Path], None]:  # type: ignore[type-arg]
+    def edit(root: Path) -> None:
+        data = _lock(root)
+        change(data)
+        (root / LOCK).write_text(json.dumps(data, indent=2))
+
+    return edit
+
+
+def _tamper_record_sha(data: dict) -> None:  # type: ignore[type-arg]
+    next(iter(data["assets"].values()))["record_sha256"] = "0" * 64
+
+
+def _tamper_inputs(data: dict) -> None:  # type: ignore[type-arg]
+    data["inputs_sha256"] = "0" * 64
+
+
+def _drop_entry(data: dict) -> None:  # type: ignore[type-arg]
+    del data["assets"][sorted(data["assets"])[0]]
+
+
+def _drop_image_of_entry(data: dict) -> None:  # type: ignore[type-arg]
+    next(iter(data["assets"].values()))["images"].pop()
+
+
+def _drop_lock(root: Path) -> None:
+    (root / LOCK).unlink()
+
+
+def _add_orphan(root: Path) -> None:
+    first = sorted(root.glob("assets/*/asset.json"))[0].parent
+    shutil.copytree(first, first.with_name("covers.hook.stray"))
+
+
+def _link_lock_out(root: Path) -> None:
+    outside = root.parent / "lock-elsewhere.json"
+    shutil.move(root / LOCK, outside)
+    (root / LOCK).symlink_to(outside)
+
+
+def _fifo_record(root: Path) -> None:
+    record = sorted(root.glob("assets/*/asset.json"))[0]
+    record.unlink()
+    os.mkfifo(record)
+
+
+# What a fresh clone's `check` and `check --strict` exit with after each change: a seal that does
+# not hold (a tampered digest, a lock file gone) only costs the full assessment, which finds the
+# records in order. An asset.json edited into another valid record still reads and its lock entry
+# vouches: the purpose it states is for the next build to bring up to date, in both ways.
+MUTATIONS: dict[str, tuple[Callable[[Path], None], int, int]] = {
+    "nothing": (lambda root: None, 0, 0),
+    "asset.json with conflict markers": (_break_record, 2, 2),
+    "asset.json with other valid bytes": (_respace_record, 0, 0),
+    "asset.json edited by hand": (_edit_record, 0, 0),
+    "asset.json replaced by a FIFO": (_fifo_record, 2, 2),
+    "an image lost": (_lose_image, 1, 1),
+    "a template edited": (_edit_template, 1, 1),
+    "the evidence edited": (_edit_evidence, 0, 1),
+    "the persona edited": (_edit_persona, 1, 1),
+    "an entry's record digest tampered with": (_edit_lock(_tamper_record_sha), 0, 0),
+    "the inputs digest tampered with": (_edit_lock(_tamper_inputs), 0, 0),
+    "an entry dropped from the lock file": (_edit_lock(_drop_entry), 0, 0),
+    "an image dropped from an entry": (_edit_lock(_drop_image_of_entry), 0, 0),
+    "the lock file deleted": (_drop_lock, 0, 0),
+    "the lock file a link out of the project": (_link_lock_out, 0, 0),
+    "an orphan asset folder": (_add_orphan, 1, 1),
+}
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_a_fresh_clone_gets_the_answer_of_the_full_assessment(
+    built: Path, tmp_path: Path, mutation: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change, code, strict_code = MUTATIONS[mutation]
+    clone = fresh_copy(built, tmp_path / "clone")
+    change(clone)
+
+    def check(*options: str) -> tuple[int, str]:
+        shutil.rmtree(clone / ".imgbuild", ignore_errors=True)
+        capsys.readouterr()
+        return run_cli(clone, "check", *options), capsys.readouterr().out
+
+    sealed = check(), check("--strict")
+    with monkeypatch.context() as m:
+        m.setattr(noop, "_sealed", lambda *a: None)  # every batch assessed in full
+        full = check(), check("--strict")
+    assert sealed == full
+    assert (sealed[0][0], sealed[1][0]) == (code, strict_code), sealed
+
+
+def test_imgbuild_s_own_code_is_one_of_the_inputs(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another imgbuild may make other requests of the same files: its seals are not trusted."""
+    clone = fresh_copy(built, tmp_path / "clone")
+    monkeypatch.setattr(imgbuild.cache, "code_digest", lambda: "another imgbuild")
+    rendered: list[str] = []
+    real = imgbuild.resolve._render
+    monkeypatch.setattr(
+        imgbuild.resolve, "_render", lambda p, prov, b, problems: rendered.append("x") or real(p, prov, b, problems)
+    )
+    assert run_cli(clone, "check") == 0
+    assert rendered  # resolved in full
+
+
+def test_a_review_decision_keeps_the_seal(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = fresh_copy(built, tmp_path / "work")
+    asset = sorted(_lock(root)["assets"])[0]
+    assert run_cli(root, "approve", asset, "1", "--pass", "all", "--by", "tester") == 0
+    entry = _lock(root)["assets"][asset]
+    assert entry["approval"] is not None
+    assert entry["record_sha256"] == _sha256(root / entry["asset_dir"] / "asset.json")
+    assert _lock(root)["inputs_sha256"] == _lock(built)["inputs_sha256"]
+    clone = fresh_copy(root, tmp_path / "clone")
+    no_rendering_nor_records(monkeypatch)
+    capsys.readouterr()
+    assert run_cli(clone, "check") == 0
+
+
+def test_a_lock_file_of_stale_entries_is_not_sealed(built: Path, tmp_path: Path) -> None:
+    root = fresh_copy(built, tmp_path / "work")
+    _edit_template(root)
+    assert run_cli(root, "merge") == 1  # the lock file from the records, made for the old template
+    assert (_lock(root)["inputs_sha256"], _lock(root)["seal_sha256"]) == (None, None)
+    assert run_cli(root, "build") == 0
+    assert _lock(root)["inputs_sha256"] == imgbuild.resolve.resolve(root).inputs["covers"]
+
+
+def test_a_lock_file_written_before_seals_is_sealed_by_the_next_build(built: Path, tmp_path: Path) -> None:
+    root = fresh_copy(built, tmp_path / "work")
+    data = _lock(root)
+    del data["inputs_sha256"]
+    for entry in data["assets"].values():
+        del entry["record_sha256"]
+    (root / LOCK).write_text(json.dumps(data, indent=2))
+    done = run_doit(root)
+    assert done.returncode == 0 and "all 8 images up to date" in done.stdout
+    assert _lock(root) == _lock(built)  # sealed again, the same bytes a build writes
+    assert (root / LOCK).read_bytes() == (built / LOCK).read_bytes()
