@@ -11,7 +11,9 @@ What it measures
     3. Times, interleaved in each of REPEAT rounds so machine noise hits all of them: bare doit;
        the imgbuild no-op ``doit``; ``imgbuild check`` with a warm ``.imgbuild/``; ``doit`` after
        touching one of the batch files; ``imgbuild check`` with no ``.imgbuild/`` at all (as in a
-       fresh clone); then a ``doit`` that rebuilds the caches (the cold no-op, for information).
+       fresh clone); then a ``doit`` that rebuilds the caches (the cold no-op, for information);
+       and, for information, doit's floor: the bare project with one task, which is what any doit
+       run pays before its first task (Python, doit's imports and plugins, its database).
        Each is a child process: wall time from here, peak RSS from ``/usr/bin/time -f %M`` (or,
        without GNU time, ``getrusage(RUSAGE_CHILDREN)`` in a fresh wrapper process). Every child
        gets IMGBUILD_PROVIDER=preview and a bytecode cache in the benchmark folder.
@@ -123,6 +125,12 @@ class Sample:
 
 
 # -- the projects ------------------------------------------------------------------------------
+
+
+def write_floor(root: Path) -> None:
+    """doit's own start-up: the bare project with a single task (Python, doit's imports and plugins,
+    its database): what any doit run pays before its first task."""
+    write_bare(root, 1)
 
 
 def write_bare(root: Path, n: int) -> None:
@@ -300,7 +308,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-COLUMNS = ("bare", "no-op", "check", "touched", "fresh chk", "cold no-op")
+COLUMNS = ("bare", "no-op", "check", "touched", "fresh chk", "cold no-op", "doit floor")
 
 
 def _row(label: object, values: list[float], digits: int = 2) -> str:
@@ -331,6 +339,8 @@ def setup(project: Path, bare: Path, args: argparse.Namespace, env: dict[str, st
         return False
     print(f"confirmed: {checked.stdout.strip().splitlines()[-1]} ({checked.wall:.2f} s)")
     write_bare(bare, n)
+    write_floor(bare.with_name("floor"))
+    measure(doit_argv(), bare.with_name("floor"), env)
     warm = measure(doit_argv(), bare, env)  # runs every no-op action once and fills the database
     again = measure(doit_argv(), bare, env)
     if warm.returncode != 0 or again.returncode != 0 or again.stdout.count("-- ") != n:
@@ -348,8 +358,10 @@ def check_ok(sample: Sample, n: int) -> bool:
 
 
 def one_round(project: Path, bare: Path, n: int, env: dict[str, str]) -> list[Sample] | None:
-    """bare, no-op, warm check, touched no-op, fresh-clone check, cold no-op: in that order."""
+    """bare, no-op, warm check, touched no-op, fresh-clone check, cold no-op, doit's floor: in
+    that order."""
     b = measure(doit_argv(), bare, env)
+    floor = measure(doit_argv(), bare.with_name("floor"), env)
     noop = measure(doit_argv(), project, env)
     check = measure(imgbuild_argv("check"), project, env)
     batch = sorted((project / "batches").glob("*.yaml"))[0]
@@ -365,7 +377,7 @@ def one_round(project: Path, bare: Path, n: int, env: dict[str, str]) -> list[Sa
         return None
     if not (check_ok(check, n) and check_ok(fresh, n)):
         return None
-    return [b, noop, check, touched, fresh, cold]
+    return [b, noop, check, touched, fresh, cold, floor]
 
 
 def run(args: argparse.Namespace, base: Path) -> int:
@@ -392,7 +404,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
     rss = [max(r[k].rss_mb for r in rounds) for k in range(len(COLUMNS))]
     print(_row("median", walls))
     print("peak RSS, MB (max of the rounds):\n" + _row("max", rss, 0))
-    bare_s, noop_s, check_s, touched_s, fresh_s, cold_s = walls
+    bare_s, noop_s, check_s, touched_s, fresh_s, cold_s, floor_s = walls
     limit = rss_target_mb(n)
     print()
     for label, value, target in (
@@ -403,6 +415,9 @@ def run(args: argparse.Namespace, base: Path) -> int:
     ):
         print(f"{label}: {value:.2f} (target <= {target}) {_verdict(value, target)}")
     print(f"cold no-op (no .imgbuild/) / bare doit: {cold_s / bare_s:.2f} (for information)")
+    print(
+        f"doit's floor (Python, doit and one up-to-date task) / bare doit: {floor_s / bare_s:.2f} (no run is below it)"
+    )
     for label, mb in (("no-op", rss[1]), ("warm check", rss[2]), ("fresh-clone check", rss[4])):
         print(f"peak RSS {label}: {mb:.0f} MB (target <= {limit:.0f} MB) {_verdict(mb, limit)}")
     print(f"bare doit peak RSS: {rss[0]:.0f} MB")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import BATCH, PERSONA, TEMPLATE, run_cli, run_doit, write_project
 
+import imgbuild.cache
 import imgbuild.resolve
 from imgbuild import noop
 from imgbuild.tasks import lean_run
@@ -186,3 +187,19 @@ def test_doit_info_forget_and_clean_do_something_sensible(tmp_path: Path) -> Non
     assert "imgbuild prune" in clean.stdout
     assert sorted(root.glob("assets/*/images/candidates/*")) == images
     assert "all 8 images up to date" in run_doit(root).stdout  # forgetting doit's state costs nothing
+
+
+def test_imgbuild_build_of_everything_uses_the_index_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = built(tmp_path)
+    assert run_cli(root, "build") == 0  # finds every image current: the batch is indexed
+    monkeypatch.setattr(imgbuild.resolve, "_render", lambda *a: pytest.fail("resolved again"))
+    monkeypatch.setattr(imgbuild.cache, "load_batch", lambda *a: pytest.fail("requests loaded"))
+    capsys.readouterr()
+    assert run_cli(root, "build") == 0
+    assert "all 8 images up to date, nothing to generate" in capsys.readouterr().out
+    monkeypatch.undo()
+    # a selection still gets its tasks: resolved, and counted as the plain run counts them
+    assert run_cli(root, "build", "covers") == 0
+    assert "all 8 images up to date" in capsys.readouterr().out

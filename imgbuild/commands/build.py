@@ -8,6 +8,7 @@ from typing import Any
 
 from doit.doit_cmd import DoitMain
 
+from imgbuild import noop
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from imgbuild.resolve import resolve
 from imgbuild.shard import chosen_shard, select_shard
@@ -49,10 +50,17 @@ def build(
     is the one plain doit ends with too (the progress reporter chooses it): 0 ok, 1 a failed image,
     3 a refusal, 70 a bug, 130 interrupted."""
     chosen = chosen_shard(shard)
+    # A build of everything skips, as plain doit does, the batches the no-op index vouches for; a
+    # selection or a shard (whose budget counts the whole project) resolves every batch.
+    lean = not selection and chosen is None
     with quiet_garbage_collector():  # as under plain doit: long-lived objects, no collections
-        resolution = resolve(root, provider=provider)
+        source = (
+            noop.source(root, noop.BUILD, provider=provider) if lean else noop.Source(resolve(root, provider=provider))
+        )
+    resolution = source.resolution
     session = make_session(resolution, chosen)
     config = doit_config(resolution.project.config, session)
+    config["reporter"].current = source.vouched
     # More threads than calls in flight for a hosted provider (decision 65); plain `doit -n N`
     # keeps N threads, each one call.
     config["num_process"] = session.threads(jobs if jobs is not None else int(config["num_process"]))
