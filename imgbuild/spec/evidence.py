@@ -16,8 +16,6 @@ import itertools
 import re
 from pathlib import Path
 
-from markdown_it import MarkdownIt
-
 __all__ = ["MARKDOWN", "anchors", "ungrounded"]
 
 MARKDOWN = (".md", ".markdown")
@@ -50,6 +48,8 @@ def ungrounded(data: bytes, relative: str, anchor: str | None) -> tuple[str, str
 
 def anchors(markdown: str) -> list[str]:
     """The anchors of a Markdown text, in order: GitHub's heading slugs, then explicit ids."""
+    from markdown_it import MarkdownIt  # only for an anchor into Markdown: most evidence cites none
+
     tokens = MarkdownIt("commonmark").parse(markdown)
     seen: dict[str, int] = {}
     out = []

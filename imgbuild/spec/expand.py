@@ -6,6 +6,7 @@ position in a list — so adding a value adds assets and renames none.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -42,6 +43,7 @@ class Asset:
         return {**self.fixed, **self.vary}
 
 
+@functools.lru_cache(maxsize=4096)  # a batch of 10,000 assets has a few hundred distinct values
 def slug(text: str) -> str:
     """A readable, id-safe form of a value: ``"Soft morning light"`` → ``soft-morning-light``."""
     return _SLUG_RUN.sub("-", text.lower()).strip("-") or "x"
