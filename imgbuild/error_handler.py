@@ -9,9 +9,7 @@ short pointer to it (before the project is known, or outside one, the traceback 
 from __future__ import annotations
 
 import os
-import platform
 import sys
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +50,8 @@ def error_handler() -> Iterator[ExitCode]:
         print("imgbuild: interrupted", file=sys.stderr)
         code.value = EXIT_INTERRUPTED
     except Exception as exc:
+        import traceback  # only for a bug, as platform below: neither is needed to start
+
         where = write_crash_log(code.log_dir, "".join(traceback.format_exception(exc)))
         print(f"imgbuild: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print(f"imgbuild: this is a bug; the details are in {where}", file=sys.stderr)
@@ -67,6 +67,8 @@ def _silence_stdout() -> None:
 
 def write_crash_log(log_dir: Path | None, details: str) -> str:
     """Write a bug's traceback (`details`) to `log_dir`/crash.log, else to stderr; where it went."""
+    import platform
+
     text = (
         f"### imgbuild {__version__} crash\n\n"
         f"- python: {sys.version.split()[0]} ({platform.platform()})\n"
