@@ -17,9 +17,8 @@ answers, when it is **sealed**: the build that wrote it found every entry curren
 requests of the batch's inputs, and recorded their portable digest (`inputs_sha256`: the
 manifest, persona, config, templates, evidence and reference hashes, the provider and imgbuild's
 own code — imgbuild.resolve), per entry the sha256 of an asset.json that read as a valid record,
-and `seal_sha256` over both and over what each entry vouches with (its folder, status, images,
-evidence and record digest), so a lock file edited by hand or taken apart by a merge is not
-trusted. When the digest of the inputs now is the same and the seal holds, the requests are the
+and `seal_sha256` over both and over every field of every entry, so a lock file edited by hand
+or taken apart by a merge is not trusted. When the digest of the inputs now is the same and the seal holds, the requests are the
 ones the entries were current for, without rendering one; an entry then vouches, as a lock entry
 does, while its image files exist and (for check) its asset.json still has the sealed bytes and
 the evidence it was made from is the evidence cited now. Anything else hands the batch to the

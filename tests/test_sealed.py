@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import PERSONA, TEMPLATE, run_cli, run_doit, write_project
+from helpers import BATCH, PERSONA, TEMPLATE, run_cli, run_doit, write_project
 
 import imgbuild.cache
 import imgbuild.resolve
@@ -250,3 +250,32 @@ def test_a_lock_file_written_before_seals_is_sealed_by_the_next_build(built: Pat
     assert done.returncode == 0 and "all 8 images up to date" in done.stdout
     assert _lock(root) == _lock(built)  # sealed again, the same bytes a build writes
     assert (root / LOCK).read_bytes() == (built / LOCK).read_bytes()
+
+
+def test_the_approval_an_edit_was_made_from_is_sealed(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The edit rule takes an approval from the lock entry: an approval dropped from the lock file
+    (a merge that kept the other side's entry) makes other requests, so the seal no longer holds."""
+    root = fresh_copy(built, tmp_path / "work")
+    asset = sorted(_lock(root)["assets"])[0]
+    assert run_cli(root, "approve", asset, "2", "--pass", "all", "--by", "tester") == 0
+    (root / "batches/covers.yaml").write_text(BATCH.replace("wardrobe: cream sweater", "wardrobe: navy blazer"))
+    assert run_cli(root, "build") == 0  # the approved asset edited from its approval, the others made anew
+    assert _lock(root)["seal_sha256"] is not None
+    clone = fresh_copy(root, tmp_path / "clone")
+    capsys.readouterr()
+    assert run_cli(clone, "check") == 0
+    _edit_lock(lambda data: data["assets"][asset].update(approval=None))(clone)
+
+    def check() -> tuple[int, str]:
+        shutil.rmtree(clone / ".imgbuild", ignore_errors=True)
+        capsys.readouterr()
+        return run_cli(clone, "check"), capsys.readouterr().out
+
+    sealed = check()
+    with monkeypatch.context() as m:
+        m.setattr(noop, "_sealed", lambda *a: None)
+        full = check()
+    assert sealed == full
+    assert sealed[0] == 1 and f"changed: assets/{asset}" in sealed[1]

@@ -968,8 +968,10 @@ class LockFile:
 
 
 class SealedImage(msgspec.Struct, frozen=True):
-    file: str  # project-relative
     candidate: int
+    file: str  # project-relative
+    sha256: str
+    image: int | None = None
 
 
 class SealedEvidence(msgspec.Struct, frozen=True):
@@ -979,23 +981,27 @@ class SealedEvidence(msgspec.Struct, frozen=True):
 
 
 class SealedEntry(msgspec.Struct, frozen=True):
-    """What a sealed lock entry vouches with (the other fields of the entry are not read)."""
+    """A lock entry as its seal covers it: every field (a review's approval decides the edit rule's
+    requests), decoded straight from the file into small typed structs."""
 
+    id: str
     asset_dir: str
     status: str
-    images: tuple[SealedImage, ...]
+    request_hash: str
+    prompt_hash: str
+    model: str | None
     source_basis: tuple[SealedEvidence, ...]
+    attributes: dict[str, Any] | None
+    variant_test: str | None
+    images: tuple[SealedImage, ...]
+    created: str | None
+    approval: dict[str, Any] | None
+    rejected: tuple[str, ...]
     record_sha256: str | None = None
 
     @classmethod
     def of(cls, entry: LockEntry) -> SealedEntry:
-        return cls(
-            entry.asset_dir,
-            entry.status,
-            tuple(SealedImage(i.file, i.candidate) for i in entry.images),
-            tuple(SealedEvidence(e.path, e.anchor, e.sha256) for e in entry.source_basis),
-            entry.record_sha256,
-        )
+        return msgspec.convert(entry.to_json(), cls)
 
 
 class Seal(msgspec.Struct, frozen=True):
@@ -1018,7 +1024,7 @@ def sealed_lock(batch: str, manifest: str, entries: Mapping[str, LockEntry], inp
 
 
 def seal_digest(inputs_sha256: str, entries: Mapping[str, SealedEntry]) -> str:
-    """sha256 of a batch's inputs digest and of what its entries vouch with, in id order: a lock
-    file edited by hand or taken apart by a merge no longer matches its seal."""
-    body = msgspec.json.encode(sorted(entries.items()))
+    """sha256 of a batch's inputs digest and of its entries, in id order and with every mapping
+    in key order: a lock file edited by hand or taken apart by a merge no longer matches its seal."""
+    body = msgspec.json.encode(sorted(entries.items()), order="deterministic")
     return hashlib.sha256(inputs_sha256.encode("ascii") + b"\n" + body).hexdigest()
