@@ -18,11 +18,12 @@ requests of the batch's inputs, and recorded their portable digest (`inputs_sha2
 manifest, persona, config, templates, evidence and reference hashes, the provider and imgbuild's
 own code — imgbuild.resolve), per entry the sha256 of an asset.json that read as a valid record,
 and `seal_sha256` over both and over every field of every entry, so a lock file edited by hand
-or taken apart by a merge is not trusted. When the digest of the inputs now is the same and the seal holds, the requests are the
-ones the entries were current for, without rendering one; an entry then vouches, as a lock entry
-does, while its image files exist and (for check) its asset.json still has the sealed bytes and
-the evidence it was made from is the evidence cited now. Anything else hands the batch to the
-full assessment. The batch's index is written on the way, so the next run stats instead.
+or taken apart by a merge is not trusted. When the digest of the inputs now is the same and the
+seal holds, the requests are the ones the entries were current for, without rendering one; an
+entry then vouches, as a lock entry does, while its image files exist and (for check) its
+asset.json still has the sealed bytes and the evidence it was made from is the evidence cited
+now. Anything else hands the batch to the full assessment. The batch's index is written on the
+way, so the next run stats instead.
 """
 
 from __future__ import annotations
