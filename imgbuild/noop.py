@@ -33,14 +33,15 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imgbuild import cache
-from imgbuild.records import EvidenceRef, lock_path
-from imgbuild.records.lock import holds, read_seal
-from imgbuild.requests import evidence_of
+from imgbuild.records.lock import holds, lock_path, read_seal
 from imgbuild.resolve import Resolution, Spec, load_spec, resolve
-from imgbuild.spec.model import Batch
-from imgbuild.state import AssetState, StateIndex
+
+if TYPE_CHECKING:
+    from imgbuild.spec.model import Batch
+    from imgbuild.state import AssetState, StateIndex
 
 __all__ = ["BUILD", "CHECK", "Source", "enter", "enter_checked", "source"]
 
@@ -97,6 +98,9 @@ def _sealed(
     manifest = batch.path.relative_to(root).as_posix()
     if seal is None or (seal.batch, seal.manifest) != (batch.id, manifest) or not holds(seal, spec.inputs[batch.id]):
         return None
+    from imgbuild.records.model import EvidenceRef
+    from imgbuild.requests import evidence_of
+
     persona = spec.project.personas.get(batch.persona)
     evidence = tuple(evidence_of(batch.source_basis, persona.evidence if persona is not None else ()))
     base = f"{root}/"

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
-from imgbuild.models import ModelSpec, Pricing, get_model, route_of
 from imgbuild.spec.model import Batch, Project
 
 if TYPE_CHECKING:
     from imgbuild.edits import EditDecision
+    from imgbuild.models import ModelSpec, Pricing
     from imgbuild.requests import ImageRequest
 
 __all__ = ["PROVIDER_ENV", "Resolution", "Spec", "UnknownAsset", "load_spec", "resolve"]
@@ -47,6 +47,8 @@ class Resolution:
     @property
     def pricing(self) -> Pricing:
         """How this build's images are priced: the provider's route and currency rates."""
+        from imgbuild.models import Pricing
+
         return Pricing.of(self.provider, self.project.config.providers.get(self.provider, {}))
 
     def batch(self, batch_id: str) -> Batch:
@@ -101,12 +103,15 @@ def resolve(
     Cached in .imgbuild/ (see imgbuild.cache): the spec while no input file changes, each batch's
     requests while its digest does not."""
     from imgbuild import cache
-    from imgbuild.requests import ImageRequest
 
     root = root.resolve()
     key = cache.cache_key(root, provider)
     spec = spec or load_spec(root, provider, key, use_cache=use_cache)
     wanted = [b for b in spec.project.batches if batches is None or b.id in batches]
+    if not wanted:  # the no-op index vouched for every batch: no request to load
+        return Resolution(spec.project, spec.provider, {}, key=key, digests=spec.digests, inputs=spec.inputs)
+    from imgbuild.requests import ImageRequest
+
     requests: dict[str, tuple[ImageRequest, ...]] = {}
     missing = []
     for batch in wanted:
@@ -225,6 +230,8 @@ def _enc_hook(value: object) -> object:
 
 def _with_approvals(resolution: Resolution) -> Resolution:
     """Apply the edit rule: approvals live in the records, not in the (cached) manifests."""
+    if not resolution.requests:
+        return resolution  # the no-op index vouched for every batch: nothing to apply it to
     from imgbuild.edits import apply_edit_rule
     from imgbuild.records.lock import lock_path, read_lock
 
@@ -289,6 +296,7 @@ def _render(
 
 
 def _check_limits(batch: Batch, shot: int, req: ImageRequest, root: Path, problems: list[Problem]) -> None:
+    from imgbuild.models import get_model
     from imgbuild.requests import limit_problems
 
     sizes = {ref.path: os.path.getsize(root / ref.path) for ref in req.references}
@@ -331,6 +339,8 @@ def _check_provider(name: str, project: Project, problems: list[Problem]) -> boo
 def _check_models(provider: str, project: Project, problems: list[Problem]) -> set[str]:
     """The ids of the batches whose model the provider (in its region) serves; a problem for each
     other batch, and for a budget that cannot be checked in USD."""
+    from imgbuild.models import get_model
+
     settings = project.config.providers.get(provider, {})
     region = settings.get("region")
     where = project.config.file or "imgbuild.yaml"
@@ -361,6 +371,8 @@ def _check_price(
     family with no known price anywhere cannot be budgeted at all."""
     if project.config.budget is None or provider == "preview":
         return
+    from imgbuild.models import route_of
+
     where, route = project.config.file or "imgbuild.yaml", route_of(provider, settings)
     price = model.price(route)
     if price is None and model.list_price_usd() is None:

@@ -15,20 +15,22 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from imgbuild.build.schedule import Schedule
-from imgbuild.build.uploads import ReferenceUploads
 from imgbuild.errors import AnotherBuildRunning, BudgetExceeded, BuildStop, NotStarted
-from imgbuild.models import Pricing
-from imgbuild.providers import Provider, create_provider
-from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock
 from imgbuild.records.atomic import remove_stale_temp_files
-from imgbuild.requests import ImageRequest
+from imgbuild.records.buildlock import acquire_build_lock
+from imgbuild.records.errors import BuildLocked
 
 if TYPE_CHECKING:
+    from imgbuild.build.uploads import ReferenceUploads
+    from imgbuild.models import Pricing
+    from imgbuild.providers import Provider
+    from imgbuild.records import AssetStore
+    from imgbuild.requests import ImageRequest
     from imgbuild.shard import Shard
 
 __all__ = ["BuildSession", "Estimate", "StaleWork"]
 
-StaleWork = tuple[ImageRequest, tuple[int, ...]]  # a request and the candidates a build would make
+StaleWork = tuple["ImageRequest", tuple[int, ...]]  # a request and the candidates a build would make
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,9 @@ class BuildSession:
         self.settings = settings or {}
         rate = self.settings.get("rate_limit")
         self.schedule = Schedule(float(rate) if rate else None)
-        self.store = AssetStore(root)
-        self.uploads = ReferenceUploads(self.store, provider_name)
+        self._store: AssetStore | None = None
+        self._uploads: ReferenceUploads | None = None
+        self._made = threading.Lock()  # guards making the two above, once
         self.stopped: BuildStop | None = None
         self.budget: float | None = None
         self.stale: dict[str, StaleWork] = {}  # asset id → what a build of the whole project makes
@@ -61,6 +64,30 @@ class BuildSession:
         self._provider: Provider | None = None
         self._lock = threading.Lock()
         self._build_lock: IO[str] | None = None
+
+    @property
+    def store(self) -> AssetStore:
+        """The build's one record store (made when first needed: a no-op build never needs it, nor
+        the record classes it loads)."""
+        if self._store is None:
+            with self._made:
+                if self._store is None:
+                    from imgbuild.records.store import AssetStore
+
+                    self._store = AssetStore(self.root)
+        return self._store
+
+    @property
+    def uploads(self) -> ReferenceUploads:
+        """Reference images made reachable for the provider, once per build."""
+        if self._uploads is None:
+            store = self.store
+            with self._made:
+                if self._uploads is None:
+                    from imgbuild.build.uploads import ReferenceUploads
+
+                    self._uploads = ReferenceUploads(store, self.provider_name)
+        return self._uploads
 
     def threads(self, calls: int) -> int:
         """doit's threads for a build of at most `calls` calls in flight (decision 65). A hosted
@@ -83,6 +110,8 @@ class BuildSession:
                 self._hold_build_lock()
                 if self._provider is None:
                     self._check_budget()
+                    from imgbuild.providers import create_provider
+
                     self._provider = create_provider(self.provider_name, self.root, self.settings)
                     pace = getattr(self._provider, "pace", None)  # hosted providers: rate limit, 429s
                     if callable(pace):

@@ -4,23 +4,23 @@ The no-op path reads one lock file per batch instead of every asset.json. A lock
 only while it matches the current request and its image files exist; anything else falls back to
 the asset's own records. An entry states what was *made* (request, evidence, images), taken from
 the asset records, never from the manifest, and the asset's review state for the render stage.
+
+The record classes are imported where a lock file is read or written: a no-op build that the
+no-op index answers needs only `lock_path` of this module.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from imgbuild.records.atomic import atomic_write_json
-from imgbuild.records.errors import BrokenRecord
-from imgbuild.records.model import LOCK_SCHEMA, LockEntry, LockFile, Seal, schema_version, seal_digest, sealed_lock
-from imgbuild.records.store import read_json_file
+if TYPE_CHECKING:
+    from imgbuild.records.model import LockEntry, LockFile, Seal
 
 __all__ = [
-    "LOCK_SCHEMA",
     "holds",
     "lock_files",
     "lock_path",
@@ -72,6 +72,10 @@ def read_lock(path: Path, shown: str | None = None) -> LockFile | None:
 
 
 def _parse(path: Path, shown: str) -> LockFile | None:
+    from imgbuild.records.errors import BrokenRecord
+    from imgbuild.records.model import LOCK_SCHEMA, LockFile, schema_version
+    from imgbuild.records.store import read_json_file
+
     try:
         data = read_json_file(path, shown)
     except BrokenRecord:
@@ -85,6 +89,8 @@ def _parse(path: Path, shown: str) -> LockFile | None:
 
 
 def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> None:
+    from imgbuild.records.atomic import atomic_write_json
+
     atomic_write_json(path, lock.to_json(), temp_dir=temp_dir)
 
 
@@ -102,6 +108,8 @@ def update_lock_entry(path: Path, entry: LockEntry, temp_dir: Path) -> bool:
 def _reseal(lock: LockFile, entries: dict[str, LockEntry]) -> LockFile:
     """The lock file with one entry replaced (a review decision), sealed again when its seal held:
     a decision changes what the entry states of its asset.json, not what it was made for."""
+    from imgbuild.records.model import sealed_lock
+
     inputs = lock.inputs_sha256 if lock.sealed(lock.inputs_sha256) else None
     old = lock.entries
     if any((old[k].request_hash, old[k].status) != (v.request_hash, v.status) for k, v in entries.items() if k in old):
@@ -112,7 +120,15 @@ def _reseal(lock: LockFile, entries: dict[str, LockEntry]) -> LockFile:
 # -- the seal: what a fresh clone's check reads of a lock file ----------------------------------------
 
 
-_seal_decoder = msgspec.json.Decoder(Seal)
+@functools.cache
+def _seal_decoder() -> Any:
+    import msgspec
+
+    from imgbuild.records.model import Seal
+
+    return msgspec.json.Decoder(Seal)
+
+
 _MAX_SEAL_BYTES = 1 << 30  # a 100,000-asset batch's lock file is about 120 MB
 
 
@@ -123,6 +139,10 @@ def read_seal(path: Path) -> Seal | None:
     Decoded straight into small typed structs (msgspec), one batch at a time, so 100,000 entries
     are never held as dictionaries. Never raises and never blocks: a link, a FIFO, a file over
     1 GiB or anything out of shape is None, and the full assessment (which reports it) runs."""
+    import msgspec
+
+    from imgbuild.records.model import LOCK_SCHEMA
+
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags)
@@ -134,7 +154,7 @@ def read_seal(path: Path) -> Seal | None:
             if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_SEAL_BYTES:
                 return None
             data = file.read()
-        seal = _seal_decoder.decode(data)
+        seal: Seal = _seal_decoder().decode(data)
     except (OSError, msgspec.DecodeError, ValueError):
         return None
     if seal.schema != LOCK_SCHEMA or seal.seal_sha256 is None:
@@ -144,4 +164,6 @@ def read_seal(path: Path) -> Seal | None:
 
 def holds(seal: Seal, inputs_sha256: str) -> bool:
     """The seal was made under these inputs, for exactly these entries."""
+    from imgbuild.records.model import seal_digest
+
     return seal.inputs_sha256 == inputs_sha256 and seal.seal_sha256 == seal_digest(inputs_sha256, seal.assets)
