@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from imgbuild.requests import ImageRequest
-from imgbuild.resolve import Resolution
-from imgbuild.spec.model import Batch
-from imgbuild.state import AssetState, EvidenceChange, Orphan
+if TYPE_CHECKING:
+    from imgbuild.orphans import Orphan
+    from imgbuild.requests import ImageRequest
+    from imgbuild.resolve import Resolution
+    from imgbuild.spec.model import Batch
+    from imgbuild.state import AssetState, EvidenceChange
 
 __all__ = ["Location", "locate_evidence", "locate_orphan", "locate_request", "locate_state"]
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, TypeVar
 from imgbuild.errors import UsageError
 
 if TYPE_CHECKING:
+    from imgbuild.orphans import Orphan
     from imgbuild.resolve import Resolution
-    from imgbuild.state import Orphan
 
 __all__ = [
     "SHARD_ENV",

@@ -59,7 +59,6 @@ __all__ = [
     "EvidenceChange",
     "Interruption",
     "LockWriter",
-    "Orphan",
     "ReviewState",
     "StateIndex",
     "approval_problem",
@@ -69,7 +68,6 @@ __all__ = [
     "changed_fields",
     "describe_changes",
     "estimate",
-    "find_orphans",
     "lock_entry",
     "review_of",
 ]
@@ -131,19 +129,6 @@ class AssetState:
     def model(self) -> str:
         """The endpoint key a build really calls (an edit's or an identity set's, not the batch's)."""
         return self.request.model
-
-
-@dataclass(frozen=True)
-class Orphan:
-    """An asset folder that no manifest declares any more."""
-
-    asset_dir: str
-    batch: str | None
-    approved: bool  # it holds approved images
-
-    def reason(self) -> str:
-        was = f" (was in batch {self.batch})" if self.batch else ""
-        return f"no manifest declares this asset any more{was} — restore its values, or `imgbuild prune` it"
 
 
 @dataclass(frozen=True)
@@ -567,26 +552,6 @@ def estimate(
         route = pricing or Pricing(req.provider)
         cost += n * route.usd(get_model(req.model), width * height, len(req.references))
     return images, cost, by_model
-
-
-# -- orphans ------------------------------------------------------------------------------------------
-
-
-def find_orphans(resolution: Resolution, declared: Iterable[str] = ()) -> list[Orphan]:
-    """Asset folders (holding an asset.json) under any output folder that no batch declares
-    (`declared`: asset folders of batches the resolution leaves out, see imgbuild.noop)."""
-    known = {req.asset_dir for req in resolution.all_requests()} | set(declared)
-    config = resolution.project.config
-    store = AssetStore(resolution.root)
-    orphans = []
-    for folder in sorted({config.assets_dir, *(b.output for b in resolution.project.batches)}):
-        for asset_dir in store.asset_dirs(folder, skip=known):
-            try:
-                record = store.read_asset(asset_dir)
-            except BrokenRecord:
-                record = None
-            orphans.append(Orphan(asset_dir, record.batch if record else None, store.has_approved_images(asset_dir)))
-    return orphans
 
 
 # -- lock files ---------------------------------------------------------------------------------------

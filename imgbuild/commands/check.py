@@ -15,15 +15,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgbuild import noop
 from imgbuild.commands.output import print_json
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from imgbuild.locate import Location, locate_evidence, locate_orphan, locate_request, locate_state
-from imgbuild.resolve import Resolution, resolve
+from imgbuild.orphans import Orphan, find_orphans
+from imgbuild.resolve import resolve
 from imgbuild.shard import chosen_shard, select_orphans, select_shard, shard_line
-from imgbuild.state import Orphan, StateIndex, approval_problem, assess, assess_reviews, find_orphans
+
+if TYPE_CHECKING:
+    from imgbuild.resolve import Resolution
 
 __all__ = ["FORMATS", "Finding", "check"]
 
@@ -100,6 +103,22 @@ def check(
 
 def _findings(source: noop.Source, orphans: list[Orphan], *, approved: bool, strict: bool) -> tuple[list[Finding], int]:
     resolution = source.resolution
+    states: list[Finding] = []
+    reviews: list[Finding] = []
+    if resolution.requests or approved:  # else the no-op index vouched for every batch
+        states, reviews = _assessed(source, approved=approved, strict=strict)
+    orphaned = [
+        Finding("orphaned", None, orphan.asset_dir, orphan.reason(), locate_orphan(orphan), True) for orphan in orphans
+    ]
+    return [*states, *orphaned, *reviews], sum(map(len, resolution.requests.values())) + source.vouched
+
+
+def _assessed(source: noop.Source, *, approved: bool, strict: bool) -> tuple[list[Finding], list[Finding]]:
+    """What the full assessment finds in the batches the index did not vouch for: of their build
+    state, and (with `approved`) of their review state."""
+    from imgbuild.state import StateIndex, approval_problem, assess, assess_reviews
+
+    resolution = source.resolution
     index = StateIndex(resolution, verify=True)
     states = assess(resolution, index)
     if source.indexed:  # not a shard's or --approved's selection
@@ -124,18 +143,17 @@ def _findings(source: noop.Source, orphans: list[Orphan], *, approved: bool, str
             reason = "; ".join(c.describe() for c in state.evidence)
             where = locate_evidence(state.evidence[0])
             findings.append(Finding("evidence", req.asset_id, req.asset_dir, reason, where, strict))
-    for orphan in orphans:
-        findings.append(Finding("orphaned", None, orphan.asset_dir, orphan.reason(), locate_orphan(orphan), True))
+    reviews: list[Finding] = []
     if approved:
         for review in assess_reviews(resolution, index):
             problem = approval_problem(resolution.root, review)
             if problem is not None:
                 req = review.request
                 kind, reason = problem
-                findings.append(
+                reviews.append(
                     Finding(kind, req.asset_id, req.asset_dir, reason, locate_request(resolution, req), True)
                 )
-    return findings, len(states) + source.vouched
+    return findings, reviews
 
 
 def _summary(findings: list[Finding], total: int, *, approved: bool, strict: bool, code: int) -> list[str]:

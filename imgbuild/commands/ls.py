@@ -9,8 +9,9 @@ from typing import Any
 
 from imgbuild.commands.output import asset_row, orphan_row, print_json
 from imgbuild.errors import EXIT_OK, UsageError
+from imgbuild.orphans import find_orphans
 from imgbuild.resolve import resolve
-from imgbuild.state import StateIndex, assess, assess_reviews, find_orphans
+from imgbuild.state import StateIndex, assess, assess_reviews
 
 __all__ = ["STATES", "ls"]
 

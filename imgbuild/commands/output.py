@@ -9,9 +9,11 @@ made here once.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imgbuild.state import AssetState, Orphan, ReviewState
+if TYPE_CHECKING:
+    from imgbuild.orphans import Orphan
+    from imgbuild.state import AssetState, ReviewState
 
 __all__ = ["asset_row", "orphan_row", "print_json"]
 

@@ -12,10 +12,11 @@ from typing import Any
 from imgbuild.commands.output import orphan_row, print_json
 from imgbuild.errors import EXIT_OK
 from imgbuild.models import get_model
+from imgbuild.orphans import Orphan, find_orphans
 from imgbuild.providers import missing_key
 from imgbuild.resolve import Resolution, resolve
 from imgbuild.shard import chosen_shard, project_estimate, select_orphans, select_shard, shard_line
-from imgbuild.state import AssetState, Orphan, StateIndex, assess, estimate, find_orphans
+from imgbuild.state import AssetState, StateIndex, assess, estimate
 from imgbuild.tasks import select, task_name
 
 __all__ = ["plan"]

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from imgbuild.errors import EXIT_OK, UsageError
+from imgbuild.orphans import find_orphans
 from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock, lock_files, lock_path, remove_lock
 from imgbuild.resolve import resolve
-from imgbuild.state import find_orphans
 
 __all__ = ["prune"]
 

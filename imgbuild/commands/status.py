@@ -8,8 +8,9 @@ from typing import Any
 
 from imgbuild.commands.output import print_json
 from imgbuild.errors import EXIT_INVALID, EXIT_OK
+from imgbuild.orphans import find_orphans
 from imgbuild.resolve import resolve
-from imgbuild.state import STALE, StateIndex, assess, assess_reviews, find_orphans
+from imgbuild.state import STALE, StateIndex, assess, assess_reviews
 
 __all__ = ["status"]
 

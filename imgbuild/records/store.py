@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
 from imgbuild.records.clock import duration, in_reproducible_order, new_run_id, source_date_epoch, utc_now
 from imgbuild.records.errors import BrokenRecord, RecordError, RecordShapeError, UnknownRecordVersion
+from imgbuild.records.layout import asset_dirs
 from imgbuild.records.model import (
     Approval,
     AssetRecord,
@@ -594,14 +595,8 @@ class AssetStore:
 
     # -- asset folders -------------------------------------------------------------------------------
     def asset_dirs(self, folder: str, *, skip: Container[str] = ()) -> list[str]:
-        """The asset folders under output folder `folder` (those holding an asset.json), sorted,
-        leaving out those in `skip` unlooked at (no stat for a folder known to be declared)."""
-        base = self.root / folder
-        if not base.is_dir():
-            return []
-        names = [f"{folder}/{child}" if folder not in ("", ".") else child for child in sorted(os.listdir(base))]
-        root = str(self.root)
-        return [name for name in names if name not in skip and os.path.isfile(f"{root}/{name}/asset.json")]
+        """The asset folders under output folder `folder` (see records.layout)."""
+        return asset_dirs(self.root, folder, skip=skip)
 
     def has_approved_images(self, asset_dir: str) -> bool:
         folder = self.root / asset_dir / "images" / "approved"

@@ -1,0 +1,56 @@
+"""Orphans: asset folders under an output folder that no manifest declares any more.
+
+Found by listing the output folders (imgbuild.records.layout); only an orphan's own record is
+read, so a check that the no-op index answers loads no record class unless there is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from imgbuild.records.layout import asset_dirs
+
+if TYPE_CHECKING:
+    from imgbuild.resolve import Resolution
+
+__all__ = ["Orphan", "find_orphans"]
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """An asset folder that no manifest declares any more."""
+
+    asset_dir: str
+    batch: str | None
+    approved: bool  # it holds approved images
+
+    def reason(self) -> str:
+        was = f" (was in batch {self.batch})" if self.batch else ""
+        return f"no manifest declares this asset any more{was} — restore its values, or `imgbuild prune` it"
+
+
+def find_orphans(resolution: Resolution, declared: Iterable[str] = ()) -> list[Orphan]:
+    """Asset folders (holding an asset.json) under any output folder that no batch declares
+    (`declared`: asset folders of batches the resolution leaves out, see imgbuild.noop)."""
+    known = {req.asset_dir for req in resolution.all_requests()} | set(declared)
+    config = resolution.project.config
+    found = [
+        asset_dir
+        for folder in sorted({config.assets_dir, *(b.output for b in resolution.project.batches)})
+        for asset_dir in asset_dirs(resolution.root, folder, skip=known)
+    ]
+    if not found:
+        return []
+    from imgbuild.records import AssetStore, BrokenRecord
+
+    store = AssetStore(resolution.root)
+    orphans = []
+    for asset_dir in found:
+        try:
+            record = store.read_asset(asset_dir)
+        except BrokenRecord:
+            record = None
+        orphans.append(Orphan(asset_dir, record.batch if record else None, store.has_approved_images(asset_dir)))
+    return orphans
