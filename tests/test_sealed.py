@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import PERSONA, TEMPLATE, run_cli, run_doit, write_project
+from helpers import BATCH, PERSONA, TEMPLATE, run_cli, run_doit, write_project
 
 import imgbuild.cache
 import imgbuild.resolve
@@ -20,6 +20,7 @@ from imgbuild import noop
 from imgbuild.records import AssetStore
 
 LOCK = "batches/covers.lock.json"
+ASSET = "covers.hook.home-office.morning-light"
 
 
 def _lock(root: Path) -> dict:  # type: ignore[type-arg]
@@ -187,6 +188,19 @@ def test_a_fresh_clone_gets_the_answer_of_the_full_assessment(
     change, code, strict_code = MUTATIONS[mutation]
     clone = fresh_copy(built, tmp_path / "clone")
     change(clone)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full
+    assert (sealed[0][0], sealed[1][0]) == (code, strict_code), sealed
+
+
+Answer = tuple[tuple[int, str], tuple[int, str]]  # (exit code, output) of check and check --strict
+
+
+def both_ways(
+    clone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[Answer, Answer]:
+    """What a fresh clone's `check` and `check --strict` answer: as they run, then with every batch
+    assessed in full."""
 
     def check(*options: str) -> tuple[int, str]:
         shutil.rmtree(clone / ".imgbuild", ignore_errors=True)
@@ -197,8 +211,73 @@ def test_a_fresh_clone_gets_the_answer_of_the_full_assessment(
     with monkeypatch.context() as m:
         m.setattr(noop, "_sealed", lambda *a: None)  # every batch assessed in full
         full = check(), check("--strict")
+    return sealed, full
+
+
+def _approved_then_edited(root: Path) -> Path:
+    """Candidate 2 of ASSET approved, then an editable attribute changed and built: the asset's
+    request is an edit of its approved image, made from the approval its lock entry states."""
+    write_project(root)
+    assert run_cli(root, "build") == 0
+    assert run_cli(root, "approve", ASSET, "2", "--pass", "all", "--by", "tester") == 0
+    (root / "batches/covers.yaml").write_text(BATCH.replace("wardrobe: cream sweater", "wardrobe: navy blazer"))
+    assert run_cli(root, "build") == 0
+    assert _lock(root)["seal_sha256"] is not None
+    return root
+
+
+def test_a_lock_entry_whose_approval_was_edited_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The edit rule makes the request from the approval the lock entry states: without it, the
+    request is the base one, which the full assessment finds unmade."""
+    root = _approved_then_edited(tmp_path / "work")
+    _edit_lock(lambda data: data["assets"][ASSET].update(approval=None))(root)
+    sealed, full = both_ways(fresh_copy(root, tmp_path / "clone"), monkeypatch, capsys)
     assert sealed == full
-    assert (sealed[0][0], sealed[1][0]) == (code, strict_code), sealed
+    assert sealed[0][0] == 1
+
+
+@pytest.fixture(scope="module")
+def kept_record(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sealed lock file whose entry of ASSET vouches for an asset.json edited by hand (its
+    purpose): a build kept the entry and sealed the edited bytes while it rebuilt another asset."""
+    root = write_project(tmp_path_factory.mktemp("sealed") / "kept")
+    assert run_cli(root, "build") == 0
+    record = root / f"assets/{ASSET}/asset.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "purpose": "edited by hand"}, indent=2))
+    next((root / "assets/covers.hook.cafe.lamp-light/images/candidates").glob("*.jpg")).unlink()
+    assert run_cli(root, "build") == 0
+    assert _lock(root)["assets"][ASSET]["record_sha256"] == _sha256(root / f"assets/{ASSET}/asset.json")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("request_hash", "0" * 64),
+        ("prompt_hash", "0" * 64),
+        ("model", "image-seedream-v4.5-text"),
+        ("attributes", {"fixed": {}, "vary": {}}),
+        ("variant_test", "a-test"),
+    ],
+)
+def test_a_lock_entry_whose_request_was_edited_is_not_trusted(
+    kept_record: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    field: str,
+    value: object,
+) -> None:
+    """An entry that no longer describes the request sends the full assessment to asset.json,
+    which here states another purpose (outdated): the seal covers every field of an entry."""
+    clone = fresh_copy(kept_record, tmp_path / "clone")
+    assert both_ways(clone, monkeypatch, capsys)[0][0][0] == 0  # the entry vouches, both ways
+    _edit_lock(lambda data: data["assets"][ASSET].update({field: value}))(clone)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full
+    assert sealed[0][0] == 1 and sealed[0][1].startswith(f"outdated: assets/{ASSET}: purpose: ")
 
 
 def test_imgbuild_s_own_code_is_one_of_the_inputs(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -970,6 +970,8 @@ class LockFile:
 class SealedImage(msgspec.Struct, frozen=True):
     file: str  # project-relative
     candidate: int
+    sha256: str
+    image: int | None = None
 
 
 class SealedEvidence(msgspec.Struct, frozen=True):
@@ -979,23 +981,30 @@ class SealedEvidence(msgspec.Struct, frozen=True):
 
 
 class SealedEntry(msgspec.Struct, frozen=True):
-    """What a sealed lock entry vouches with (the other fields of the entry are not read)."""
+    """A sealed lock entry, every field of it: what it vouches with (folder, status, images,
+    evidence, record digest) and what the full assessment reads of it besides — the request, model
+    and attributes it compares with the request (an entry that differs sends it to asset.json,
+    which may say otherwise) and the approval the edit rule makes the request from."""
 
+    id: str
     asset_dir: str
     status: str
-    images: tuple[SealedImage, ...]
+    request_hash: str
+    prompt_hash: str
+    model: str | None
     source_basis: tuple[SealedEvidence, ...]
+    attributes: dict[str, Any] | None
+    variant_test: str | None
+    images: tuple[SealedImage, ...]
+    created: str | None
+    approval: dict[str, Any] | None
+    rejected: tuple[str, ...]
     record_sha256: str | None = None
 
     @classmethod
     def of(cls, entry: LockEntry) -> SealedEntry:
-        return cls(
-            entry.asset_dir,
-            entry.status,
-            tuple(SealedImage(i.file, i.candidate) for i in entry.images),
-            tuple(SealedEvidence(e.path, e.anchor, e.sha256) for e in entry.source_basis),
-            entry.record_sha256,
-        )
+        # Through its JSON, as it is written: the same struct a sealed reader decodes from the file.
+        return msgspec.convert(entry.to_json(), cls)
 
 
 class Seal(msgspec.Struct, frozen=True):
@@ -1020,5 +1029,5 @@ def sealed_lock(batch: str, manifest: str, entries: Mapping[str, LockEntry], inp
 def seal_digest(inputs_sha256: str, entries: Mapping[str, SealedEntry]) -> str:
     """sha256 of a batch's inputs digest and of what its entries vouch with, in id order: a lock
     file edited by hand or taken apart by a merge no longer matches its seal."""
-    body = msgspec.json.encode(sorted(entries.items()))
+    body = msgspec.json.encode(sorted(entries.items()), order="deterministic")
     return hashlib.sha256(inputs_sha256.encode("ascii") + b"\n" + body).hexdigest()
