@@ -226,6 +226,21 @@ def _approved_then_edited(root: Path) -> Path:
     return root
 
 
+def test_a_rejection_that_takes_away_the_approval_an_edit_was_made_from_breaks_the_seal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Approving the edited candidate keeps the request (the approved edit stands); rejecting it
+    leaves no approval, so the request is the base one again, which no image was made for."""
+    root = _approved_then_edited(tmp_path / "work")
+    assert run_cli(root, "approve", ASSET, "1", "--pass", "all", "--by", "tester") == 0
+    assert _lock(root)["seal_sha256"] is not None
+    assert run_cli(root, "reject", ASSET, "1", "--fail", "realism", "--by", "tester") == 0
+    assert _lock(root)["seal_sha256"] is None
+    sealed, full = both_ways(fresh_copy(root, tmp_path / "clone"), monkeypatch, capsys)
+    assert sealed == full
+    assert sealed[0][0] == 1 and sealed[0][1].startswith(f"changed: assets/{ASSET}: ")
+
+
 def test_a_lock_entry_whose_approval_was_edited_is_not_trusted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
