@@ -344,3 +344,33 @@ def test_a_lock_file_written_before_seals_is_sealed_by_the_next_build(built: Pat
     assert done.returncode == 0 and "all 8 images up to date" in done.stdout
     assert _lock(root) == _lock(built)  # sealed again, the same bytes a build writes
     assert (root / LOCK).read_bytes() == (built / LOCK).read_bytes()
+
+
+def test_merge_makes_the_requests_from_the_approvals_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A git merge that took main's lock file whole (its side never saw the approval) and the
+    other side's asset.json (an approval given before main changed an editable attribute): the
+    approval makes the asset's request an edit, which is not made. `imgbuild merge` writes the
+    approval into the lock file, so it must work out the requests from it, not from the lock file
+    it replaces: else it says every asset is current and seals the batch for the wrong request."""
+    root = write_project(tmp_path / "work")
+    assert run_cli(root, "build") == 0
+    assert run_cli(root, "approve", ASSET, "2", "--pass", "all", "--by", "tester") == 0
+    record = root / f"assets/{ASSET}/asset.json"
+    approved = json.loads(record.read_text())
+    record.write_text(json.dumps({**approved, "approval": None}, indent=2))  # main's side: no approval
+    _edit_lock(lambda data: data["assets"][ASSET].update(approval=None))(root)
+    (root / "batches/covers.yaml").write_text(BATCH.replace("wardrobe: cream sweater", "wardrobe: navy blazer"))
+    assert run_cli(root, "build") == 0  # every asset made for the new wardrobe, from scratch
+    merged = json.loads(record.read_text())
+    record.write_text(json.dumps({**merged, "approval": approved["approval"]}, indent=2))  # the merge
+    capsys.readouterr()
+
+    assert run_cli(root, "merge") == 1
+    out = capsys.readouterr().out
+    assert f"changed: assets/{ASSET}: " in out and "edit from approved candidate 2" in out
+    assert _lock(root)["seal_sha256"] is None
+    sealed, full = both_ways(fresh_copy(root, tmp_path / "clone"), monkeypatch, capsys)
+    assert sealed == full
+    assert sealed[0][0] == 1
