@@ -374,3 +374,35 @@ def test_merge_makes_the_requests_from_the_approvals_it_writes(
     sealed, full = both_ways(fresh_copy(root, tmp_path / "clone"), monkeypatch, capsys)
     assert sealed == full
     assert sealed[0][0] == 1
+
+
+def test_a_build_seals_no_entry_whose_approval_is_not_the_one_its_request_was_made_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same merge, then a build instead of `imgbuild merge`, with an image of the asset lost:
+    the build makes the request from the lock entry (no approval), then rebuilds the entry from
+    asset.json, which states the approval. Sealed, a clone would trust an entry whose approval
+    makes another request (an edit) than the one it was made for."""
+    root = write_project(tmp_path / "work")
+    assert run_cli(root, "build") == 0
+    assert run_cli(root, "approve", ASSET, "2", "--pass", "all", "--by", "tester") == 0
+    record = root / f"assets/{ASSET}/asset.json"
+    approved = json.loads(record.read_text())
+    record.write_text(json.dumps({**approved, "approval": None}, indent=2))
+    _edit_lock(lambda data: data["assets"][ASSET].update(approval=None))(root)
+    (root / "batches/covers.yaml").write_text(BATCH.replace("wardrobe: cream sweater", "wardrobe: navy blazer"))
+    assert run_cli(root, "build") == 0
+    merged = json.loads(record.read_text())
+    record.write_text(json.dumps({**merged, "approval": approved["approval"]}, indent=2))
+    (record.parent / max(merged["candidates"], key=lambda c: c["created"])["file"]).unlink()
+
+    assert run_cli(root, "build") == 0
+    assert _lock(root)["assets"][ASSET]["approval"] is not None
+    assert _lock(root)["seal_sha256"] is None
+    sealed, full = both_ways(fresh_copy(root, tmp_path / "clone"), monkeypatch, capsys)
+    assert sealed == full
+    assert sealed[0][0] == 1
+    assert run_cli(root, "build") == 0  # the edit, made from the approval the entry states
+    assert _lock(root)["seal_sha256"] is not None
+    capsys.readouterr()
+    assert run_cli(fresh_copy(root, tmp_path / "again"), "check") == 0
