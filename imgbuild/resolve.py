@@ -95,10 +95,13 @@ def resolve(
     use_cache: bool = True,
     batches: Collection[str] | None = None,
     spec: Spec | None = None,
+    approvals_from_records: bool = False,
 ) -> Resolution:
     """Load, validate, expand and render the project at `root` (only `batches`, when given: the
     no-op build asks for the batches that may be stale; `spec`: the project's spec when the caller
-    has it already). Raises InvalidInput.
+    has it already; `approvals_from_records`: the edit rule reads every approval from asset.json,
+    not from the lock entry — `imgbuild merge`, which writes the lock files from asset.json).
+    Raises InvalidInput.
 
     Cached in .imgbuild/ (see imgbuild.cache): the spec while no input file changes, each batch's
     requests while its digest does not."""
@@ -133,7 +136,7 @@ def resolve(
                 cache.store_batch(root, key, batch_id, spec.digests[batch_id], reqs, warnings)
     ordered = {b.id: requests[b.id] for b in wanted}
     resolution = Resolution(spec.project, spec.provider, ordered, key=key, digests=spec.digests, inputs=spec.inputs)
-    return _with_approvals(resolution)
+    return _with_approvals(resolution, from_records=approvals_from_records)
 
 
 def load_spec(root: Path, provider: str | None, key: str, *, use_cache: bool = True) -> Spec:
@@ -228,15 +231,19 @@ def _enc_hook(value: object) -> object:
     raise NotImplementedError(type(value).__name__)
 
 
-def _with_approvals(resolution: Resolution) -> Resolution:
-    """Apply the edit rule: approvals live in the records, not in the (cached) manifests."""
+def _with_approvals(resolution: Resolution, *, from_records: bool = False) -> Resolution:
+    """Apply the edit rule: approvals live in the records, not in the (cached) manifests; in the
+    lock entries for speed, or (`from_records`) in asset.json only."""
     if not resolution.requests:
         return resolution  # the no-op index vouched for every batch: nothing to apply it to
     from imgbuild.edits import apply_edit_rule
     from imgbuild.records.lock import lock_path, read_lock
 
     batches = {b.id: b for b in resolution.project.batches}
-    locks = {batch_id: read_lock(lock_path(batches[batch_id].path)) for batch_id in resolution.requests}
+    locks = {
+        batch_id: None if from_records else read_lock(lock_path(batches[batch_id].path))
+        for batch_id in resolution.requests
+    }
     requests, decisions = apply_edit_rule(resolution.root, resolution.requests, locks)
     if not decisions:
         return resolution

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from imgbuild.edits import EditDecision
+from imgbuild.edits import EditDecision, approval_of
 from imgbuild.models import Pricing, get_model
 from imgbuild.records import (
     AssetRecord,
@@ -601,11 +601,33 @@ class LockWriter:
         # Sealed (the inputs digest recorded) only when every entry is current for its request:
         # then a clone with the same inputs knows every request without rendering one.
         wanted = LockFile(batch_id, manifest, entries)
-        if inputs is not None and all(_current_files(wanted, req) is not None for req in requests):
+        if (
+            inputs is not None
+            and all(_current_files(wanted, req) is not None for req in requests)
+            and self._approved_as_requested(lock, entries, requests)
+        ):
             wanted = sealed_lock(batch_id, manifest, entries, inputs)
         # An outdated asset.json (same request, other attribute values) is rewritten by write(),
         # and so is the lock entry made from it: not current even when the lock file matches.
         return None if lock == wanted and not outdated else wanted
+
+    def _approved_as_requested(
+        self, lock: LockFile | None, entries: Mapping[str, LockEntry], requests: Sequence[ImageRequest]
+    ) -> bool:
+        """Every entry states the approval its request was made from. The edit rule read it from
+        the lock entry the build started with (else, and under `fresh`, from asset.json, which
+        an entry rebuilt from the records states too), and an entry rebuilt from asset.json
+        states asset.json's: after a git merge the two may differ, and a seal over such an entry
+        would vouch for a request the approval it states does not make (the next build, making
+        the request from that approval, seals it)."""
+        if self.fresh or lock is None:
+            return True
+        store = self.index.store
+        return all(
+            _edit_basis(entries[req.asset_id].approval) == _edit_basis(approval_of(store, req, lock))
+            for req in requests
+            if req.asset_id in lock
+        )
 
     def write(self, batch_id: str) -> bool:
         """Write the batch's lock file if its content changed (first bringing outdated asset
@@ -625,6 +647,13 @@ class LockWriter:
         index.set_lock(batch_id, lock)
         self._updates[batch_id] = None
         return True
+
+
+def _edit_basis(approval: LockApproval | None) -> tuple[Any, ...] | None:
+    """What the edit rule makes a request from, of an approval (imgbuild.edits.decide)."""
+    if approval is None:
+        return None
+    return (approval.candidate, approval.image, approval.file, approval.sha256, approval.request_hash, approval.request)
 
 
 def _outdated_record(index: StateIndex, req: ImageRequest) -> bool:

@@ -20,6 +20,7 @@ from imgbuild import noop
 from imgbuild.records import AssetStore
 
 LOCK = "batches/covers.lock.json"
+ASSET = "covers.hook.home-office.morning-light"
 
 
 def _lock(root: Path) -> dict:  # type: ignore[type-arg]
@@ -187,6 +188,19 @@ def test_a_fresh_clone_gets_the_answer_of_the_full_assessment(
     change, code, strict_code = MUTATIONS[mutation]
     clone = fresh_copy(built, tmp_path / "clone")
     change(clone)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full
+    assert (sealed[0][0], sealed[1][0]) == (code, strict_code), sealed
+
+
+Answer = tuple[tuple[int, str], tuple[int, str]]  # (exit code, output) of check and check --strict
+
+
+def both_ways(
+    clone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[Answer, Answer]:
+    """What a fresh clone's `check` and `check --strict` answer: as they run, then with every batch
+    assessed in full."""
 
     def check(*options: str) -> tuple[int, str]:
         shutil.rmtree(clone / ".imgbuild", ignore_errors=True)
@@ -197,8 +211,88 @@ def test_a_fresh_clone_gets_the_answer_of_the_full_assessment(
     with monkeypatch.context() as m:
         m.setattr(noop, "_sealed", lambda *a: None)  # every batch assessed in full
         full = check(), check("--strict")
+    return sealed, full
+
+
+def _approved_then_edited(root: Path) -> Path:
+    """Candidate 2 of ASSET approved, then an editable attribute changed and built: the asset's
+    request is an edit of its approved image, made from the approval its lock entry states."""
+    write_project(root)
+    assert run_cli(root, "build") == 0
+    assert run_cli(root, "approve", ASSET, "2", "--pass", "all", "--by", "tester") == 0
+    (root / "batches/covers.yaml").write_text(BATCH.replace("wardrobe: cream sweater", "wardrobe: navy blazer"))
+    assert run_cli(root, "build") == 0
+    assert _lock(root)["seal_sha256"] is not None
+    return root
+
+
+def test_a_rejection_that_takes_away_the_approval_an_edit_was_made_from_breaks_the_seal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Approving the edited candidate keeps the request (the approved edit stands); rejecting it
+    leaves no approval, so the request is the base one again, which no image was made for."""
+    root = _approved_then_edited(tmp_path / "work")
+    assert run_cli(root, "approve", ASSET, "1", "--pass", "all", "--by", "tester") == 0
+    assert _lock(root)["seal_sha256"] is not None
+    assert run_cli(root, "reject", ASSET, "1", "--fail", "realism", "--by", "tester") == 0
+    assert _lock(root)["seal_sha256"] is None
+    sealed, full = both_ways(fresh_copy(root, tmp_path / "clone"), monkeypatch, capsys)
     assert sealed == full
-    assert (sealed[0][0], sealed[1][0]) == (code, strict_code), sealed
+    assert sealed[0][0] == 1 and sealed[0][1].startswith(f"changed: assets/{ASSET}: ")
+
+
+def test_a_lock_entry_whose_approval_was_edited_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The edit rule makes the request from the approval the lock entry states: without it, the
+    request is the base one, which the full assessment finds unmade."""
+    root = _approved_then_edited(tmp_path / "work")
+    _edit_lock(lambda data: data["assets"][ASSET].update(approval=None))(root)
+    sealed, full = both_ways(fresh_copy(root, tmp_path / "clone"), monkeypatch, capsys)
+    assert sealed == full
+    assert sealed[0][0] == 1
+
+
+@pytest.fixture(scope="module")
+def kept_record(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sealed lock file whose entry of ASSET vouches for an asset.json edited by hand (its
+    purpose): a build kept the entry and sealed the edited bytes while it rebuilt another asset."""
+    root = write_project(tmp_path_factory.mktemp("sealed") / "kept")
+    assert run_cli(root, "build") == 0
+    record = root / f"assets/{ASSET}/asset.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "purpose": "edited by hand"}, indent=2))
+    next((root / "assets/covers.hook.cafe.lamp-light/images/candidates").glob("*.jpg")).unlink()
+    assert run_cli(root, "build") == 0
+    assert _lock(root)["assets"][ASSET]["record_sha256"] == _sha256(root / f"assets/{ASSET}/asset.json")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("request_hash", "0" * 64),
+        ("prompt_hash", "0" * 64),
+        ("model", "image-seedream-v4.5-text"),
+        ("attributes", {"fixed": {}, "vary": {}}),
+        ("variant_test", "a-test"),
+    ],
+)
+def test_a_lock_entry_whose_request_was_edited_is_not_trusted(
+    kept_record: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    field: str,
+    value: object,
+) -> None:
+    """An entry that no longer describes the request sends the full assessment to asset.json,
+    which here states another purpose (outdated): the seal covers every field of an entry."""
+    clone = fresh_copy(kept_record, tmp_path / "clone")
+    assert both_ways(clone, monkeypatch, capsys)[0][0][0] == 0  # the entry vouches, both ways
+    _edit_lock(lambda data: data["assets"][ASSET].update({field: value}))(clone)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full
+    assert sealed[0][0] == 1 and sealed[0][1].startswith(f"outdated: assets/{ASSET}: purpose: ")
 
 
 def test_imgbuild_s_own_code_is_one_of_the_inputs(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,3 +373,65 @@ def test_the_approval_an_edit_was_made_from_is_sealed(
         full = check()
     assert sealed == full
     assert sealed[0] == 1 and f"changed: assets/{asset}" in sealed[1]
+
+
+def test_merge_makes_the_requests_from_the_approvals_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A git merge that took main's lock file whole (its side never saw the approval) and the
+    other side's asset.json (an approval given before main changed an editable attribute): the
+    approval makes the asset's request an edit, which is not made. `imgbuild merge` writes the
+    approval into the lock file, so it must work out the requests from it, not from the lock file
+    it replaces: else it says every asset is current and seals the batch for the wrong request."""
+    root = write_project(tmp_path / "work")
+    assert run_cli(root, "build") == 0
+    assert run_cli(root, "approve", ASSET, "2", "--pass", "all", "--by", "tester") == 0
+    record = root / f"assets/{ASSET}/asset.json"
+    approved = json.loads(record.read_text())
+    record.write_text(json.dumps({**approved, "approval": None}, indent=2))  # main's side: no approval
+    _edit_lock(lambda data: data["assets"][ASSET].update(approval=None))(root)
+    (root / "batches/covers.yaml").write_text(BATCH.replace("wardrobe: cream sweater", "wardrobe: navy blazer"))
+    assert run_cli(root, "build") == 0  # every asset made for the new wardrobe, from scratch
+    merged = json.loads(record.read_text())
+    record.write_text(json.dumps({**merged, "approval": approved["approval"]}, indent=2))  # the merge
+    capsys.readouterr()
+
+    assert run_cli(root, "merge") == 1
+    out = capsys.readouterr().out
+    assert f"changed: assets/{ASSET}: " in out and "edit from approved candidate 2" in out
+    assert _lock(root)["seal_sha256"] is None
+    sealed, full = both_ways(fresh_copy(root, tmp_path / "clone"), monkeypatch, capsys)
+    assert sealed == full
+    assert sealed[0][0] == 1
+
+
+def test_a_build_seals_no_entry_whose_approval_is_not_the_one_its_request_was_made_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same merge, then a build instead of `imgbuild merge`, with an image of the asset lost:
+    the build makes the request from the lock entry (no approval), then rebuilds the entry from
+    asset.json, which states the approval. Sealed, a clone would trust an entry whose approval
+    makes another request (an edit) than the one it was made for."""
+    root = write_project(tmp_path / "work")
+    assert run_cli(root, "build") == 0
+    assert run_cli(root, "approve", ASSET, "2", "--pass", "all", "--by", "tester") == 0
+    record = root / f"assets/{ASSET}/asset.json"
+    approved = json.loads(record.read_text())
+    record.write_text(json.dumps({**approved, "approval": None}, indent=2))
+    _edit_lock(lambda data: data["assets"][ASSET].update(approval=None))(root)
+    (root / "batches/covers.yaml").write_text(BATCH.replace("wardrobe: cream sweater", "wardrobe: navy blazer"))
+    assert run_cli(root, "build") == 0
+    merged = json.loads(record.read_text())
+    record.write_text(json.dumps({**merged, "approval": approved["approval"]}, indent=2))
+    (record.parent / max(merged["candidates"], key=lambda c: c["created"])["file"]).unlink()
+
+    assert run_cli(root, "build") == 0
+    assert _lock(root)["assets"][ASSET]["approval"] is not None
+    assert _lock(root)["seal_sha256"] is None
+    sealed, full = both_ways(fresh_copy(root, tmp_path / "clone"), monkeypatch, capsys)
+    assert sealed == full
+    assert sealed[0][0] == 1
+    assert run_cli(root, "build") == 0  # the edit, made from the approval the entry states
+    assert _lock(root)["seal_sha256"] is not None
+    capsys.readouterr()
+    assert run_cli(fresh_copy(root, tmp_path / "again"), "check") == 0

@@ -22,7 +22,9 @@ __all__ = ["merge"]
 def merge(root: Path) -> int:
     """Write the lock files; 0 when every asset of every batch is made for its current request,
     1 (listing the others: a shard failed or did not run) when not, 2 when a record is broken."""
-    resolution = resolve(root)
+    # The approvals the edit rule makes requests from are the ones the lock files will state: a
+    # lock file taken whole from one side of a git merge may lack the other side's.
+    resolution = resolve(root, approvals_from_records=True)
     store = AssetStore(resolution.root)
     with acquire_build_lock(store.state_dir, "merge"):  # approve / reject must not write under it
         locks = LockWriter(StateIndex(resolution), fresh=True)  # from asset.json, whatever the lock says

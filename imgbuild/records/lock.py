@@ -106,14 +106,24 @@ def update_lock_entry(path: Path, entry: LockEntry, temp_dir: Path) -> bool:
 
 
 def _reseal(lock: LockFile, entries: dict[str, LockEntry]) -> LockFile:
-    """The lock file with one entry replaced (a review decision), sealed again when its seal held:
-    a decision changes what the entry states of its asset.json, not what it was made for."""
+    """The lock file with one entry replaced (a review decision), sealed again when its seal held
+    and the decision leaves the request the entry was made for as it was. A decision changes what
+    the entry states of its asset.json and its approval, which the edit rule makes the request from
+    (imgbuild.edits): an approval kept, or one given for the entry's own request, leaves the request
+    as it is; one taken away may turn an edit back into its base request, which only a build (or
+    the full assessment) can tell."""
     from imgbuild.records.model import sealed_lock
 
     inputs = lock.inputs_sha256 if lock.sealed(lock.inputs_sha256) else None
     old = lock.entries
-    if any((old[k].request_hash, old[k].status) != (v.request_hash, v.status) for k, v in entries.items() if k in old):
-        inputs = None
+    for asset_id, new in entries.items():
+        was = old.get(asset_id)
+        if was is None or new == was:
+            continue
+        same = (was.request_hash, was.status) == (new.request_hash, new.status)
+        approval = new.approval
+        if not same or (approval != was.approval and (approval is None or approval.request_hash != new.request_hash)):
+            inputs = None
     return sealed_lock(lock.batch, lock.manifest, entries, inputs)
 
 

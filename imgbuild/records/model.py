@@ -981,8 +981,11 @@ class SealedEvidence(msgspec.Struct, frozen=True):
 
 
 class SealedEntry(msgspec.Struct, frozen=True):
-    """A lock entry as its seal covers it: every field (a review's approval decides the edit rule's
-    requests), decoded straight from the file into small typed structs."""
+    """A sealed lock entry, every field of it: what it vouches with (folder, status, images,
+    evidence, record digest) and what the full assessment reads of it besides — the request, model
+    and attributes it compares with the request (an entry that differs sends it to asset.json,
+    which may say otherwise) and the approval the edit rule makes the request from. Decoded
+    straight from the file into small typed structs."""
 
     id: str
     asset_dir: str
@@ -1001,6 +1004,7 @@ class SealedEntry(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, entry: LockEntry) -> SealedEntry:
+        # Through its JSON, as it is written: the same struct a sealed reader decodes from the file.
         return msgspec.convert(entry.to_json(), cls)
 
 
