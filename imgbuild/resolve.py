@@ -192,6 +192,7 @@ def _digests(project: Project, provider: str, batch: Batch) -> tuple[str, str]:
     shown from here). The inputs digest is portable — the same in any clone, wherever it is and
     whatever the working folder — and covers imgbuild's own code instead: a lock file records it
     (see imgbuild.noop, "sealed")."""
+    import jinja2
     import msgspec
 
     from imgbuild.cache import code_digest
@@ -218,9 +219,11 @@ def _digests(project: Project, provider: str, batch: Batch) -> tuple[str, str]:
     )
     data = msgspec.json.encode(portable, enc_hook=_enc_hook)
     local = hashlib.sha256(data + msgspec.json.encode(shown)).hexdigest()
-    # Mappings in key order: a manifest whose keys were reordered makes the same requests.
+    # Mappings in key order: a manifest whose keys were reordered makes the same requests. Jinja
+    # renders the prompts: another release of it may render the same template otherwise.
     same = msgspec.json.encode(portable, enc_hook=_enc_hook, order="deterministic")
-    return local, hashlib.sha256(same + code_digest().encode("ascii")).hexdigest()
+    made_by = f"{code_digest()} jinja2 {jinja2.__version__}".encode("ascii")
+    return local, hashlib.sha256(same + made_by).hexdigest()
 
 
 def _enc_hook(value: object) -> object:

@@ -435,3 +435,15 @@ def test_a_build_seals_no_entry_whose_approval_is_not_the_one_its_request_was_ma
     assert _lock(root)["seal_sha256"] is not None
     capsys.readouterr()
     assert run_cli(fresh_copy(root, tmp_path / "again"), "check") == 0
+
+
+def test_another_jinja_release_is_one_of_the_inputs(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jinja renders the prompts: a clone with another release of it renders them anew."""
+    import jinja2
+
+    before = imgbuild.resolve.resolve(fresh_copy(built, tmp_path / "a"), use_cache=False).inputs
+    monkeypatch.setattr(jinja2, "__version__", "0.0-another")
+    after = imgbuild.resolve.resolve(fresh_copy(built, tmp_path / "b"), use_cache=False).inputs
+    assert before.keys() == after.keys() and before["covers"] != after["covers"]
