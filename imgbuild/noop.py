@@ -17,8 +17,8 @@ answers, when it is **sealed**: the build that wrote it found every entry curren
 requests of the batch's inputs, and recorded their portable digest (`inputs_sha256`: the
 manifest, persona, config, templates, evidence and reference hashes, the provider and imgbuild's
 own code — imgbuild.resolve), per entry the sha256 of an asset.json that read as a valid record,
-and `seal_sha256` over both and over every field of every entry, so a lock file edited by hand
-or taken apart by a merge is not trusted. When the digest of the inputs now is the same and the
+and `seal_sha256` over both and over the bytes of every entry, so a lock file edited by hand or
+taken apart by a merge is not trusted. When the digest of the inputs now is the same and the
 seal holds, the requests are the ones the entries were current for, without rendering one; an
 entry then vouches, as a lock entry does, while its image files exist and (for check) its
 asset.json still has the sealed bytes and the evidence it was made from is the evidence cited
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgbuild import cache
-from imgbuild.records.lock import holds, lock_path, read_seal
+from imgbuild.records.lock import holds, lock_path, read_seal, sealed_entries
 from imgbuild.resolve import Resolution, Spec, load_spec, resolve
 
 if TYPE_CHECKING:
@@ -98,6 +98,9 @@ def _sealed(
     manifest = batch.path.relative_to(root).as_posix()
     if seal is None or (seal.batch, seal.manifest) != (batch.id, manifest) or not holds(seal, spec.inputs[batch.id]):
         return None
+    entries = sealed_entries(seal)
+    if entries is None:
+        return None
     from imgbuild.records.model import EvidenceRef
     from imgbuild.requests import evidence_of
 
@@ -108,7 +111,7 @@ def _sealed(
     files: list[str] = []
     records: dict[str, cache.Stamp] = {}  # asset.json -> its stamp, as hashed
     images = 0
-    for entry in seal.assets.values():
+    for entry in entries.values():
         record = f"{entry.asset_dir}/asset.json"
         if entry.status != "complete" or not all(exists(base + image.file) for image in entry.images):
             return None
@@ -126,7 +129,7 @@ def _sealed(
         if found is None or found[1] != entry.record_sha256:
             return None
         records[record] = found[0]
-    count = images if purpose == BUILD else len(seal.assets)
+    count = images if purpose == BUILD else len(entries)
     digest = spec.digests[batch.id]
     cache.store_verdict(root, key, purpose, batch.id, digest, lock, count, files, records, started_ns, known=records)
     return count, records.items()

@@ -608,8 +608,10 @@ class LockWriter:
         ):
             wanted = sealed_lock(batch_id, manifest, entries, inputs)
         # An outdated asset.json (same request, other attribute values) is rewritten by write(),
-        # and so is the lock entry made from it: not current even when the lock file matches.
-        return None if lock == wanted and not outdated else wanted
+        # and so is the lock entry made from it: not current even when the lock file matches. So
+        # is a lock file of the same entries whose seal does not hold (its bytes edited, say).
+        seal_holds = wanted.inputs_sha256 is None or (lock is not None and lock.sealed(wanted.inputs_sha256))
+        return None if lock == wanted and seal_holds and not outdated else wanted
 
     def _approved_as_requested(
         self, lock: LockFile | None, entries: Mapping[str, LockEntry], requests: Sequence[ImageRequest]
@@ -643,8 +645,7 @@ class LockWriter:
         if lock is None:
             return False
         batch = index.resolution.batch(batch_id)
-        write_lock(lock_path(batch.path), lock, index.store.temp_dir)
-        index.set_lock(batch_id, lock)
+        index.set_lock(batch_id, write_lock(lock_path(batch.path), lock, index.store.temp_dir))
         self._updates[batch_id] = None
         return True
 

@@ -136,6 +136,10 @@ def _drop_image_of_entry(data: dict) -> None:  # type: ignore[type-arg]
     next(iter(data["assets"].values()))["images"].pop()
 
 
+def _reindent_lock(root: Path) -> None:
+    (root / LOCK).write_text(json.dumps(_lock(root), indent=4))  # the same entries, other bytes
+
+
 def _drop_lock(root: Path) -> None:
     (root / LOCK).unlink()
 
@@ -176,6 +180,7 @@ MUTATIONS: dict[str, tuple[Callable[[Path], None], int, int]] = {
     "an entry dropped from the lock file": (_edit_lock(_drop_entry), 0, 0),
     "an image dropped from an entry": (_edit_lock(_drop_image_of_entry), 0, 0),
     "the lock file deleted": (_drop_lock, 0, 0),
+    "the lock file re-indented": (_reindent_lock, 0, 0),
     "the lock file a link out of the project": (_link_lock_out, 0, 0),
     "an orphan asset folder": (_add_orphan, 1, 1),
 }
@@ -447,3 +452,12 @@ def test_another_jinja_release_is_one_of_the_inputs(
     monkeypatch.setattr(jinja2, "__version__", "0.0-another")
     after = imgbuild.resolve.resolve(fresh_copy(built, tmp_path / "b"), use_cache=False).inputs
     assert before.keys() == after.keys() and before["covers"] != after["covers"]
+
+
+def test_a_lock_file_whose_bytes_changed_is_sealed_again_by_the_next_build(built: Path, tmp_path: Path) -> None:
+    """The seal is of the bytes: a lock file re-indented by an editor says the same but is not
+    trusted, and the next build writes it as it writes every lock file, sealed."""
+    root = fresh_copy(built, tmp_path / "work")
+    _reindent_lock(root)
+    assert run_cli(root, "build") == 0
+    assert (root / LOCK).read_bytes() == (built / LOCK).read_bytes()

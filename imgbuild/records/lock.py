@@ -12,13 +12,14 @@ no-op index answers needs only `lock_path` of this module.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from imgbuild.records.model import LockEntry, LockFile, Seal
+    from imgbuild.records.model import LockEntry, LockFile, Seal, SealedEntry
 
 __all__ = [
     "holds",
@@ -27,6 +28,7 @@ __all__ = [
     "read_lock",
     "read_seal",
     "remove_lock",
+    "sealed_entries",
     "update_lock_entry",
     "write_lock",
 ]
@@ -72,26 +74,59 @@ def read_lock(path: Path, shown: str | None = None) -> LockFile | None:
 
 
 def _parse(path: Path, shown: str) -> LockFile | None:
+    import json
+
     from imgbuild.records.errors import BrokenRecord
     from imgbuild.records.model import LOCK_SCHEMA, LockFile, schema_version
-    from imgbuild.records.store import read_json_file
+    from imgbuild.records.store import read_record_bytes
 
     try:
-        data = read_json_file(path, shown)
-    except BrokenRecord:
+        raw = read_record_bytes(path, shown)
+        data = json.loads(raw) if raw is not None else None
+    except (BrokenRecord, ValueError):
         return None
-    if not isinstance(data, dict) or schema_version(data, "lock") != int(LOCK_SCHEMA.rsplit("/", 1)[1]):
+    if raw is None or not isinstance(data, dict) or schema_version(data, "lock") != int(LOCK_SCHEMA.rsplit("/", 1)[1]):
         return None
     try:
-        return LockFile.from_json(data)
+        return LockFile.from_json(data, assets_sha256=_assets_sha256(raw) if data.get("seal_sha256") else None)
     except ValueError:
         return None
 
 
-def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> None:
-    from imgbuild.records.atomic import atomic_write_json
+def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> LockFile:
+    """Write the lock file; sealed (its `seal_sha256` set, see records.model.seal_digest) when it
+    states the inputs its entries are current for. Returns it as written."""
+    from imgbuild.records.atomic import atomic_write_bytes, json_bytes
+    from imgbuild.records.model import LockFile, seal_digest
 
-    atomic_write_json(path, lock.to_json(), temp_dir=temp_dir)
+    document = lock.to_json()
+    document["seal_sha256"] = None
+    data = json_bytes(document)
+    assets = None
+    if lock.inputs_sha256 is not None:
+        # The entries' bytes do not move when the seal is filled in: "assets" sorts first.
+        assets = _assets_sha256(data)
+        if assets is not None:
+            document["seal_sha256"] = seal_digest(lock.inputs_sha256, assets)
+            data = json_bytes(document)
+    atomic_write_bytes(path, data, temp_dir=temp_dir)
+    return LockFile(
+        lock.batch,
+        lock.manifest,
+        lock.entries,
+        inputs_sha256=lock.inputs_sha256,
+        seal_sha256=document["seal_sha256"],
+        assets_sha256=assets,
+    )
+
+
+def _assets_sha256(data: bytes) -> str | None:
+    """sha256 of the bytes of a lock file's "assets" value; None when it has none."""
+    try:
+        found = _assets_decoder().decode(data)
+    except ValueError:  # msgspec.DecodeError and ValidationError are ValueErrors
+        return None
+    return hashlib.sha256(found.assets).hexdigest()
 
 
 def update_lock_entry(path: Path, entry: LockEntry, temp_dir: Path) -> bool:
@@ -139,6 +174,24 @@ def _seal_decoder() -> Any:
     return msgspec.json.Decoder(Seal)
 
 
+@functools.cache
+def _assets_decoder() -> Any:
+    import msgspec
+
+    from imgbuild.records.model import SealedBytes
+
+    return msgspec.json.Decoder(SealedBytes)
+
+
+@functools.cache
+def _entries_decoder() -> Any:
+    import msgspec
+
+    from imgbuild.records.model import SealedEntry
+
+    return msgspec.json.Decoder(dict[str, SealedEntry])
+
+
 _MAX_SEAL_BYTES = 1 << 30  # a 100,000-asset batch's lock file is about 120 MB
 
 
@@ -173,7 +226,19 @@ def read_seal(path: Path) -> Seal | None:
 
 
 def holds(seal: Seal, inputs_sha256: str) -> bool:
-    """The seal was made under these inputs, for exactly these entries."""
+    """The seal was made under these inputs, for exactly these entries, byte for byte."""
     from imgbuild.records.model import seal_digest
 
-    return seal.inputs_sha256 == inputs_sha256 and seal.seal_sha256 == seal_digest(inputs_sha256, seal.assets)
+    if seal.inputs_sha256 != inputs_sha256:
+        return False
+    return seal.seal_sha256 == seal_digest(inputs_sha256, hashlib.sha256(seal.assets).hexdigest())
+
+
+def sealed_entries(seal: Seal) -> dict[str, SealedEntry] | None:
+    """The entries of a sealed lock file, each with only what it vouches with; None when one is
+    out of that shape."""
+    try:
+        entries: dict[str, SealedEntry] = _entries_decoder().decode(seal.assets)
+    except ValueError:
+        return None
+    return entries

@@ -796,7 +796,7 @@ class LockFile:
     it). The parsed entries are LockEntry records like any other; this container only caches them.
     """
 
-    __slots__ = ("_entries", "_raw", "batch", "inputs_sha256", "manifest", "seal_sha256")
+    __slots__ = ("_entries", "_raw", "assets_sha256", "batch", "inputs_sha256", "manifest", "seal_sha256")
 
     def __init__(
         self,
@@ -807,6 +807,7 @@ class LockFile:
         raw: Mapping[str, Any] | None = None,
         inputs_sha256: str | None = None,
         seal_sha256: str | None = None,
+        assets_sha256: str | None = None,
     ) -> None:
         self.batch = batch
         self.manifest = manifest  # project-relative path of the batch manifest
@@ -815,6 +816,8 @@ class LockFile:
         # otherwise (see imgbuild.noop, "sealed").
         self.inputs_sha256 = inputs_sha256
         self.seal_sha256 = seal_sha256
+        # sha256 of the bytes of its "assets" as read from the file (None: made in this process).
+        self.assets_sha256 = assets_sha256
         self._entries: dict[str, LockEntry | None] = dict(entries or {})
         self._raw: Mapping[str, Any] = raw or {}  # asset id → entry JSON not parsed yet
 
@@ -856,32 +859,25 @@ class LockFile:
             return entry is not None and entry.approval is not None
         return isinstance(data, dict) and data.get("approval") is not None
 
-    def seal_for(self, inputs_sha256: str) -> str | None:
-        """The seal of these entries under the batch's inputs digest; None when an entry is out of
-        shape or its asset.json was never sealed."""
-        entries = {}
+    def sealable(self) -> bool:
+        """Every entry states the digest of its asset.json: it can be sealed (when current)."""
         for asset_id in self.ids():
             data = self._raw.get(asset_id)
-            try:
-                if data is not None:
-                    entry = msgspec.convert(data, SealedEntry)
-                else:
-                    parsed = self._entries.get(asset_id)
-                    if parsed is None:
-                        return None
-                    entry = SealedEntry.of(parsed)
-            except msgspec.ValidationError:
-                return None
-            if entry.record_sha256 is None:
-                return None
-            entries[asset_id] = entry
-        return seal_digest(inputs_sha256, entries)
+            if data is None:
+                entry = self._entries.get(asset_id)
+                if entry is None or entry.record_sha256 is None:
+                    return False
+            elif type(data) is not dict or type(data.get("record_sha256")) is not str:
+                return False
+        return True
 
     def sealed(self, inputs_sha256: str | None) -> bool:
-        """Sealed under these inputs, for these entries: a build need not write it again to seal it."""
-        if inputs_sha256 is None or self.inputs_sha256 != inputs_sha256 or self.seal_sha256 is None:
+        """Read from a file whose seal holds for these inputs: a build need not write it again."""
+        if inputs_sha256 is None or self.inputs_sha256 != inputs_sha256:
             return False
-        return self.seal_sha256 == self.seal_for(inputs_sha256)
+        if self.seal_sha256 is None or self.assets_sha256 is None:
+            return False
+        return self.seal_sha256 == seal_digest(inputs_sha256, self.assets_sha256)
 
     def current_files(
         self,
@@ -934,8 +930,9 @@ class LockFile:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LockFile):
             return NotImplemented
-        mine = (self.batch, self.manifest, self.inputs_sha256, self.seal_sha256, self.entries)
-        return mine == (other.batch, other.manifest, other.inputs_sha256, other.seal_sha256, other.entries)
+        # The seal is of the bytes written (imgbuild.records.lock), not a part of what it says.
+        mine = (self.batch, self.manifest, self.inputs_sha256, self.entries)
+        return mine == (other.batch, other.manifest, other.inputs_sha256, other.entries)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -943,13 +940,14 @@ class LockFile:
         return f"LockFile({self.batch!r}, {self.manifest!r}, {len(self.ids())} assets)"
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> LockFile:
+    def from_json(cls, data: Mapping[str, Any], *, assets_sha256: str | None = None) -> LockFile:
         return cls(
             _get(data, "batch", str),
             _get(data, "manifest", str),
             raw=_get(data, "assets", dict),
             inputs_sha256=_get(data, "inputs_sha256", str, optional=True),
             seal_sha256=_get(data, "seal_sha256", str, optional=True),
+            assets_sha256=assets_sha256,
         )
 
     def to_json(self) -> JSON:
@@ -970,8 +968,6 @@ class LockFile:
 class SealedImage(msgspec.Struct, frozen=True):
     candidate: int
     file: str  # project-relative
-    sha256: str
-    image: int | None = None
 
 
 class SealedEvidence(msgspec.Struct, frozen=True):
@@ -981,54 +977,45 @@ class SealedEvidence(msgspec.Struct, frozen=True):
 
 
 class SealedEntry(msgspec.Struct, frozen=True):
-    """A sealed lock entry, every field of it: what it vouches with (folder, status, images,
-    evidence, record digest) and what the full assessment reads of it besides — the request, model
-    and attributes it compares with the request (an entry that differs sends it to asset.json,
-    which may say otherwise) and the approval the edit rule makes the request from. Decoded
-    straight from the file into small typed structs."""
+    """What a sealed lock entry vouches with, decoded straight from the file (the other fields of
+    the entry are skipped: the seal covers them, byte for byte)."""
 
-    id: str
     asset_dir: str
     status: str
-    request_hash: str
-    prompt_hash: str
-    model: str | None
-    source_basis: tuple[SealedEvidence, ...]
-    attributes: dict[str, Any] | None
-    variant_test: str | None
     images: tuple[SealedImage, ...]
-    created: str | None
-    approval: dict[str, Any] | None
-    rejected: tuple[str, ...]
+    source_basis: tuple[SealedEvidence, ...]
     record_sha256: str | None = None
-
-    @classmethod
-    def of(cls, entry: LockEntry) -> SealedEntry:
-        # Through its JSON, as it is written: the same struct a sealed reader decodes from the file.
-        return msgspec.convert(entry.to_json(), cls)
 
 
 class Seal(msgspec.Struct, frozen=True):
-    """A lock file read for its seal: its header and what each entry vouches with."""
+    """A lock file read for its seal: its header, and its entries as the bytes of the file."""
 
     schema: str
     batch: str
     manifest: str
-    assets: dict[str, SealedEntry]
+    assets: msgspec.Raw
     inputs_sha256: str | None = None
     seal_sha256: str | None = None
 
 
+class SealedBytes(msgspec.Struct, frozen=True):
+    """A lock file read for the bytes of its entries only."""
+
+    assets: msgspec.Raw
+
+
 def sealed_lock(batch: str, manifest: str, entries: Mapping[str, LockEntry], inputs_sha256: str | None) -> LockFile:
-    """The lock file of these entries, sealed under the inputs when given and every entry's
-    asset.json was sealed; the caller knows every entry is current for those inputs."""
+    """The lock file of these entries, to be sealed under the inputs when given and every entry's
+    asset.json was sealed; the caller knows every entry is current for those inputs. The seal
+    itself is of the bytes written (imgbuild.records.lock.write_lock)."""
     lock = LockFile(batch, manifest, entries)
-    seal = lock.seal_for(inputs_sha256) if inputs_sha256 is not None else None
-    return LockFile(batch, manifest, entries, inputs_sha256=inputs_sha256 if seal else None, seal_sha256=seal)
+    if inputs_sha256 is None or not lock.sealable():
+        return lock
+    return LockFile(batch, manifest, entries, inputs_sha256=inputs_sha256)
 
 
-def seal_digest(inputs_sha256: str, entries: Mapping[str, SealedEntry]) -> str:
-    """sha256 of a batch's inputs digest and of its entries, in id order and with every mapping
-    in key order: a lock file edited by hand or taken apart by a merge no longer matches its seal."""
-    body = msgspec.json.encode(sorted(entries.items()), order="deterministic")
-    return hashlib.sha256(inputs_sha256.encode("ascii") + b"\n" + body).hexdigest()
+def seal_digest(inputs_sha256: str, assets_sha256: str) -> str:
+    """The seal: sha256 of a batch's inputs digest and of the sha256 of the bytes of its lock
+    file's entries (its "assets", as written). Any change to an entry, a field, a byte — a hand
+    edit, a merge that took it apart — and the seal no longer holds."""
+    return hashlib.sha256(f"{inputs_sha256}\n{assets_sha256}".encode("ascii")).hexdigest()

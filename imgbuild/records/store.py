@@ -60,7 +60,7 @@ from imgbuild.records.model import (
     schema_version,
 )
 
-__all__ = ["AssetStore", "KeptImage", "new_run_id", "read_json_file", "utc_now"]
+__all__ = ["AssetStore", "KeptImage", "new_run_id", "read_json_file", "read_record_bytes", "utc_now"]
 
 STATE_DIR = ".imgbuild"
 T = TypeVar("T")
@@ -69,7 +69,7 @@ T = TypeVar("T")
 def read_json_file(path: Path, shown: str) -> Any | None:
     """The JSON at `path`, None when there is no file; BrokenRecord (naming `shown`) when it is
     not JSON — merge-conflict markers included."""
-    data = _read_regular(path, shown)
+    data = read_record_bytes(path, shown)
     if data is None:
         return None
     try:
@@ -80,7 +80,7 @@ def read_json_file(path: Path, shown: str) -> Any | None:
         raise BrokenRecord(shown, what, _FIX) from None
 
 
-def _read_regular(path: Path, shown: str) -> bytes | None:
+def read_record_bytes(path: Path, shown: str) -> bytes | None:
     """The bytes of a record file, None when there is none. Anything but a regular file is a
     broken record, found without blocking: a FIFO or a device committed in its place must not
     hang `imgbuild check` in CI."""
@@ -240,7 +240,7 @@ class AssetStore:
         is none or it is broken. Bytes whose sha256 is `known` (taken, like this, from bytes that
         read) are not parsed again: what a lock entry seals (state.lock_entry)."""
         try:
-            data = _read_regular(self.root / asset_dir / "asset.json", f"{asset_dir}/asset.json")
+            data = read_record_bytes(self.root / asset_dir / "asset.json", f"{asset_dir}/asset.json")
         except (OSError, BrokenRecord):
             return None
         if data is None:
