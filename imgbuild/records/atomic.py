@@ -175,9 +175,27 @@ _made_folders: set[Path] = set()  # folders this process created or found: no mk
 
 
 def _make_folder(folder: Path) -> None:
-    if folder not in _made_folders:
+    if folder in _made_folders:
+        return
+    missing = []  # down to the nearest folder this process made or found: no mkdir fails for a parent
+    known = folder
+    while known not in _made_folders and known.parent != known:
+        missing.append(known)
+        known = known.parent
+    try:
+        if known not in _made_folders:
+            raise FileNotFoundError
+        for below in reversed(missing):
+            try:
+                os.mkdir(below)
+            except FileExistsError:
+                if not os.path.isdir(below):
+                    raise
+    except OSError:  # a folder known was removed, or a file is in the way: pathlib says what is wrong
         folder.mkdir(parents=True, exist_ok=True)
-        _made_folders.add(folder)
+    if len(_made_folders) >= _MOST_REMEMBERED:  # a 100k-asset build: bounded memory, made afresh
+        _made_folders.clear()
+    _made_folders.update(missing)
 
 
 def _fsync_dir(folder: Path) -> None:
