@@ -135,6 +135,7 @@ class BuildSession:
             self._build_lock = acquire_build_lock(self.store.state_dir)
             remove_stale_temp_files(self.store.temp_dir)
             self.store.drop_closed_calls()
+            self.store.keep_records()  # no other process writes them while the lock is held
 
     def _check_budget(self) -> None:
         if self.budget is None or self.provider_name == "preview":

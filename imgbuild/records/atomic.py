@@ -32,7 +32,24 @@ _counter_lock = threading.Lock()
 
 
 def json_bytes(data: Any) -> bytes:
-    """Records are pretty JSON with sorted keys: stable bytes for stable data, readable diffs."""
+    """Records are pretty JSON with sorted keys: stable bytes for stable data, readable diffs.
+
+    The bytes are those of ``json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)``,
+    made faster: the standard library indents in pure Python (its C encoder cannot indent), so
+    the record is encoded compactly by the C encoder (the same strings and numbers, the same key
+    order) and re-indented by msgspec, which copies every string and number as it is (decision
+    68; tests/records/test_json_bytes.py checks the bytes are the same). What is not JSON to
+    msgspec (NaN, Infinity) takes the slow way."""
+    import msgspec.json  # imported by the first record written, not by every command
+
+    compact = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        return msgspec.json.format(compact, indent=2) + b"\n"
+    except msgspec.DecodeError:
+        return _stdlib_json_bytes(data)
+
+
+def _stdlib_json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -53,8 +70,7 @@ def atomic_write_bytes(
     folder = temp_dir if temp_dir is not None else path.parent
     records = confine and temp_dir is not None and temp_dir.parent.name == STATE_FOLDER
     project = temp_dir.parent.parent if records and temp_dir is not None else None
-    if project is not None:
-        confined(path, project)
+    found = _confine(path, project) if project is not None else None
     try:
         try:
             _write(path, data, folder, durable)
@@ -66,8 +82,11 @@ def atomic_write_bytes(
         if exc.filename is None:  # write() and fsync() name no file: a full disk must say which
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
-    if project is not None:  # a folder this write made under one found inside is inside too
-        _remember_inside(path.parent, project)
+    if project is not None:  # the folders this write made, under one found inside, are inside too
+        made = path.parent
+        while made != found and made != made.parent:
+            _remember_inside(made, project)
+            made = made.parent
 
 
 def _write(path: Path, data: bytes, folder: Path, durable: bool) -> None:
@@ -78,11 +97,16 @@ def _write(path: Path, data: bytes, folder: Path, durable: bool) -> None:
     temp = folder / f".{os.getpid()}-{n}.{path.name}.tmp"
     renamed = False
     try:
-        with open(temp, "wb") as f:
-            f.write(data)
+        # os-level calls: open() would add an fstat, an isatty and a seek to every record written
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             if durable:
-                f.flush()
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         try:
             os.replace(temp, path)
             renamed = True
@@ -111,6 +135,11 @@ def confined(path: Path, project: Path) -> None:
     next write into it, or into a new folder under it, costs one lstat instead of resolving
     every folder of its path (decision 66). A folder removed, or replaced by a link or by
     another folder since, no longer matches and is resolved again."""
+    _confine(path, project)
+
+
+def _confine(path: Path, project: Path) -> Path:
+    """`confined`; the nearest folder of `path` that exists (the folders below it are missing)."""
     probe, st = path.parent, None
     while True:
         try:
@@ -121,11 +150,12 @@ def confined(path: Path, project: Path) -> None:
                 break
             probe = probe.parent
     if st is not None and stat.S_ISDIR(st.st_mode) and _inside.get((probe, project)) == (st.st_dev, st.st_ino):
-        return
+        return probe
     real = probe.resolve()
     if not real.is_relative_to(project.resolve()):
         raise WriteOutsideProject(path, real)
     _remember_inside(probe, project)
+    return probe
 
 
 _MOST_REMEMBERED = 65536
@@ -145,9 +175,27 @@ _made_folders: set[Path] = set()  # folders this process created or found: no mk
 
 
 def _make_folder(folder: Path) -> None:
-    if folder not in _made_folders:
+    if folder in _made_folders:
+        return
+    missing = []  # down to the nearest folder this process made or found: no mkdir fails for a parent
+    known = folder
+    while known not in _made_folders and known.parent != known:
+        missing.append(known)
+        known = known.parent
+    try:
+        if known not in _made_folders:
+            raise FileNotFoundError
+        for below in reversed(missing):
+            try:
+                os.mkdir(below)
+            except FileExistsError:
+                if not os.path.isdir(below):
+                    raise
+    except OSError:  # a folder known was removed, or a file is in the way: pathlib says what is wrong
         folder.mkdir(parents=True, exist_ok=True)
-        _made_folders.add(folder)
+    if len(_made_folders) >= _MOST_REMEMBERED:  # a 100k-asset build: bounded memory, made afresh
+        _made_folders.clear()
+    _made_folders.update(missing)
 
 
 def _fsync_dir(folder: Path) -> None:

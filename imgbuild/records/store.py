@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json
+from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json, json_bytes
 from imgbuild.records.clock import duration, in_reproducible_order, new_run_id, source_date_epoch, utc_now
 from imgbuild.records.errors import BrokenRecord, RecordError, RecordShapeError, UnknownRecordVersion
 from imgbuild.records.layout import asset_dirs
@@ -64,6 +64,9 @@ __all__ = ["AssetStore", "KeptImage", "new_run_id", "read_json_file", "read_reco
 
 STATE_DIR = ".imgbuild"
 T = TypeVar("T")
+# Records a build keeps in memory (AssetStore.keep_records): the assets with calls in flight hold
+# three each; past this many (failed calls leave theirs behind) they are all read afresh.
+_MOST_KEPT = 4096
 
 
 def read_json_file(path: Path, shown: str) -> Any | None:
@@ -99,6 +102,7 @@ def read_record_bytes(path: Path, shown: str) -> bytes | None:
         return f.read()
 
 
+_UNKNOWN = object()  # not kept in memory: read the file
 _FIX = "restore it from git (`git checkout -- FILE`) or resolve the conflict, then run the command again"
 
 
@@ -128,6 +132,17 @@ class AssetStore:
         self._locks_guard = threading.Lock()
         self._migrated: set[str] = set()  # asset folders whose asset.json holds no moved calls
         self._sound: dict[str, str] = {}  # asset folder -> sha256 of an asset.json that read as valid
+        # asset.json, index.json and the calls file as this store last wrote or read them
+        # (parsed, bytes not read back yet, or None: no file); None: every read goes to disk.
+        self._kept: dict[Path, Any] | None = None
+
+    def keep_records(self) -> None:
+        """From now on, keep the records this store writes and reads in memory instead of reading
+        them back from disk (a build read each one back 15 times per image). Only while this
+        process holds the build lock: no other process writes them then (approve, reject,
+        merge and prune take the lock too), and this store writes through to disk as before."""
+        if self._kept is None:
+            self._kept = {}
 
     @contextmanager
     def locked(self, asset_dir: str) -> Iterator[None]:
@@ -202,9 +217,36 @@ class AssetStore:
     def read_bytes(self, relative: str) -> bytes:
         return (self.root / relative).read_bytes()
 
+    def _write_record(self, path: Path, data: Any, *, durable: bool = True) -> None:
+        """Write asset.json, index.json or a calls file (kept in memory by a build)."""
+        encoded = json_bytes(data)
+        atomic_write_bytes(path, encoded, temp_dir=self.temp_dir, durable=durable)
+        self._keep(path, encoded)
+
+    def _keep(self, path: Path, value: Any) -> None:
+        if self._kept is not None:
+            if len(self._kept) >= _MOST_KEPT:
+                self._kept.clear()
+            self._kept[path] = value
+
+    def _forget(self, asset_dir: str) -> None:
+        """The asset has no call in flight: its records need not stay in memory."""
+        if self._kept is not None:
+            for path in (self.root / asset_dir / "asset.json", self.root / asset_dir / "index.json"):
+                self._kept.pop(path, None)
+            self._kept.pop(self._calls_path(asset_dir), None)
+
     def _read(self, path: Path, shown: str, name: str, current: int, parse: Any) -> Any | None:
-        data = read_json_file(path, shown)
-        return None if data is None else self._parse(data, shown, name, current, parse)
+        kept: Any = self._kept.get(path, _UNKNOWN) if self._kept is not None else _UNKNOWN
+        if isinstance(kept, bytes):  # written by this store: its bytes are what the file holds
+            data = json.loads(kept)
+        elif kept is _UNKNOWN:
+            data = read_json_file(path, shown)
+        else:
+            return kept
+        record = None if data is None else self._parse(data, shown, name, current, parse)
+        self._keep(path, record)
+        return record
 
     @staticmethod
     def _parse(data: Any, shown: str, name: str, current: int, parse: Any) -> Any:
@@ -260,9 +302,9 @@ class AssetStore:
             own = self._own_pending(asset_dir)
             known = {c.run for c in own}
             calls = [*own, *(c for c in record.moved_calls if c.run not in known)]
-            self._write_json(self._calls_path(asset_dir), PendingCalls(record.asset_id, tuple(calls)).to_json())
+            self._write_record(self._calls_path(asset_dir), PendingCalls(record.asset_id, tuple(calls)).to_json())
             record = replace(record, moved_calls=())
-        self._write_json(self.root / asset_dir / "asset.json", record.to_json(), durable=durable)
+        self._write_record(self.root / asset_dir / "asset.json", record.to_json(), durable=durable)
         self._migrated.add(asset_dir)
 
     def _retire_moved_calls(self, asset_dir: str) -> None:
@@ -272,7 +314,7 @@ class AssetStore:
             return
         record = self.read_asset(asset_dir)
         if record is not None and record.moved_calls:
-            self._write_json(self.root / asset_dir / "asset.json", replace(record, moved_calls=()).to_json())
+            self._write_record(self.root / asset_dir / "asset.json", replace(record, moved_calls=()).to_json())
         self._migrated.add(asset_dir)
 
     # -- index.json --------------------------------------------------------------------------------
@@ -291,7 +333,7 @@ class AssetStore:
             return
         entry = HistoryEvent(utc_now(), event, kind, run, details)
         events = in_reproducible_order((*history.events, entry), lambda e: e.details.get("candidate"))
-        self._write_json(
+        self._write_record(
             self.root / asset_dir / "index.json", replace(history, events=events).to_json(), durable=durable
         )
 
@@ -337,11 +379,13 @@ class AssetStore:
     ) -> None:
         path = self._calls_path(asset_dir)
         if calls:
-            self._write_json(path, PendingCalls(asset_id, tuple(calls)).to_json(), durable=durable)
+            self._write_record(path, PendingCalls(asset_id, tuple(calls)).to_json(), durable=durable)
         else:
             with suppress(FileNotFoundError):
                 path.unlink()
         self._retire_moved_calls(asset_dir)
+        if not calls:
+            self._forget(asset_dir)
 
     def _drop_pending(self, asset_dir: str, asset_id: str, run: str, *, durable: bool = True) -> None:
         calls = [c for c in self.pending(asset_dir) if c.run != run]
@@ -604,6 +648,7 @@ class AssetStore:
 
     def remove_asset(self, asset_dir: str) -> None:
         """Remove an asset folder and its internal state (`imgbuild prune --yes`, under the build lock)."""
+        self._forget(asset_dir)
         shutil.rmtree(self.root / asset_dir)
         shutil.rmtree(self.state_dir / "exchanges" / asset_dir, ignore_errors=True)
         with suppress(FileNotFoundError):

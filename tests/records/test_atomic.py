@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temp_files
 
@@ -28,3 +31,25 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
     mine.write_text("in progress")
     assert remove_stale_temp_files(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == [mine.name]
+
+
+def test_new_folders_are_made_from_the_nearest_one_known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's folders (runs/image/<run>/) are made top-down from the asset folder already
+    written into: one mkdir each, none that fails for a missing parent first."""
+    temp = tmp_path / ".imgbuild" / "tmp"
+    atomic_write_json(tmp_path / "assets" / "a" / "asset.json", {}, temp_dir=temp)
+    made: list[tuple[str, bool]] = []
+    real = os.mkdir
+
+    def mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            real(path, *args, **kwargs)
+        except OSError:
+            made.append((Path(path).relative_to(tmp_path).as_posix(), False))
+            raise
+        made.append((Path(path).relative_to(tmp_path).as_posix(), True))
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    atomic_write_json(tmp_path / "assets" / "a" / "runs" / "image" / "r1" / "request.json", {}, temp_dir=temp)
+    assert made == [("assets/a/runs", True), ("assets/a/runs/image", True), ("assets/a/runs/image/r1", True)]
+    assert (tmp_path / "assets/a/runs/image/r1/request.json").read_text() == "{}\n"

@@ -1,0 +1,43 @@
+"""doit's threads are not woken for nothing (imgbuild.tasks.QuietThreadRunner).
+
+Once only tasks waiting for others remain (a batch's lock task waits for its images), doit's
+own thread runner sends every idle thread a "hold on" job after each finished task — 1 + 2 +
+... + T wake-ups over the last T tasks, 131,000 at 512 threads. A build, `imgbuild build` or
+plain doit with imgbuild's tasks, wakes no thread for a hold, and still makes every image.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+from pathlib import Path
+from typing import Any
+
+import pytest
+from doit.runner import JobHold
+from helpers import BATCH, run_cli, write_project
+
+
+@pytest.fixture
+def holds_taken(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every "hold on" job a doit thread took off its queue."""
+    taken: list[Any] = []
+    real = queue.Queue.get
+
+    def get(self: queue.Queue[Any], block: bool = True, timeout: float | None = None) -> Any:
+        item = real(self, block, timeout)
+        if isinstance(item, JobHold):
+            taken.append(item)
+        return item
+
+    monkeypatch.setattr(queue.Queue, "get", get)
+    return taken
+
+
+def test_a_build_wakes_no_thread_to_hold_on(tmp_path: Path, holds_taken: list[Any]) -> None:
+    write_project(tmp_path, batches={"covers": BATCH.replace("candidates: 2", "candidates: 4")})
+    assert run_cli(tmp_path, "build", "-j", "16") == 0
+    assert holds_taken == []
+    assert len(list(tmp_path.glob("assets/*/images/candidates/*"))) == 16
+    lock = json.loads((tmp_path / "batches/covers.lock.json").read_text())
+    assert len(lock["assets"]) == 4  # the task that waited for all the others ran
