@@ -812,8 +812,8 @@ class LockFile:
         self.batch = batch
         self.manifest = manifest  # project-relative path of the batch manifest
         # Set when every entry was written current for the requests of the batch's inputs: their
-        # portable digest (imgbuild.resolve) and the `seal_digest` of it and of the entries. None
-        # otherwise (see imgbuild.noop, "sealed").
+        # portable digest (imgbuild.resolve), and the `seal_digest` of it and of the bytes of the
+        # entries as written (imgbuild.records.lock.write_lock). None otherwise (imgbuild.noop).
         self.inputs_sha256 = inputs_sha256
         self.seal_sha256 = seal_sha256
         # sha256 of the bytes of its "assets" as read from the file (None: made in this process).
