@@ -237,8 +237,6 @@ def _enc_hook(value: object) -> object:
 def _with_approvals(resolution: Resolution, *, from_records: bool = False) -> Resolution:
     """Apply the edit rule: approvals live in the records, not in the (cached) manifests; in the
     lock entries for speed, or (`from_records`) in asset.json only."""
-    if not resolution.requests:
-        return resolution  # the no-op index vouched for every batch: nothing to apply it to
     from imgbuild.edits import apply_edit_rule
     from imgbuild.records.lock import lock_path, read_lock
 

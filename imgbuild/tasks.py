@@ -171,6 +171,7 @@ def task_dicts(resolution: Resolution, session: BuildSession) -> Iterator[dict[s
     A batch found wholly current is entered in the no-op index (imgbuild.cache), so the next
     no-op build hands doit nothing for it."""
     if not resolution.requests:  # the no-op index vouched for every batch
+        # Nothing to price, so `session.pricing` stays unset and the model registry unloaded.
         session.stale = {}
         session.project_estimate = session.estimate = price({})
         return

@@ -36,7 +36,7 @@ import shutil
 import stat
 import threading
 from collections import defaultdict
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,7 +45,6 @@ from typing import Any, TypeVar
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json, json_bytes
 from imgbuild.records.clock import duration, in_reproducible_order, new_run_id, source_date_epoch, utc_now
 from imgbuild.records.errors import BrokenRecord, RecordError, RecordShapeError, UnknownRecordVersion
-from imgbuild.records.layout import asset_dirs
 from imgbuild.records.model import (
     Approval,
     AssetRecord,
@@ -638,10 +637,6 @@ class AssetStore:
         self._write_json(self.root / asset_dir / "upload" / upload_id / "request.json", dict(request))
 
     # -- asset folders -------------------------------------------------------------------------------
-    def asset_dirs(self, folder: str, *, skip: Container[str] = ()) -> list[str]:
-        """The asset folders under output folder `folder` (see records.layout)."""
-        return asset_dirs(self.root, folder, skip=skip)
-
     def has_approved_images(self, asset_dir: str) -> bool:
         folder = self.root / asset_dir / "images" / "approved"
         return folder.is_dir() and any(folder.iterdir())
