@@ -123,7 +123,7 @@ def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> LockFile:
 def _assets_sha256(data: bytes) -> str | None:
     """sha256 of the bytes of a lock file's "assets" value; None when it has none."""
     try:
-        found = _assets_decoder().decode(data)
+        found = _seal_decoder().decode(data)
     except ValueError:  # msgspec.DecodeError and ValidationError are ValueErrors
         return None
     return hashlib.sha256(found.assets).hexdigest()
@@ -172,15 +172,6 @@ def _seal_decoder() -> Any:
     from imgbuild.records.model import Seal
 
     return msgspec.json.Decoder(Seal)
-
-
-@functools.cache
-def _assets_decoder() -> Any:
-    import msgspec
-
-    from imgbuild.records.model import SealedBytes
-
-    return msgspec.json.Decoder(SealedBytes)
 
 
 @functools.cache

@@ -998,12 +998,6 @@ class Seal(msgspec.Struct, frozen=True):
     seal_sha256: str | None = None
 
 
-class SealedBytes(msgspec.Struct, frozen=True):
-    """A lock file read for the bytes of its entries only."""
-
-    assets: msgspec.Raw
-
-
 def sealed_lock(batch: str, manifest: str, entries: Mapping[str, LockEntry], inputs_sha256: str | None) -> LockFile:
     """The lock file of these entries, to be sealed under the inputs when given and every entry's
     asset.json was sealed; the caller knows every entry is current for those inputs. The seal
