@@ -276,6 +276,7 @@ class HttpApi:
         self._secrets = tuple(
             {key, base64.b64encode(key.encode()).decode(), base64.b64encode(self._auth.encode()).decode()}
         )
+        self._secrets_verbatim = all(json.dumps(s, ensure_ascii=False)[1:-1] == s for s in self._secrets)
         self._shared_client = client
         self._thread = threading.local()
         self._clients: list[httpx.Client] = []
@@ -534,15 +535,30 @@ class HttpApi:
         return refusal
 
     def scrub(self, value: Any) -> Any:
-        """`value` (a record, a message) with the key and its encodings replaced by <redacted>."""
+        """`value` (a record, a message) with the key and its encodings replaced by <redacted>.
+
+        An exchange's record is a hundred strings or so, and almost never holds a secret: it is
+        first looked for in the record's JSON text, encoded in C, and only a record where it
+        appears is walked string by string. JSON writes a secret as it is unless it holds a quote,
+        a backslash or a control character (never in an API key; such a key is always walked)."""
+        if self._secrets_verbatim and not isinstance(value, str):
+            try:
+                text = json.dumps(value, ensure_ascii=False, check_circular=False, default=_not_scrubbed)
+            except (TypeError, ValueError):  # a key that JSON cannot write: walk it
+                text = None
+            if text is not None and not any(secret in text for secret in self._secrets):
+                return value
+        return self._scrub(value)
+
+    def _scrub(self, value: Any) -> Any:
         if isinstance(value, str):
             for secret in self._secrets:
                 value = value.replace(secret, "<redacted>")
             return value
         if isinstance(value, dict):
-            return {self.scrub(k): self.scrub(v) for k, v in value.items()}
+            return {self._scrub(k): self._scrub(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.scrub(v) for v in value]
+            return [self._scrub(v) for v in value]
         return value
 
     def _stable_failure(self, response: httpx.Response, url: str, what: str) -> Exception:
@@ -646,6 +662,12 @@ def _describe_upload(
                 parts[name] = described
         return {"multipart": parts}
     return None
+
+
+def _not_scrubbed(value: object) -> str:
+    """What the JSON text of a record has for a value `scrub` leaves as it is (not a str, dict or
+    list): nothing, so a secret is looked for only where the walk would replace it."""
+    return ""
 
 
 def _kept_headers(headers: httpx.Headers) -> dict[str, str]:

@@ -12,6 +12,8 @@ import pytest
 from fakes.loopback import LoopbackJSON
 from fakes.servers import FakeProviders
 from helpers import BATCH, TEMPLATE, run_cli, write_project
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from imgbuild.providers.base import ProviderError
 from imgbuild.providers.http import HttpApi, same_site
@@ -145,3 +147,40 @@ def test_a_url_an_answer_names_off_the_api_site_is_never_sent_the_key(monkeypatc
 def test_the_site_a_keyed_call_may_reach(url: str, allowed: bool) -> None:
     origins = ["https://api.bfl.ai", "https://queue.fal.run", "http://127.0.0.1:8080"]
     assert same_site(url, origins) is allowed
+
+
+_KEYS = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"), min_size=8, max_size=24
+)
+
+
+def _records(secret: str) -> st.SearchStrategy[object]:
+    """Exchange records as `scrub` gets them: JSON-like values, some strings holding the secret."""
+    texts = st.one_of(
+        st.text(max_size=12), st.tuples(st.text(max_size=6), st.text(max_size=6)).map(lambda t: f"{t[0]}{secret}{t[1]}")
+    )
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), texts, st.binary(max_size=4))
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.tuples(inner),
+            st.dictionaries(st.one_of(texts, st.integers()), inner, max_size=4),
+        ),
+        max_leaves=12,
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=_KEYS, data=st.data())
+def test_scrub_finds_a_secret_wherever_the_walk_would(
+    monkeypatch: pytest.MonkeyPatch, key: str, data: st.DataObject
+) -> None:
+    """scrub looks for the secrets in a record's JSON text first and walks only a record that has
+    one: whatever the key (quotes, backslashes, control characters, any Unicode) and the record,
+    it gives what walking every string gives."""
+    monkeypatch.setenv("ARK_API_KEY", key)
+    api = HttpApi(provider="ark", key_env="ARK_API_KEY", auth_scheme="Bearer")
+    secret = data.draw(st.sampled_from(sorted(api._secrets)))
+    record = data.draw(_records(secret))
+    assert api.scrub(record) == api._scrub(record)
