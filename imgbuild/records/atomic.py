@@ -66,35 +66,46 @@ def atomic_write_bytes(
     A records write (its temp folder is a project's ``.imgbuild/tmp``) stays inside that project:
     a folder on the way that is a link to somewhere outside — committed under assets/ or an
     output folder, say — is refused (WriteOutsideProject) before any folder is made. Only a
-    place the user names on the command line (``gallery --out``) is written with confine=False."""
-    folder = temp_dir if temp_dir is not None else path.parent
-    records = confine and temp_dir is not None and temp_dir.parent.name == STATE_FOLDER
-    project = temp_dir.parent.parent if records and temp_dir is not None else None
-    found = _confine(path, project) if project is not None else None
+    place the user names on the command line (``gallery --out``) is written with confine=False.
+
+    Paths are handled as strings inside: a build writes ten files per image, and pathlib's
+    objects (made, hashed and compared for every folder on the way) cost more than the writes'
+    own Python."""
+    target = os.fspath(path)
+    parent = _parent(target)
+    folder = os.fspath(temp_dir) if temp_dir is not None else parent
+    state = _parent(folder)
+    project = _parent(state) if confine and temp_dir is not None and os.path.basename(state) == STATE_FOLDER else None
+    found = _confine(target, project) if project is not None else None
     try:
         try:
-            _write(path, data, folder, durable)
+            _write(target, parent, data, folder, durable)
         except FileNotFoundError:  # a folder this process made was removed meanwhile: make it again
-            _made_folders.discard(path.parent)
+            _made_folders.discard(parent)
             _made_folders.discard(folder)
-            _write(path, data, folder, durable)
+            _write(target, parent, data, folder, durable)
     except OSError as exc:
         if exc.filename is None:  # write() and fsync() name no file: a full disk must say which
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise OSError(exc.errno, exc.strerror, target) from exc
         raise
     if project is not None:  # the folders this write made, under one found inside, are inside too
-        made = path.parent
-        while made != found and made != made.parent:
+        made = parent
+        while made != found and made != _parent(made):
             _remember_inside(made, project)
-            made = made.parent
+            made = _parent(made)
 
 
-def _write(path: Path, data: bytes, folder: Path, durable: bool) -> None:
-    _make_folder(path.parent)
+def _parent(path: str) -> str:
+    """`Path(path).parent`, as a string."""
+    return os.path.dirname(path) or "."
+
+
+def _write(target: str, parent: str, data: bytes, folder: str, durable: bool) -> None:
+    _make_folder(parent)
     _make_folder(folder)
     with _counter_lock:
         n = next(_counter)
-    temp = folder / f".{os.getpid()}-{n}.{path.name}.tmp"
+    temp = f"{folder}/.{_pid}-{n}.{os.path.basename(target)}.tmp"
     renamed = False
     try:
         # os-level calls: open() would add an fstat, an isatty and a seek to every record written
@@ -108,20 +119,20 @@ def _write(path: Path, data: bytes, folder: Path, durable: bool) -> None:
         finally:
             os.close(fd)
         try:
-            os.replace(temp, path)
+            os.replace(temp, target)
             renamed = True
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
             # .imgbuild/ on another file system: fall back to a temp file beside the target.
-            atomic_write_bytes(path, data, temp_dir=path.parent, durable=durable)
+            atomic_write_bytes(Path(target), data, temp_dir=Path(parent), durable=durable)
             return
         if durable:
-            _fsync_dir(path.parent)
+            _fsync_dir(parent)
     finally:
         if not renamed:
             with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+                os.unlink(temp)
 
 
 STATE_FOLDER = ".imgbuild"
@@ -135,34 +146,35 @@ def confined(path: Path, project: Path) -> None:
     next write into it, or into a new folder under it, costs one lstat instead of resolving
     every folder of its path (decision 66). A folder removed, or replaced by a link or by
     another folder since, no longer matches and is resolved again."""
-    _confine(path, project)
+    _confine(os.fspath(path), os.fspath(project))
 
 
-def _confine(path: Path, project: Path) -> Path:
+def _confine(path: str, project: str) -> str:
     """`confined`; the nearest folder of `path` that exists (the folders below it are missing)."""
-    probe, st = path.parent, None
+    probe, st = _parent(path), None
     while True:
         try:
             st = os.lstat(probe)
             break
         except OSError:
-            if probe.parent == probe:
+            up = _parent(probe)
+            if up == probe:
                 break
-            probe = probe.parent
+            probe = up
     if st is not None and stat.S_ISDIR(st.st_mode) and _inside.get((probe, project)) == (st.st_dev, st.st_ino):
         return probe
-    real = probe.resolve()
-    if not real.is_relative_to(project.resolve()):
-        raise WriteOutsideProject(path, real)
+    real = Path(probe).resolve()
+    if not real.is_relative_to(Path(project).resolve()):
+        raise WriteOutsideProject(Path(path), real)
     _remember_inside(probe, project)
     return probe
 
 
 _MOST_REMEMBERED = 65536
-_inside: dict[tuple[Path, Path], tuple[int, int]] = {}  # (folder, project) → its identity when found inside
+_inside: dict[tuple[str, str], tuple[int, int]] = {}  # (folder, project) → its identity when found inside
 
 
-def _remember_inside(folder: Path, project: Path) -> None:
+def _remember_inside(folder: str, project: str) -> None:
     with contextlib.suppress(OSError):
         st = os.lstat(folder)
         if stat.S_ISDIR(st.st_mode):
@@ -171,17 +183,17 @@ def _remember_inside(folder: Path, project: Path) -> None:
             _inside[(folder, project)] = (st.st_dev, st.st_ino)
 
 
-_made_folders: set[Path] = set()  # folders this process created or found: no mkdir per write
+_made_folders: set[str] = set()  # folders this process created or found: no mkdir per write
 
 
-def _make_folder(folder: Path) -> None:
+def _make_folder(folder: str) -> None:
     if folder in _made_folders:
         return
     missing = []  # down to the nearest folder this process made or found: no mkdir fails for a parent
     known = folder
-    while known not in _made_folders and known.parent != known:
+    while known not in _made_folders and _parent(known) != known:
         missing.append(known)
-        known = known.parent
+        known = _parent(known)
     try:
         if known not in _made_folders:
             raise FileNotFoundError
@@ -192,13 +204,13 @@ def _make_folder(folder: Path) -> None:
                 if not os.path.isdir(below):
                     raise
     except OSError:  # a folder known was removed, or a file is in the way: pathlib says what is wrong
-        folder.mkdir(parents=True, exist_ok=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
     if len(_made_folders) >= _MOST_REMEMBERED:  # a 100k-asset build: bounded memory, made afresh
         _made_folders.clear()
     _made_folders.update(missing)
 
 
-def _fsync_dir(folder: Path) -> None:
+def _fsync_dir(folder: str) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -209,6 +221,15 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+_pid = os.getpid()  # temp files are named after their process (remove_stale_temp_files)
+os.register_at_fork(after_in_child=_forked)
 
 
 def remove_stale_temp_files(folder: Path) -> int:
