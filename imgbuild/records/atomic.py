@@ -53,12 +53,12 @@ def _stdlib_json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def atomic_write_json(path: Path, data: Any, *, temp_dir: Path | None = None, durable: bool = True) -> None:
+def atomic_write_json(path: Path | str, data: Any, *, temp_dir: Path | None = None, durable: bool = True) -> None:
     atomic_write_bytes(path, json_bytes(data), temp_dir=temp_dir, durable=durable)
 
 
 def atomic_write_bytes(
-    path: Path, data: bytes, *, temp_dir: Path | None = None, confine: bool = True, durable: bool = True
+    path: Path | str, data: bytes, *, temp_dir: Path | None = None, confine: bool = True, durable: bool = True
 ) -> None:
     """Write `data` to `path` so that `path` holds either its old content or all of `data`;
     `durable`: on disk when this returns, a power cut after it included.

@@ -68,7 +68,7 @@ T = TypeVar("T")
 _MOST_KEPT = 4096
 
 
-def read_json_file(path: Path, shown: str) -> Any | None:
+def read_json_file(path: Path | str, shown: str) -> Any | None:
     """The JSON at `path`, None when there is no file; BrokenRecord (naming `shown`) when it is
     not JSON — merge-conflict markers included."""
     data = read_record_bytes(path, shown)
@@ -82,7 +82,7 @@ def read_json_file(path: Path, shown: str) -> Any | None:
         raise BrokenRecord(shown, what, _FIX) from None
 
 
-def read_record_bytes(path: Path, shown: str) -> bytes | None:
+def read_record_bytes(path: Path | str, shown: str) -> bytes | None:
     """The bytes of a record file, None when there is none. Anything but a regular file is a
     broken record, found without blocking: a FIFO or a device committed in its place must not
     hang `imgbuild check` in CI."""
@@ -127,13 +127,17 @@ class AssetStore:
         self.root = root
         self.state_dir = root / STATE_DIR
         self.temp_dir = self.state_dir / "tmp"
+        # The paths a build writes ten of per image, as strings: pathlib objects made and hashed
+        # for each cost more than the writes' own Python (records/atomic.py).
+        self._base = os.fspath(root)
+        self._state = os.fspath(self.state_dir)
         self._locks: dict[str, threading.RLock] = defaultdict(threading.RLock)
         self._locks_guard = threading.Lock()
         self._migrated: set[str] = set()  # asset folders whose asset.json holds no moved calls
         self._sound: dict[str, str] = {}  # asset folder -> sha256 of an asset.json that read as valid
         # asset.json, index.json and the calls file as this store last wrote or read them
         # (parsed, bytes not read back yet, or None: no file); None: every read goes to disk.
-        self._kept: dict[Path, Any] | None = None
+        self._kept: dict[str, Any] | None = None
 
     def keep_records(self) -> None:
         """From now on, keep the records this store writes and reads in memory instead of reading
@@ -200,29 +204,36 @@ class AssetStore:
 
     def exchange_path(self, asset_dir: str, run_id: str, name: str, *, kind: str = "image") -> Path:
         """An internal file of a call: the raw answer (response.json) or the HTTP log (http.json)."""
-        folder = run_id if kind == "image" else f"upload/{run_id}"
-        return self.state_dir / "exchanges" / asset_dir / folder / name
+        return Path(self._exchange_file(asset_dir, run_id, name, kind=kind))
 
-    def _calls_path(self, asset_dir: str) -> Path:
-        return self.state_dir / "calls" / f"{asset_dir}.json"
+    def _exchange_file(self, asset_dir: str, run_id: str, name: str, *, kind: str = "image") -> str:
+        folder = run_id if kind == "image" else f"upload/{run_id}"
+        return f"{self._state}/exchanges/{asset_dir}/{folder}/{name}"
+
+    def _calls_path(self, asset_dir: str) -> str:
+        return f"{self._state}/calls/{asset_dir}.json"
+
+    def _file(self, asset_dir: str, name: str) -> str:
+        """A file of the asset folder (asset.json, index.json, a run's or an image's path)."""
+        return f"{self._base}/{asset_dir}/{name}"
 
     # -- low-level IO ----------------------------------------------------------------------------
-    def _write_json(self, path: Path, data: Any, *, durable: bool = True) -> None:
+    def _write_json(self, path: Path | str, data: Any, *, durable: bool = True) -> None:
         atomic_write_json(path, data, temp_dir=self.temp_dir, durable=durable)
 
     def write_image(self, asset_dir: str, relative: str, data: bytes) -> None:
-        atomic_write_bytes(self.root / asset_dir / relative, data, temp_dir=self.temp_dir)
+        atomic_write_bytes(self._file(asset_dir, relative), data, temp_dir=self.temp_dir)
 
     def read_bytes(self, relative: str) -> bytes:
         return (self.root / relative).read_bytes()
 
-    def _write_record(self, path: Path, data: Any, *, durable: bool = True) -> None:
+    def _write_record(self, path: str, data: Any, *, durable: bool = True) -> None:
         """Write asset.json, index.json or a calls file (kept in memory by a build)."""
         encoded = json_bytes(data)
         atomic_write_bytes(path, encoded, temp_dir=self.temp_dir, durable=durable)
         self._keep(path, encoded)
 
-    def _keep(self, path: Path, value: Any) -> None:
+    def _keep(self, path: str, value: Any) -> None:
         if self._kept is not None:
             if len(self._kept) >= _MOST_KEPT:
                 self._kept.clear()
@@ -231,11 +242,11 @@ class AssetStore:
     def _forget(self, asset_dir: str) -> None:
         """The asset has no call in flight: its records need not stay in memory."""
         if self._kept is not None:
-            for path in (self.root / asset_dir / "asset.json", self.root / asset_dir / "index.json"):
+            for path in (self._file(asset_dir, "asset.json"), self._file(asset_dir, "index.json")):
                 self._kept.pop(path, None)
             self._kept.pop(self._calls_path(asset_dir), None)
 
-    def _read(self, path: Path, shown: str, name: str, current: int, parse: Any) -> Any | None:
+    def _read(self, path: str, shown: str, name: str, current: int, parse: Any) -> Any | None:
         kept: Any = self._kept.get(path, _UNKNOWN) if self._kept is not None else _UNKNOWN
         if isinstance(kept, bytes):  # written by this store: its bytes are what the file holds
             data = json.loads(kept)
@@ -270,7 +281,7 @@ class AssetStore:
         Version 1 reads as version 2; the calls in flight it held come along (`moved_calls`) and
         move to .imgbuild/calls/ with the next write of the asset's records."""
         record: AssetRecord | None = self._read(
-            self.root / asset_dir / "asset.json", f"{asset_dir}/asset.json", "asset", 2, AssetRecord.from_json
+            self._file(asset_dir, "asset.json"), f"{asset_dir}/asset.json", "asset", 2, AssetRecord.from_json
         )
         if record is not None and not record.moved_calls:
             self._migrated.add(asset_dir)
@@ -281,7 +292,7 @@ class AssetStore:
         is none or it is broken. Bytes whose sha256 is `known` (taken, like this, from bytes that
         read) are not parsed again: what a lock entry seals (state.lock_entry)."""
         try:
-            data = read_record_bytes(self.root / asset_dir / "asset.json", f"{asset_dir}/asset.json")
+            data = read_record_bytes(self._file(asset_dir, "asset.json"), f"{asset_dir}/asset.json")
         except (OSError, BrokenRecord):
             return None
         if data is None:
@@ -303,7 +314,7 @@ class AssetStore:
             calls = [*own, *(c for c in record.moved_calls if c.run not in known)]
             self._write_record(self._calls_path(asset_dir), PendingCalls(record.asset_id, tuple(calls)).to_json())
             record = replace(record, moved_calls=())
-        self._write_record(self.root / asset_dir / "asset.json", record.to_json(), durable=durable)
+        self._write_record(self._file(asset_dir, "asset.json"), record.to_json(), durable=durable)
         self._migrated.add(asset_dir)
 
     def _retire_moved_calls(self, asset_dir: str) -> None:
@@ -313,14 +324,12 @@ class AssetStore:
             return
         record = self.read_asset(asset_dir)
         if record is not None and record.moved_calls:
-            self._write_record(self.root / asset_dir / "asset.json", replace(record, moved_calls=()).to_json())
+            self._write_record(self._file(asset_dir, "asset.json"), replace(record, moved_calls=()).to_json())
         self._migrated.add(asset_dir)
 
     # -- index.json --------------------------------------------------------------------------------
     def read_history(self, asset_dir: str) -> History | None:
-        return self._read(
-            self.root / asset_dir / "index.json", f"{asset_dir}/index.json", "index", 1, History.from_json
-        )
+        return self._read(self._file(asset_dir, "index.json"), f"{asset_dir}/index.json", "index", 1, History.from_json)
 
     def _append(
         self, asset_dir: str, asset_id: str, event: str, kind: str, run: str, *, durable: bool = True, **details: Any
@@ -333,7 +342,7 @@ class AssetStore:
         entry = HistoryEvent(utc_now(), event, kind, run, details)
         events = in_reproducible_order((*history.events, entry), lambda e: e.details.get("candidate"))
         self._write_record(
-            self.root / asset_dir / "index.json", replace(history, events=events).to_json(), durable=durable
+            self._file(asset_dir, "index.json"), replace(history, events=events).to_json(), durable=durable
         )
 
     # -- calls in flight ---------------------------------------------------------------------------
@@ -381,7 +390,7 @@ class AssetStore:
             self._write_record(path, PendingCalls(asset_id, tuple(calls)).to_json(), durable=durable)
         else:
             with suppress(FileNotFoundError):
-                path.unlink()
+                os.unlink(path)
         self._retire_moved_calls(asset_dir)
         if not calls:
             self._forget(asset_dir)
@@ -436,7 +445,7 @@ class AssetStore:
                 provider=provider,
             )
             self._write_json(
-                self.root / self.run_path(asset_dir, run, "request.json"),
+                self._file(asset_dir, f"runs/image/{run}/request.json"),
                 {
                     "run_id": run,
                     "kind": "image",
@@ -456,13 +465,13 @@ class AssetStore:
             self._write_pending(asset_dir, asset_id, calls)
 
     def save_response(self, asset_dir: str, run: str, raw: Mapping[str, Any]) -> None:
-        self._write_json(self.exchange_path(asset_dir, run, "response.json"), dict(raw))
+        self._write_json(self._exchange_file(asset_dir, run, "response.json"), dict(raw))
 
     def append_exchanges(self, asset_dir: str, run: str, entries: list[dict[str, Any]], *, kind: str = "image") -> None:
         """Add a call's HTTP exchanges to its http.json (a resumed call adds to the first attempt's)."""
         if not entries:
             return
-        path = self.exchange_path(asset_dir, run, "http.json", kind=kind)
+        path = self._exchange_file(asset_dir, run, "http.json", kind=kind)
         try:
             earlier = read_json_file(path, "http.json")
         except BrokenRecord:
@@ -483,7 +492,7 @@ class AssetStore:
     ) -> None:
         """Record the outcome of an answered call: manifest, event, candidates, pending removed."""
         asset_dir = facts.asset_dir
-        manifest_path = self.root / self.run_path(asset_dir, run, "manifest.json")
+        manifest_path = self._file(asset_dir, f"runs/image/{run}/manifest.json")
         manifest = read_json_file(manifest_path, self.run_path(asset_dir, run, "manifest.json"))
         if not isinstance(manifest, dict):  # present when replaying after a crash
             manifest = {
@@ -647,7 +656,7 @@ class AssetStore:
         shutil.rmtree(self.root / asset_dir)
         shutil.rmtree(self.state_dir / "exchanges" / asset_dir, ignore_errors=True)
         with suppress(FileNotFoundError):
-            self._calls_path(asset_dir).unlink()
+            os.unlink(self._calls_path(asset_dir))
 
     # -- review decisions ----------------------------------------------------------------------------
     def approve(

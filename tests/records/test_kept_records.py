@@ -53,7 +53,8 @@ def disk_reads(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
     reads: collections.Counter[str] = collections.Counter()
     real = store_module.read_json_file
 
-    def counting(path: Path, shown: str) -> Any:
+    def counting(path: Path | str, shown: str) -> Any:
+        path = Path(path)
         reads["calls" if ".imgbuild/calls" in path.as_posix() else path.name] += 1
         return real(path, shown)
 
