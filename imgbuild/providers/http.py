@@ -82,6 +82,7 @@ MAX_ANSWER_BYTES = 32 * 1024 * 1024  # a JSON answer (decoded); image bytes have
 DEADLINE_SECONDS = 900.0  # one exchange, start to last byte: a server dripping bytes cannot hang a build
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_COALESCED = 64 * 1024  # bytes of a request held back to go out in one send (_DeadlineStream)
 
 
 class _Deadline(threading.local):
@@ -114,18 +115,33 @@ def _remaining(timeout: float | None) -> float | None:
 
 class _DeadlineStream(httpcore.NetworkStream):
     """A connection whose every read and write is bounded by the exchange's overall deadline
-    (httpx's timeouts bound one read each: a byte a second would never trip them)."""
+    (httpx's timeouts bound one read each: a byte a second would never trip them).
+
+    A request goes out in one send, not two: httpcore writes the head and then the body, and
+    small writes wait here until the answer is read (or _COALESCED bytes are waiting). Each send
+    costs a system call, a packet and, with delayed ACKs, possibly a round trip of waiting."""
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        self._unsent = bytearray()
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._send(timeout)
         return self._stream.read(max_bytes, _remaining(timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _remaining(timeout))
+        self._unsent += buffer
+        if len(self._unsent) >= _COALESCED:
+            self._send(timeout)
+
+    def _send(self, timeout: float | None) -> None:
+        if self._unsent:
+            data = bytes(self._unsent)
+            self._unsent.clear()
+            self._stream.write(data, _remaining(timeout))
 
     def close(self) -> None:
+        self._unsent.clear()  # a request given up before its answer: nothing more goes out
         self._stream.close()
 
     def start_tls(
