@@ -41,3 +41,28 @@ def test_a_build_wakes_no_thread_to_hold_on(tmp_path: Path, holds_taken: list[An
     assert len(list(tmp_path.glob("assets/*/images/candidates/*"))) == 16
     lock = json.loads((tmp_path / "batches/covers.lock.json").read_text())
     assert len(lock["assets"]) == 4  # the task that waited for all the others ran
+
+
+def test_the_build_switches_threads_less_often_and_puts_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a build's tasks run, a thread waiting for the GIL asks for it every 20 ms, not 5
+    (imgbuild.tasks.SWITCH_INTERVAL); once the build is over the interpreter is as it was, for a
+    program that runs imgbuild in its own process."""
+    import sys
+
+    import imgbuild.build.candidate as candidate
+
+    seen: list[float] = []
+    real = candidate.make_candidate
+
+    def make(*args: Any, **kwargs: Any) -> None:
+        seen.append(sys.getswitchinterval())
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(candidate, "make_candidate", make)
+    write_project(tmp_path, batches={"covers": BATCH})
+    before = sys.getswitchinterval()
+    assert run_cli(tmp_path, "build", "-j", "4") == 0
+    assert seen and set(seen) == {max(before, 0.02)}
+    assert sys.getswitchinterval() == before
