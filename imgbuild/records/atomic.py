@@ -96,8 +96,9 @@ def atomic_write_bytes(
 
 
 def _parent(path: str) -> str:
-    """`Path(path).parent`, as a string."""
-    return os.path.dirname(path) or "."
+    """`Path(path).parent`, as a string, of a path as pathlib writes one (no "//", no trailing "/")."""
+    cut = path.rfind("/")
+    return path[:cut] if cut > 0 else "/" if cut == 0 else "."
 
 
 def _write(target: str, parent: str, data: bytes, folder: str, durable: bool) -> None:

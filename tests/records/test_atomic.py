@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imgbuild.records.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temp_files
 
@@ -53,3 +55,16 @@ def test_new_folders_are_made_from_the_nearest_one_known(tmp_path: Path, monkeyp
     atomic_write_json(tmp_path / "assets" / "a" / "runs" / "image" / "r1" / "request.json", {}, temp_dir=temp)
     assert made == [("assets/a/runs", True), ("assets/a/runs/image", True), ("assets/a/runs/image/r1", True)]
     assert (tmp_path / "assets/a/runs/image/r1/request.json").read_text() == "{}\n"
+
+
+@given(st.lists(st.text(alphabet="ab.-_ é", min_size=1, max_size=4), max_size=5), st.booleans())
+def test_atomic_writes_find_a_folder_as_pathlib_does(parts: list[str], absolute: bool) -> None:
+    """records/atomic.py handles paths as strings; each folder up is the one pathlib names."""
+    from pathlib import Path
+
+    from imgbuild.records.atomic import _parent
+
+    path = str(Path("/" if absolute else ".", *parts))
+    for _ in range(len(parts) + 2):
+        assert _parent(path) == str(Path(path).parent)
+        path = _parent(path)
