@@ -445,7 +445,7 @@ class AssetStore:
                 provider=provider,
             )
             self._write_json(
-                self._file(asset_dir, f"runs/image/{run}/request.json"),
+                f"{self._base}/{self.run_path(asset_dir, run, 'request.json')}",
                 {
                     "run_id": run,
                     "kind": "image",
@@ -492,8 +492,9 @@ class AssetStore:
     ) -> None:
         """Record the outcome of an answered call: manifest, event, candidates, pending removed."""
         asset_dir = facts.asset_dir
-        manifest_path = self._file(asset_dir, f"runs/image/{run}/manifest.json")
-        manifest = read_json_file(manifest_path, self.run_path(asset_dir, run, "manifest.json"))
+        shown = self.run_path(asset_dir, run, "manifest.json")
+        manifest_path = f"{self._base}/{shown}"
+        manifest = read_json_file(manifest_path, shown)
         if not isinstance(manifest, dict):  # present when replaying after a crash
             manifest = {
                 "run_id": run,
