@@ -236,3 +236,32 @@ def test_check_in_a_fresh_clone_with_a_planted_cache(tmp_path: Path, capsys: pyt
     assert "3 of 6 assets need attention" in out
     build = run_doit(work)
     assert "5 generated, 7 up to date, 0 failed" in build.stdout, build.stdout  # 2 x 2 new, 1 lost
+
+
+@pytest.mark.parametrize("name", ["assets/x\u0000y/asset.json", "../" * 40 + "etc/passwd", "", "a" * 5000])
+def test_a_planted_no_op_index_naming_odd_files_is_only_given_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """The no-op index names files to stat. A planted one whose key matches and whose names are a
+    NUL byte, a climb out of the project, nothing or too long for the system is given up like
+    any other that does not hold: `check` and `doit` give the answer they give without it."""
+    write_project(tmp_path)
+    age(tmp_path)
+    assert run_cli(tmp_path, "build") == 0
+    age(tmp_path)
+    assert run_cli(tmp_path, "check") == 0
+    assert "all 8 images up to date" in run_doit(tmp_path).stdout
+    indexes = sorted((tmp_path / ".imgbuild/cache").glob("c*/*.json"))
+    assert {p.parent.name for p in indexes} == {"checked", "current"}
+    lost = sorted(tmp_path.glob("assets/*/images/candidates/*.jp*g"))[0]
+    lost.unlink()
+    for path in indexes:
+        header, body = json.loads(path.read_bytes())
+        header["files"] = [name, *header["files"]]
+        header["stamps"] = [[name, [1, 2, 3]], *header["stamps"]]
+        path.write_text(json.dumps([header, body]))
+    capsys.readouterr()
+    assert run_cli(tmp_path, "check") == 1
+    assert "missing-image: " in capsys.readouterr().out
+    build = run_doit(tmp_path)
+    assert "1 generated, 7 up to date, 0 failed" in build.stdout, build.stdout + build.stderr
