@@ -101,34 +101,40 @@ def _sealed(
     entries = sealed_entries(seal)
     if entries is None:
         return None
-    from imgbuild.records.model import EvidenceRef
-    from imgbuild.requests import evidence_of
+    from imgbuild.records.seal import SealedEvidence
+    from imgbuild.spec.model import cited_evidence
 
     persona = spec.project.personas.get(batch.persona)
-    evidence = tuple(evidence_of(batch.source_basis, persona.evidence if persona is not None else ()))
+    cited = cited_evidence(batch.source_basis, persona.evidence if persona is not None else ())
+    evidence = tuple(SealedEvidence(ref.path, ref.anchor, ref.sha256) for ref in cited)
     base = f"{root}/"
-    exists = os.path.exists
+    access, present = os.access, os.F_OK
     files: list[str] = []
     records: dict[str, cache.Stamp] = {}  # asset.json -> its stamp, as hashed
     images = 0
-    for entry in entries.values():
-        record = f"{entry.asset_dir}/asset.json"
-        if entry.status != "complete" or not all(exists(base + image.file) for image in entry.images):
-            return None
-        images += len({image.candidate for image in entry.images})
-        files += (image.file for image in entry.images)
-        if purpose == BUILD:
-            if not exists(base + record):
+    try:  # a committed lock file can be sealed by anyone: a name with a NUL byte is not trusted
+        for entry in entries.values():
+            if entry.status != "complete":
                 return None
-            files.append(record)
-            continue
-        made_from = tuple(EvidenceRef(e.path, e.anchor, e.sha256) for e in entry.source_basis)
-        if made_from != evidence or entry.record_sha256 is None:
-            return None  # drift is reported by the full assessment, with its place
-        found = cache.stamped_sha256(base + record)
-        if found is None or found[1] != entry.record_sha256:
-            return None
-        records[record] = found[0]
+            for image in entry.images:
+                if not access(base + image.file, present):
+                    return None
+            files += (image.file for image in entry.images)
+            record = f"{entry.asset_dir}/asset.json"
+            if purpose == BUILD:
+                if not access(base + record, present):
+                    return None
+                images += len({image.candidate for image in entry.images})
+                files.append(record)
+                continue
+            if entry.source_basis != evidence or entry.record_sha256 is None:
+                return None  # drift is reported by the full assessment, with its place
+            found = cache.stamped_sha256(base + record)
+            if found is None or found[1] != entry.record_sha256:
+                return None
+            records[record] = found[0]
+    except ValueError:
+        return None
     count = images if purpose == BUILD else len(entries)
     digest = spec.digests[batch.id]
     cache.store_verdict(root, key, purpose, batch.id, digest, lock, count, files, records, started_ns, known=records)

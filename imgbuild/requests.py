@@ -18,7 +18,7 @@ from typing import Any
 from imgbuild.models import Limits, endpoint_key, get_model, mode_for
 from imgbuild.records.model import EvidenceRef, RequestFacts
 from imgbuild.spec.expand import Asset
-from imgbuild.spec.model import SourceRef
+from imgbuild.spec.model import SourceRef, cited_evidence
 
 __all__ = [
     "HASHED_FIELDS",
@@ -74,10 +74,7 @@ class Reference:
 def evidence_of(source_basis: Iterable[SourceRef], persona_evidence: Iterable[SourceRef]) -> tuple[EvidenceRef, ...]:
     """The evidence files a batch's requests rest on: its source basis, then its persona's (each
     file and anchor once)."""
-    seen: dict[tuple[str, str | None], EvidenceRef] = {}
-    for ref in (*source_basis, *persona_evidence):
-        seen.setdefault((ref.path, ref.anchor), EvidenceRef(ref.path, ref.anchor, ref.sha256))
-    return tuple(seen.values())
+    return tuple(EvidenceRef(r.path, r.anchor, r.sha256) for r in cited_evidence(source_basis, persona_evidence))
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ import importlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imgbuild.providers.base import Call, ContentRejected, Job, Output, Provider, ProviderError, Response, Upload
+if TYPE_CHECKING:
+    from imgbuild.providers.base import Call, ContentRejected, Job, Output, Provider, ProviderError, Response, Upload
 
 __all__ = [
     "Call",
@@ -26,7 +27,20 @@ __all__ = [
     "register",
 ]
 
-ProviderFactory = Callable[[Path, Mapping[str, Any]], Provider]
+ProviderFactory = Callable[[Path, Mapping[str, Any]], "Provider"]
+_BASE = frozenset({"Call", "ContentRejected", "Job", "Output", "Provider", "ProviderError", "Response", "Upload"})
+
+
+def __getattr__(name: str) -> Any:
+    """The provider interface (imgbuild.providers.base), loaded when first asked for (PEP 562):
+    validating a project asks only for `provider_names`, which needs none of it."""
+    if name in _BASE:
+        import imgbuild.providers.base as base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _REGISTRY: dict[str, ProviderFactory] = {}
 
 

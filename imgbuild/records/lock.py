@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from imgbuild.records.model import LockEntry, LockFile, Seal, SealedEntry
+    from imgbuild.records.model import LockEntry, LockFile
+    from imgbuild.records.seal import Seal, SealedEntry
 
 __all__ = [
     "holds",
@@ -97,7 +98,8 @@ def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> LockFile:
     """Write the lock file; sealed (its `seal_sha256` set, see records.model.seal_digest) when it
     states the inputs its entries are current for. Returns it as written."""
     from imgbuild.records.atomic import atomic_write_bytes, json_bytes
-    from imgbuild.records.model import LockFile, seal_digest
+    from imgbuild.records.model import LockFile
+    from imgbuild.records.seal import seal_digest
 
     document = lock.to_json()
     document["seal_sha256"] = None
@@ -169,7 +171,7 @@ def _reseal(lock: LockFile, entries: dict[str, LockEntry]) -> LockFile:
 def _seal_decoder() -> Any:
     import msgspec
 
-    from imgbuild.records.model import Seal
+    from imgbuild.records.seal import Seal
 
     return msgspec.json.Decoder(Seal)
 
@@ -178,7 +180,7 @@ def _seal_decoder() -> Any:
 def _entries_decoder() -> Any:
     import msgspec
 
-    from imgbuild.records.model import SealedEntry
+    from imgbuild.records.seal import SealedEntry
 
     return msgspec.json.Decoder(dict[str, SealedEntry])
 
@@ -195,7 +197,7 @@ def read_seal(path: Path) -> Seal | None:
     1 GiB or anything out of shape is None, and the full assessment (which reports it) runs."""
     import msgspec
 
-    from imgbuild.records.model import LOCK_SCHEMA
+    from imgbuild.records.seal import LOCK_SCHEMA
 
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
@@ -218,7 +220,7 @@ def read_seal(path: Path) -> Seal | None:
 
 def holds(seal: Seal, inputs_sha256: str) -> bool:
     """The seal was made under these inputs, for exactly these entries, byte for byte."""
-    from imgbuild.records.model import seal_digest
+    from imgbuild.records.seal import seal_digest
 
     if seal.inputs_sha256 != inputs_sha256:
         return False

@@ -14,14 +14,12 @@ jobs), the raw provider answers and HTTP exchanges, the upload cache.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-import msgspec
-
 from imgbuild.records.errors import RecordShapeError
+from imgbuild.records.seal import LOCK_SCHEMA, seal_digest
 
 __all__ = [
     "ASSET_SCHEMA",
@@ -51,7 +49,6 @@ __all__ = [
 ASSET_SCHEMA = "imgbuild.asset/2"
 INDEX_SCHEMA = "imgbuild.index/1"
 # 2: no remote (provider) URLs in lock files; a /1 file vouches for nothing and is rewritten.
-LOCK_SCHEMA = "imgbuild.lock/2"
 CALLS_SCHEMA = "imgbuild.calls/1"
 
 T = TypeVar("T")
@@ -965,37 +962,7 @@ class LockFile:
 # -- the seal of a lock file ------------------------------------------------------------------------
 
 
-class SealedImage(msgspec.Struct, frozen=True):
-    candidate: int
-    file: str  # project-relative
-
-
-class SealedEvidence(msgspec.Struct, frozen=True):
-    path: str
-    anchor: str | None
-    sha256: str
-
-
-class SealedEntry(msgspec.Struct, frozen=True):
-    """What a sealed lock entry vouches with, decoded straight from the file (the other fields of
-    the entry are skipped: the seal covers them, byte for byte)."""
-
-    asset_dir: str
-    status: str
-    images: tuple[SealedImage, ...]
-    source_basis: tuple[SealedEvidence, ...]
-    record_sha256: str | None = None
-
-
-class Seal(msgspec.Struct, frozen=True):
-    """A lock file read for its seal: its header, and its entries as the bytes of the file."""
-
-    schema: str
-    batch: str
-    manifest: str
-    assets: msgspec.Raw
-    inputs_sha256: str | None = None
-    seal_sha256: str | None = None
+# SealedImage, SealedEvidence, SealedEntry, Seal and seal_digest: imgbuild.records.seal
 
 
 def sealed_lock(batch: str, manifest: str, entries: Mapping[str, LockEntry], inputs_sha256: str | None) -> LockFile:
@@ -1006,10 +973,3 @@ def sealed_lock(batch: str, manifest: str, entries: Mapping[str, LockEntry], inp
     if inputs_sha256 is None or not lock.sealable():
         return lock
     return LockFile(batch, manifest, entries, inputs_sha256=inputs_sha256)
-
-
-def seal_digest(inputs_sha256: str, assets_sha256: str) -> str:
-    """The seal: sha256 of a batch's inputs digest and of the sha256 of the bytes of its lock
-    file's entries (its "assets", as written). Any change to an entry, a field, a byte — a hand
-    edit, a merge that took it apart — and the seal no longer holds."""
-    return hashlib.sha256(f"{inputs_sha256}\n{assets_sha256}".encode("ascii")).hexdigest()

@@ -12,8 +12,9 @@ import itertools
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
+from typing import NamedTuple
 
 from imgbuild.errors import Problem
 from imgbuild.models import get_model
@@ -67,18 +68,36 @@ def asset_id(batch: str, shot: str, variant: str | None, vary: Mapping[str, str]
 def expand_batch(batch: Batch) -> Iterator[Asset]:
     """Every asset of a batch: each shot over its attribute product, then each variant test; all
     of it once per model when the batch lists several (the model's family then names the asset)."""
+    for choice in _choices(batch):
+        yield Asset(
+            choice.id, batch, choice.shot, choice.variant, choice.fixed, MappingProxyType(choice.vary), choice.model
+        )
+
+
+class _Choice(NamedTuple):
+    """An asset before it is one: what `expand_project` needs of 10,000 of them to check ids."""
+
+    id: str
+    shot: Shot
+    variant: VariantTest | None
+    fixed: Mapping[str, str]
+    vary: dict[str, str]
+    model: str | None
+
+
+def _choices(batch: Batch) -> Iterator[_Choice]:
     if not batch.models:
         yield from _expand_shots(batch)
         return
     for key in batch.models:
         family = get_model(key).family
-        for asset in _expand_shots(batch):
-            named = {**asset.vary, "model": family}
-            variant = asset.variant.id if asset.variant else None
-            yield replace(asset, id=asset_id(batch.id, asset.shot.id, variant, named), model=key)
+        for choice in _expand_shots(batch):
+            variant = choice.variant.id if choice.variant else None
+            named = {**choice.vary, "model": family}
+            yield choice._replace(id=asset_id(batch.id, choice.shot.id, variant, named), model=key)
 
 
-def _expand_shots(batch: Batch) -> Iterator[Asset]:
+def _expand_shots(batch: Batch) -> Iterator[_Choice]:
     for shot in batch.shots:
         fixed, vary = _merge(batch, shot)
         yield from _product(batch, shot, None, fixed, vary)
@@ -126,25 +145,19 @@ def _product(
     variant: VariantTest | None,
     fixed: Mapping[str, str],
     vary: Mapping[str, tuple[str, ...]],
-) -> Iterator[Asset]:
+) -> Iterator[_Choice]:
     keys = sorted(vary)
     frozen_fixed = MappingProxyType(dict(fixed))
+    variant_id = variant.id if variant else None
     for values in itertools.product(*(vary[k] for k in keys)):
         chosen = dict(zip(keys, values, strict=True))
-        yield Asset(
-            id=asset_id(batch.id, shot.id, variant.id if variant else None, chosen),
-            batch=batch,
-            shot=shot,
-            variant=variant,
-            fixed=frozen_fixed,
-            vary=MappingProxyType(chosen),
-        )
+        yield _Choice(asset_id(batch.id, shot.id, variant_id, chosen), shot, variant, frozen_fixed, chosen, None)
 
 
-def expand_project(project: Project, problems: list[Problem]) -> list[Asset]:
-    """Every asset of every batch. Duplicate ids and batches over the asset cap are problems."""
-    assets: list[Asset] = []
-    seen: dict[str, Asset] = {}
+def expand_project(project: Project, problems: list[Problem]) -> None:
+    """Check the assets of every batch: duplicate ids and batches over the asset cap are problems.
+    Only ids are made (no Asset objects): a fresh clone's check expands every batch this way."""
+    seen: dict[str, tuple[Batch, _Choice]] = {}
     reported: set[tuple[str, int]] = set()  # one problem per shot, not one per clashing asset
     for batch in project.batches:
         count = count_batch(batch)  # counted, not built: a product of billions is refused at once
@@ -160,28 +173,26 @@ def expand_project(project: Project, problems: list[Problem]) -> list[Asset]:
                 )
             )
             continue
-        batch_assets = list(expand_batch(batch))
-        for asset in batch_assets:
-            other = seen.get(asset.id)
-            if other is not None:
-                if (batch.id, asset.shot.index) in reported:
-                    continue
-                reported.add((batch.id, asset.shot.index))
-                problems.append(
-                    Problem(
-                        batch.file,
-                        batch.line("shots", asset.shot.index),
-                        f"shots[{asset.shot.index}]",
-                        f"duplicate asset id {asset.id!r} ({_describe(asset)} and {_describe(other)}"
-                        f" of {other.batch.file}) — make the values distinct",
-                    )
-                )
+        for choice in _choices(batch):
+            found = seen.setdefault(choice.id, (batch, choice))
+            if found[1] is choice:
                 continue
-            seen[asset.id] = asset
-            assets.append(asset)
-    return assets
+            shot = choice.shot.index
+            if (batch.id, shot) in reported:
+                continue
+            reported.add((batch.id, shot))
+            other_batch, other = found
+            problems.append(
+                Problem(
+                    batch.file,
+                    batch.line("shots", shot),
+                    f"shots[{shot}]",
+                    f"duplicate asset id {choice.id!r} ({_describe(choice)} and {_describe(other)}"
+                    f" of {other_batch.file}) — make the values distinct",
+                )
+            )
 
 
-def _describe(asset: Asset) -> str:
-    values = ", ".join(f"{k}={v!r}" for k, v in sorted(asset.vary.items()))
-    return f"shot {asset.shot.id!r}" + (f" with {values}" if values else "")
+def _describe(choice: _Choice) -> str:
+    values = ", ".join(f"{k}={v!r}" for k, v in sorted(choice.vary.items()))
+    return f"shot {choice.shot.id!r}" + (f" with {values}" if values else "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,15 @@ class SourceRef:
     def record(self) -> dict[str, str | None]:
         """The JSON form used in request records and lock files."""
         return {"path": self.path, "anchor": self.anchor, "sha256": self.sha256}
+
+
+def cited_evidence(source_basis: Iterable[SourceRef], persona_evidence: Iterable[SourceRef]) -> tuple[SourceRef, ...]:
+    """The evidence a batch's requests rest on: its source basis, then its persona's (each file
+    and anchor once, the first kept)."""
+    seen: dict[tuple[str, str | None], SourceRef] = {}
+    for ref in (*source_basis, *persona_evidence):
+        seen.setdefault((ref.path, ref.anchor), ref)
+    return tuple(seen.values())
 
 
 @dataclass(frozen=True)
