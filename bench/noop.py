@@ -13,7 +13,10 @@ What it measures
        touching one of the batch files; ``imgbuild check`` with no ``.imgbuild/`` at all (as in a
        fresh clone); then a ``doit`` that rebuilds the caches (the cold no-op, for information);
        and, for information, doit's floor: the bare project with one task, which is what any doit
-       run pays before its first task (Python, doit's imports and plugins, its database).
+       run pays before its first task (Python, doit's imports and plugins, its database); and the
+       check's floors, a few lines of Python without imgbuild that do what any check must: stat
+       every asset.json and image (warm: stamps to trust), or read and hash every lock file and
+       asset.json and stat every image (a fresh clone: nothing to trust).
        Each is a child process: wall time from here, peak RSS from ``/usr/bin/time -f %M`` (or,
        without GNU time, ``getrusage(RUSAGE_CHILDREN)`` in a fresh wrapper process). Every child
        gets IMGBUILD_PROVIDER=preview and a bytecode cache in the benchmark folder.
@@ -111,6 +114,45 @@ atexit.register(lambda: open(report, "w").write(json.dumps(acc)))
 sys.argv = ["doit"]
 runpy.run_module("doit", run_name="__main__", alter_sys=True)
 """
+
+
+# What any check must at least do, with no imgbuild at all (run in the project, for information):
+# "warm" stats every asset.json and image the lock files name (a check that trusts stamps); "fresh"
+# reads and hashes every lock file and asset.json and stats every image (a check that has no
+# stamps to trust). The names are read from a list the set-up wrote (FLOOR_NAMES).
+FLOOR = """\
+import hashlib, os, sys
+mode, names = sys.argv[1], open(sys.argv[2], encoding="utf-8").read().split("\\n")
+records, images, locks = names[0].split("\\t"), names[1].split("\\t"), names[2].split("\\t")
+if mode == "fresh":
+    for name in locks + records:
+        with open(name, "rb") as f:
+            hashlib.sha256(f.read()).hexdigest()
+else:
+    for name in records:
+        os.stat(name)
+for name in images:
+    os.stat(name)
+"""
+FLOOR_NAMES = ".floor-names"
+
+
+def write_floor_names(project: Path) -> None:
+    """The asset.json, image and lock files of the built project, for FLOOR (one tab-separated line
+    each)."""
+    records: list[str] = []
+    images: list[str] = []
+    locks = sorted((project / "batches").glob("*.lock.json"))
+    for lock in locks:
+        for entry in json.loads(lock.read_bytes())["assets"].values():
+            records.append(f"{entry['asset_dir']}/asset.json")
+            images += (image["file"] for image in entry["images"])
+    rows = ["\t".join(records), "\t".join(images), "\t".join(p.relative_to(project).as_posix() for p in locks)]
+    (project / FLOOR_NAMES).write_text("\n".join(rows), encoding="utf-8")
+
+
+def floor_argv(mode: str) -> list[str]:
+    return [sys.executable, "-c", FLOOR, mode, FLOOR_NAMES]
 
 
 @dataclass(frozen=True)
@@ -308,7 +350,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-COLUMNS = ("bare", "no-op", "check", "touched", "fresh chk", "cold no-op", "doit floor")
+COLUMNS = ("bare", "no-op", "check", "touched", "fresh chk", "cold no-op", "doit floor", "chk floor", "fresh flr")
 
 
 def _row(label: object, values: list[float], digits: int = 2) -> str:
@@ -338,6 +380,7 @@ def setup(project: Path, bare: Path, args: argparse.Namespace, env: dict[str, st
     if not check_ok(checked, n):
         return False
     print(f"confirmed: {checked.stdout.strip().splitlines()[-1]} ({checked.wall:.2f} s)")
+    write_floor_names(project)
     write_bare(bare, n)
     write_floor(bare.with_name("floor"))
     measure(doit_argv(), bare.with_name("floor"), env)
@@ -358,10 +401,12 @@ def check_ok(sample: Sample, n: int) -> bool:
 
 
 def one_round(project: Path, bare: Path, n: int, env: dict[str, str]) -> list[Sample] | None:
-    """bare, no-op, warm check, touched no-op, fresh-clone check, cold no-op, doit's floor: in
-    that order."""
+    """bare, no-op, warm check, touched no-op, fresh-clone check, cold no-op, doit's floor, the
+    warm and the fresh check's floor: in that order."""
     b = measure(doit_argv(), bare, env)
     floor = measure(doit_argv(), bare.with_name("floor"), env)
+    warm_floor = measure(floor_argv("warm"), project, env)
+    fresh_floor = measure(floor_argv("fresh"), project, env)
     noop = measure(doit_argv(), project, env)
     check = measure(imgbuild_argv("check"), project, env)
     batch = sorted((project / "batches").glob("*.yaml"))[0]
@@ -380,7 +425,10 @@ def one_round(project: Path, bare: Path, n: int, env: dict[str, str]) -> list[Sa
         return None
     if not (check_ok(check, n) and check_ok(fresh, n)):
         return None
-    return [b, noop, check, touched, fresh, cold, floor]
+    if warm_floor.returncode != 0 or fresh_floor.returncode != 0:
+        print(f"the floor script failed:\n{warm_floor.stderr[-2000:]}{fresh_floor.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return [b, noop, check, touched, fresh, cold, floor, warm_floor, fresh_floor]
 
 
 def run(args: argparse.Namespace, base: Path) -> int:
@@ -407,7 +455,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
     rss = [max(r[k].rss_mb for r in rounds) for k in range(len(COLUMNS))]
     print(_row("median", walls))
     print("peak RSS, MB (max of the rounds):\n" + _row("max", rss, 0))
-    bare_s, noop_s, check_s, touched_s, fresh_s, cold_s, floor_s = walls
+    bare_s, noop_s, check_s, touched_s, fresh_s, cold_s, floor_s, warm_floor_s, fresh_floor_s = walls
     limit = rss_target_mb(n)
     print()
     for label, value, target in (
@@ -420,6 +468,11 @@ def run(args: argparse.Namespace, base: Path) -> int:
     print(f"cold no-op (no .imgbuild/) / bare doit: {cold_s / bare_s:.2f} (for information)")
     print(
         f"doit's floor (Python, doit and one up-to-date task) / bare doit: {floor_s / bare_s:.2f} (no run is below it)"
+    )
+    print(
+        f"the check's floor (Python, stat every asset.json and image) / bare doit: {warm_floor_s / bare_s:.2f};"
+        f" on a fresh clone (Python, read and hash every lock file and asset.json, stat every image):"
+        f" {fresh_floor_s / bare_s:.2f} (for information: what any check must do, without imgbuild)"
     )
     for label, mb in (("no-op", rss[1]), ("warm check", rss[2]), ("fresh-clone check", rss[4])):
         print(f"peak RSS {label}: {mb:.0f} MB (target <= {limit:.0f} MB) {_verdict(mb, limit)}")
