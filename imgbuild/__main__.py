@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from imgbuild.main import main
+from imgbuild.main import run
 
-raise SystemExit(main())
+raise SystemExit(run())
