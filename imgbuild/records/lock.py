@@ -95,7 +95,7 @@ def _parse(path: Path, shown: str) -> LockFile | None:
 
 
 def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> LockFile:
-    """Write the lock file; sealed (its `seal_sha256` set, see records.model.seal_digest) when it
+    """Write the lock file; sealed (its `seal_sha256` set, see records.seal.seal_digest) when it
     states the inputs its entries are current for. Returns it as written."""
     from imgbuild.records.atomic import atomic_write_bytes, json_bytes
     from imgbuild.records.model import LockFile
