@@ -123,7 +123,7 @@ runpy.run_module("doit", run_name="__main__", alter_sys=True)
 FLOOR = """\
 import hashlib, os, sys
 mode, names = sys.argv[1], open(sys.argv[2], encoding="utf-8").read().split("\\n")
-records, images, locks = names[0].split("\\t"), names[1].split("\\t"), names[2].split("\\t")
+records, images, locks = ([name for name in line.split("\\t") if name] for line in names)
 if mode == "fresh":
     for name in locks + records:
         with open(name, "rb") as f:

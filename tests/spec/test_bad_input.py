@@ -700,3 +700,18 @@ def test_an_invalid_template_value_is_reported_once(tmp_path, capsys):
         "batches/covers.yaml:18 shots[0].template: 5 is not of type 'string'",
         summary(1),
     ]
+
+
+def test_a_variant_test_whose_asset_ids_clash_with_a_shot_value_is_reported_once_per_shot(tmp_path, capsys):
+    """A value that slugs to the variant test's id part ('vt neon' and variant test 'neon') gives
+    one asset id twice: found only by expanding the batch, and reported once for the shot."""
+    persona = edit(PERSONA, "[home office, cafe]", "[home office, cafe, vt neon]")
+    batch = edit(BATCH, "environment: [home office, cafe]", "environment: [home office, vt neon]")
+    batch += "variant_tests:\n  - id: neon\n    reason: tried on purpose\n    fixed: {environment: cafe}\n"
+    write_project(tmp_path, personas={"mia": persona}, batches={"covers": batch})
+    assert rejected(tmp_path, capsys) == [
+        "batches/covers.yaml:16 shots[0]: duplicate asset id 'covers.hook.vt-neon.morning-light' (shot 'hook' with"
+        " lighting='morning light' and shot 'hook' with environment='vt neon', lighting='morning light' of"
+        " batches/covers.yaml) — make the values distinct",
+        summary(1),
+    ]
