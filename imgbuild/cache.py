@@ -58,6 +58,7 @@ from imgbuild.project import CONFIG_FILE, STATE_DIR
 __all__ = [
     "BatchVerdict",
     "InputFile",
+    "all_present",
     "batch_verdict",
     "cache_key",
     "capture_warnings",
@@ -192,10 +193,16 @@ def _code_files(package: Path, schemas: Path) -> list[tuple[str, Path]]:
     return files
 
 
+# What a system call on a path from a file imgbuild did not write itself can raise besides OSError:
+# ValueError for a path with a NUL byte (a planted cache file, a crafted lock file). Either way the
+# path names no file we can use, and whatever vouched with it is given up.
+_UNUSABLE = (OSError, ValueError)
+
+
 def _stamp(path: str) -> Stamp | None:
     try:
         st = os.stat(path)
-    except OSError:
+    except _UNUSABLE:
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
@@ -210,7 +217,7 @@ def _regular_file(path: str | Path) -> Iterator[Any]:
     the cache is only given up, and the real loaders report the file."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+    except _UNUSABLE:
         yield None
         return
     with os.fdopen(fd, "rb") as file:
@@ -229,7 +236,7 @@ def stamped_sha256(path: str) -> tuple[Stamp, str] | None:
     calls (open, fstat, read, close): a fresh clone's check hashes every asset.json with it."""
     try:
         fd = os.open(path, _READ_FLAGS)
-    except OSError:
+    except _UNUSABLE:
         return None
     try:
         info = os.fstat(fd)
@@ -253,8 +260,18 @@ _SMALL_FILE = 1 << 20
 def _listing(folder: str) -> tuple[str, ...] | None:
     try:
         return tuple(sorted(os.listdir(folder)))
-    except OSError:
+    except _UNUSABLE:
         return None
+
+
+def all_present(base: str, names: Iterable[str]) -> bool:
+    """Every `base + name` exists (following links, as os.path.exists does). access(F_OK) answers
+    without building a stat result: with the stamps, this is the whole per-asset cost of a no-op."""
+    access, present = os.access, os.F_OK
+    try:
+        return all(access(base + name, present) for name in names)
+    except ValueError:  # a NUL byte (see _UNUSABLE): access raises only this
+        return False
 
 
 def _unchanged(file: InputFile) -> bool:
@@ -453,20 +470,17 @@ def batch_verdict(root: Path, key: str, purpose: str, batch_id: str, digest: str
         return None
     if verdict.lock.path != str(lock) or not _unchanged(verdict.lock):
         return None
-    # Plain str paths and bare system calls: this loop is the whole per-asset cost of a no-op.
-    # access(F_OK) answers "exists" without building a stat result; a stamp is compared in place.
-    # A planted name with a NUL byte raises ValueError: the index is then only given up.
+    # Plain str paths and bare system calls, a stamp compared in place: per asset, this is it.
     base = f"{root}/"
-    access, present, stat_of = os.access, os.F_OK, os.stat
+    if not all_present(base, verdict.files):
+        return None
+    stat_of = os.stat
     try:
-        for name in verdict.files:
-            if not access(base + name, present):
-                return None
         for name, (size, mtime_ns, inode) in verdict.stamps:
             info = stat_of(base + name)
             if info.st_mtime_ns != mtime_ns or info.st_size != size or info.st_ino != inode:
                 return None
-    except (OSError, ValueError):
+    except _UNUSABLE:
         return None
     return verdict
 

@@ -28,7 +28,6 @@ way, so the next run stats instead.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -108,33 +107,27 @@ def _sealed(
     cited = cited_evidence(batch.source_basis, persona.evidence if persona is not None else ())
     evidence = tuple(SealedEvidence(ref.path, ref.anchor, ref.sha256) for ref in cited)
     base = f"{root}/"
-    access, present = os.access, os.F_OK
     files: list[str] = []
     records: dict[str, cache.Stamp] = {}  # asset.json -> its stamp, as hashed
     images = 0
-    try:  # a committed lock file can be sealed by anyone: a name with a NUL byte is not trusted
-        for entry in entries.values():
-            if entry.status != "complete":
+    for entry in entries.values():
+        names = [image.file for image in entry.images]
+        if entry.status != "complete" or not cache.all_present(base, names):
+            return None
+        files += names
+        record = f"{entry.asset_dir}/asset.json"
+        if purpose == BUILD:
+            if not cache.all_present(base, (record,)):
                 return None
-            for image in entry.images:
-                if not access(base + image.file, present):
-                    return None
-            files += (image.file for image in entry.images)
-            record = f"{entry.asset_dir}/asset.json"
-            if purpose == BUILD:
-                if not access(base + record, present):
-                    return None
-                images += len({image.candidate for image in entry.images})
-                files.append(record)
-                continue
-            if entry.source_basis != evidence or entry.record_sha256 is None:
-                return None  # drift is reported by the full assessment, with its place
-            found = cache.stamped_sha256(base + record)
-            if found is None or found[1] != entry.record_sha256:
-                return None
-            records[record] = found[0]
-    except ValueError:
-        return None
+            images += len({image.candidate for image in entry.images})
+            files.append(record)
+            continue
+        if entry.source_basis != evidence or entry.record_sha256 is None:
+            return None  # drift is reported by the full assessment, with its place
+        found = cache.stamped_sha256(base + record)  # None for a name no file can have, too
+        if found is None or found[1] != entry.record_sha256:
+            return None
+        records[record] = found[0]
     count = images if purpose == BUILD else len(entries)
     digest = spec.digests[batch.id]
     cache.store_verdict(root, key, purpose, batch.id, digest, lock, count, files, records, started_ns, known=records)

@@ -265,3 +265,21 @@ def test_a_planted_no_op_index_naming_odd_files_is_only_given_up(
     assert "missing-image: " in capsys.readouterr().out
     build = run_doit(tmp_path)
     assert "1 generated, 7 up to date, 0 failed" in build.stdout, build.stdout + build.stderr
+
+
+@pytest.mark.parametrize("where", ["files", "folders"])
+def test_a_planted_spec_cache_naming_a_path_with_a_nul_byte_is_only_given_up(tmp_path: Path, where: str) -> None:
+    """The spec cache's header names input files and folders to stat and list; a planted one with
+    a NUL byte in such a path (which no system call accepts) is refused like any that does not
+    match, instead of stopping every command with a ValueError."""
+    write_project(tmp_path)
+    age(tmp_path)
+    good = resolve(tmp_path)
+    cache = tmp_path / ".imgbuild/cache/project.json"
+    header, body = json.loads(cache.read_bytes())
+    if where == "files":
+        header["files"] = [{"path": f"{tmp_path}/x\u0000y", "stamp": [1, 2, 3], "sha256": "0" * 64}, *header["files"]]
+    else:
+        header["folders"] = {f"{tmp_path}/x\u0000y": [], **header["folders"]}
+    cache.write_text(json.dumps([header, body]))
+    assert resolve(tmp_path) == good

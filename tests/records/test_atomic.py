@@ -60,8 +60,6 @@ def test_new_folders_are_made_from_the_nearest_one_known(tmp_path: Path, monkeyp
 @given(st.lists(st.text(alphabet="ab.-_ é", min_size=1, max_size=4), max_size=5), st.booleans())
 def test_atomic_writes_find_a_folder_as_pathlib_does(parts: list[str], absolute: bool) -> None:
     """records/atomic.py handles paths as strings; each folder up is the one pathlib names."""
-    from pathlib import Path
-
     from imgbuild.records.atomic import _parent
 
     path = str(Path("/" if absolute else ".", *parts))
