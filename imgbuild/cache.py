@@ -43,6 +43,7 @@ import hashlib
 import logging
 import os
 import stat
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -69,6 +70,7 @@ __all__ = [
     "input_paths",
     "load_batch",
     "load_spec",
+    "made_by",
     "stamp_inputs",
     "stamped_sha256",
     "store_batch",
@@ -76,7 +78,7 @@ __all__ = [
     "store_verdict",
 ]
 
-_FORMAT = 3  # 3: the spec holds each batch's portable inputs digest
+_FORMAT = 4  # 3: the spec holds each batch's portable inputs digest; 4: and its sources
 _RACY_NS = 2_000_000_000  # coarser than any file system's mtime granularity we know of
 
 Stamp = tuple[int, int, int]  # size, mtime_ns, inode
@@ -165,6 +167,28 @@ def code_digest() -> str:
         found = file_sha256(str(path))
         digest.update(f"\0{name}\0{found or '-'}".encode())
     return digest.hexdigest()
+
+
+def made_by() -> str:
+    """What reads a project's files, by content: imgbuild's code (`code_digest`) and the
+    ``__init__.py`` of Jinja and of PyYAML (each states its release). Found without importing
+    either, so a fresh clone's check that parses nothing need not load them (imgbuild.sealed)."""
+    return f"{code_digest()} {_libraries()}"
+
+
+@functools.cache
+def _libraries() -> str:
+    import importlib.util
+
+    parts = []
+    for name in ("jinja2", "yaml"):
+        module = sys.modules.get(name)
+        origin = getattr(module, "__file__", None) if module is not None else None
+        if origin is None:
+            spec = importlib.util.find_spec(name)
+            origin = spec.origin if spec is not None else None
+        parts.append(f"{name} {file_sha256(origin) if origin else None}")
+    return " ".join(parts)
 
 
 def code_stamps(package: Path, schemas: Path) -> list[tuple[str, int, int]]:
@@ -258,8 +282,11 @@ _SMALL_FILE = 1 << 20
 
 
 def _listing(folder: str) -> tuple[str, ...] | None:
+    """The names in an input folder, but the lock files: a build writes those beside the
+    manifests, and the spec does not depend on them (else the first check after a first build
+    would load the project again)."""
     try:
-        return tuple(sorted(os.listdir(folder)))
+        return tuple(sorted(name for name in os.listdir(folder) if not name.endswith(".lock.json")))
     except _UNUSABLE:
         return None
 
@@ -440,16 +467,18 @@ def input_paths(root: Path, config: Any, files: Iterable[str]) -> tuple[list[str
 # -- one batch's requests ------------------------------------------------------------------------------
 
 
-def load_batch(root: Path, key: str, batch_id: str, digest: str, kind: type[T]) -> T | None:
-    """The cached requests of one batch (decoded as `kind`) while its digest is `digest`."""
+def load_batch(root: Path, key: str, batch_id: str, digest: str, kind: type[T]) -> tuple[T, tuple[str, ...]] | None:
+    """The cached requests of one batch (decoded as `kind`) while its digest is `digest`, and the
+    warnings its rendering gave (replayed)."""
     found = _read(_batch_file(root, "batches", batch_id))
     header = _decode(found[0], _BatchHeader) if found else None
     if found is None or header is None or (header.format, header.key, header.digest) != (_FORMAT, key, digest):
         return None
     body = _decode(found[1], kind)
-    if body is not None:
-        _replay(header.warnings)
-    return body
+    if body is None:
+        return None
+    _replay(header.warnings)
+    return body, tuple(header.warnings)
 
 
 def store_batch(root: Path, key: str, batch_id: str, digest: str, requests: Any, warnings: list[str]) -> bool:

@@ -37,12 +37,13 @@ from typing import TYPE_CHECKING
 from imgbuild import cache
 from imgbuild.records.lock import holds, lock_path, read_seal, sealed_entries
 from imgbuild.resolve import Resolution, Spec, load_spec, resolve
+from imgbuild.sealed import Vouched, vouch, vouched_entries
 
 if TYPE_CHECKING:
     from imgbuild.spec.model import Batch
     from imgbuild.state import AssetState, StateIndex
 
-__all__ = ["BUILD", "CHECK", "Source", "enter", "enter_checked", "source"]
+__all__ = ["BUILD", "CHECK", "Source", "check_source", "enter", "enter_checked", "source"]
 
 BUILD, CHECK = "current", "checked"
 
@@ -62,12 +63,29 @@ class Source:
         return sum(self.counts.values())
 
 
-def source(root: Path, purpose: str, *, provider: str | None = None) -> Source:
-    """Resolve only the batches the index does not vouch for, for `purpose` (BUILD or CHECK)."""
+def check_source(root: Path) -> Source | Vouched:
+    """What `check` assesses: on a fresh clone (no cached spec) what the lock files vouch for
+    without loading the project, when they vouch for all of it (imgbuild.sealed); else `source`."""
     started_ns = time.time_ns()
     root = root.resolve()
+    key = cache.cache_key(root, None)
+    spec = cache.load_spec(root, key, Spec)
+    if spec is None:
+        found = vouch(root)
+        if found is not None:
+            return found
+    return source(root, CHECK, spec=spec, started_ns=started_ns)
+
+
+def source(
+    root: Path, purpose: str, *, provider: str | None = None, spec: Spec | None = None, started_ns: int | None = None
+) -> Source:
+    """Resolve only the batches the index does not vouch for, for `purpose` (BUILD or CHECK)
+    (`spec`: the project's, when the caller has it)."""
+    started_ns = started_ns or time.time_ns()
+    root = root.resolve()
     key = cache.cache_key(root, provider)
-    spec = load_spec(root, provider, key)
+    spec = spec or load_spec(root, provider, key)
     counts: dict[str, int] = {}
     dirs: set[str] = set()
     for batch in spec.project.batches:
@@ -97,6 +115,8 @@ def _sealed(
     manifest = batch.path.relative_to(root).as_posix()
     if seal is None or (seal.batch, seal.manifest) != (batch.id, manifest) or not holds(seal, spec.inputs[batch.id]):
         return None
+    if purpose == BUILD and seal.sources != spec.sources.get(batch.id):
+        return None  # the same requests of other bytes (a comment): the build writes the sources anew
     entries = sealed_entries(seal)
     if entries is None:
         return None
@@ -106,29 +126,10 @@ def _sealed(
     persona = spec.project.personas.get(batch.persona)
     cited = cited_evidence(batch.source_basis, persona.evidence if persona is not None else ())
     evidence = tuple(SealedEvidence(ref.path, ref.anchor, ref.sha256) for ref in cited)
-    base = f"{root}/"
-    files: list[str] = []
-    records: dict[str, cache.Stamp] = {}  # asset.json -> its stamp, as hashed
-    images = 0
-    for entry in entries.values():
-        names = [image.file for image in entry.images]
-        if entry.status != "complete" or not cache.all_present(base, names):
-            return None
-        files += names
-        record = f"{entry.asset_dir}/asset.json"
-        if purpose == BUILD:
-            if not cache.all_present(base, (record,)):
-                return None
-            images += len({image.candidate for image in entry.images})
-            files.append(record)
-            continue
-        if entry.source_basis != evidence or entry.record_sha256 is None:
-            return None  # drift is reported by the full assessment, with its place
-        found = cache.stamped_sha256(base + record)  # None for a name no file can have, too
-        if found is None or found[1] != entry.record_sha256:
-            return None
-        records[record] = found[0]
-    count = images if purpose == BUILD else len(entries)
+    found = vouched_entries(f"{root}/", entries, evidence, check=purpose == CHECK)
+    if found is None:
+        return None
+    count, files, records = found
     digest = spec.digests[batch.id]
     cache.store_verdict(root, key, purpose, batch.id, digest, lock, count, files, records, started_ns, known=records)
     return count, records.items()

@@ -6,8 +6,9 @@ read, so a check that the no-op index answers loads no record class unless there
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgbuild.records.layout import asset_dirs
@@ -15,7 +16,7 @@ from imgbuild.records.layout import asset_dirs
 if TYPE_CHECKING:
     from imgbuild.resolve import Resolution
 
-__all__ = ["Orphan", "find_orphans"]
+__all__ = ["Orphan", "find_orphans", "orphans_in"]
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,18 @@ def find_orphans(resolution: Resolution, declared: Iterable[str] = ()) -> list[O
     """Asset folders (holding an asset.json) under any output folder that no batch declares
     (`declared`: asset folders of batches the resolution leaves out, see imgbuild.noop)."""
     known = {req.asset_dir for req in resolution.all_requests()} | set(declared)
-    config = resolution.project.config
-    found = [
-        asset_dir
-        for folder in sorted({config.assets_dir, *(b.output for b in resolution.project.batches)})
-        for asset_dir in asset_dirs(resolution.root, folder, skip=known)
-    ]
+    folders = {resolution.project.config.assets_dir, *(b.output for b in resolution.project.batches)}
+    return orphans_in(resolution.root, folders, known)
+
+
+def orphans_in(root: Path, folders: Iterable[str], known: Collection[str]) -> list[Orphan]:
+    """Asset folders (holding an asset.json) under any of `folders` that are not in `known`."""
+    found = [asset_dir for folder in sorted(set(folders)) for asset_dir in asset_dirs(root, folder, skip=known)]
     if not found:
         return []
     from imgbuild.records import AssetStore, BrokenRecord
 
-    store = AssetStore(resolution.root)
+    store = AssetStore(root)
     orphans = []
     for asset_dir in found:
         try:

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
-from imgbuild.spec.model import Batch, Project
+from imgbuild.project import CONFIG_FILE
+from imgbuild.records.seal import SealedEvidence, Sources
+from imgbuild.spec.model import Batch, Project, cited_evidence
 
 if TYPE_CHECKING:
     from imgbuild.edits import EditDecision
@@ -39,6 +41,8 @@ class Resolution:
     key: str = field(default="", compare=False)
     digests: Mapping[str, str] = field(default_factory=dict, compare=False)  # batch id -> digest of its inputs
     inputs: Mapping[str, str] = field(default_factory=dict, compare=False)  # batch id -> its portable inputs digest
+    # batch id -> the files it was resolved from, for a lock file (absent: a warning, see Spec)
+    sources: Mapping[str, Sources] = field(default_factory=dict, compare=False)
 
     @property
     def root(self) -> Path:
@@ -86,6 +90,9 @@ class Spec:
     # batch id -> the same inputs without where the project is, plus imgbuild's code: what a lock
     # file records it was written under (committed; see imgbuild.noop, "sealed")
     inputs: Mapping[str, str]
+    # batch id -> the files it is resolved from, by content (imgbuild.records.seal.Sources): only
+    # for a project that loaded without a warning, and batches whose templates are named in them
+    sources: Mapping[str, Sources] = field(default_factory=dict)
 
 
 def resolve(
@@ -116,6 +123,7 @@ def resolve(
     from imgbuild.requests import ImageRequest
 
     requests: dict[str, tuple[ImageRequest, ...]] = {}
+    warned: set[str] = set()  # batches whose rendering warned: a lock file names no sources for them
     missing = []
     for batch in wanted:
         hit = None
@@ -124,7 +132,9 @@ def resolve(
         if hit is None:
             missing.append(batch)
         else:
-            requests[batch.id] = hit
+            requests[batch.id] = hit[0]
+            if hit[1]:
+                warned.add(batch.id)
     if missing:
         problems: list[Problem] = []
         fresh = _render(spec.project, spec.provider, missing, problems)
@@ -132,10 +142,15 @@ def resolve(
             raise InvalidInput(problems)
         for batch_id, (reqs, warnings) in fresh.items():
             requests[batch_id] = reqs
+            if warnings:
+                warned.add(batch_id)
             if use_cache:  # the digest is of content, not stamps: no racy window here
                 cache.store_batch(root, key, batch_id, spec.digests[batch_id], reqs, warnings)
     ordered = {b.id: requests[b.id] for b in wanted}
-    resolution = Resolution(spec.project, spec.provider, ordered, key=key, digests=spec.digests, inputs=spec.inputs)
+    sources = {k: v for k, v in spec.sources.items() if k in ordered and k not in warned}
+    resolution = Resolution(
+        spec.project, spec.provider, ordered, key=key, digests=spec.digests, inputs=spec.inputs, sources=sources
+    )
     return _with_approvals(resolution, from_records=approvals_from_records)
 
 
@@ -169,8 +184,10 @@ def load_spec(root: Path, provider: str | None, key: str, *, use_cache: bool = T
     if use_cache:
         files, folders = cache.input_paths(root, project.config, _evidence_files(root, project))
     stamped = cache.stamp_inputs(files, started_ns) if use_cache else None
-    both = {b.id: _digests(project, chosen, b) for b in project.batches}
-    spec = Spec(project, chosen, {k: v[0] for k, v in both.items()}, {k: v[1] for k, v in both.items()})
+    # No sources after a warning: a check that reads the sources alone would not show it.
+    both = {b.id: _digests(project, chosen, b, sealable=not warnings) for b in project.batches}
+    sources = {k: found for k, v in both.items() if (found := v[2]) is not None}
+    spec = Spec(project, chosen, {k: v[0] for k, v in both.items()}, {k: v[1] for k, v in both.items()}, sources)
     if stamped is not None:
         cache.store_spec(root, key, spec, files=files, folders=folders, warnings=warnings, started_ns=started_ns)
     return spec
@@ -183,31 +200,34 @@ def _evidence_files(root: Path, project: Project) -> set[str]:
     return evidence
 
 
-def _digests(project: Project, provider: str, batch: Batch) -> tuple[str, str]:
-    """(digest, inputs digest) of what a batch's requests are computed from: the config, the
-    provider, the batch, its persona and the templates its shots load; evidence and reference
-    files are in the spec by their sha256.
+def _digests(project: Project, provider: str, batch: Batch, *, sealable: bool) -> tuple[str, str, Sources | None]:
+    """(digest, inputs digest, sources) of what a batch's requests are computed from: the config,
+    the provider, the batch, its persona and the templates its shots load; evidence and reference
+    files are in the spec by their sha256. The sources are the same as files (`_sources`; None
+    unless `sealable`).
 
     The digest keys the local cache and also covers what messages show (manifest lines, paths as
-    shown from here). The inputs digest is portable — the same in any clone, wherever it is and
+    shown from here) and the sources, so that a build writes them anew when only they changed (a
+    comment in a manifest, a warning gone). The inputs digest is portable — the same in any clone, wherever it is and
     whatever the working folder — and covers imgbuild's own code instead: a lock file records it
     (see imgbuild.noop, "sealed")."""
     import jinja2
     import msgspec
 
     from imgbuild.cache import code_digest
-    from imgbuild.spec.render import template_sources
+    from imgbuild.spec.render import template_closure
 
     root = project.root
     templates = root / project.config.templates_dir
     names = [s.template for s in batch.shots if s.template is not None]
     persona = project.personas.get(batch.persona)
+    loaded, computed = template_closure(root, templates, names)
     portable = (
         replace(project.config, root=Path("."), file=None),
         provider,
         replace(batch, lines={}, file="", path=batch.path.relative_to(root)),
         replace(persona, lines={}, file="") if persona is not None else None,
-        template_sources(root, templates, names),
+        loaded,
     )
     shown = (
         str(root),
@@ -217,13 +237,51 @@ def _digests(project: Project, provider: str, batch: Batch) -> tuple[str, str]:
         persona.file if persona is not None else None,
         sorted((list(k), v) for k, v in persona.lines.items()) if persona is not None else None,
     )
+    sources = _sources(project, provider, batch, loaded) if sealable and not computed else None
     data = msgspec.json.encode(portable, enc_hook=_enc_hook)
-    local = hashlib.sha256(data + msgspec.json.encode(shown)).hexdigest()
+    local = hashlib.sha256(data + msgspec.json.encode(shown) + msgspec.json.encode(sources)).hexdigest()
     # Mappings in key order: a manifest whose keys were reordered makes the same requests. Jinja
     # renders the prompts: another release of it may render the same template otherwise.
     same = msgspec.json.encode(portable, enc_hook=_enc_hook, order="deterministic")
     made_by = f"{code_digest()} jinja2 {jinja2.__version__}".encode("ascii")
-    return local, hashlib.sha256(same + made_by).hexdigest()
+    return local, hashlib.sha256(same + made_by).hexdigest(), sources
+
+
+_FOLDERS = ("assets_dir", "batches_dir", "personas_dir", "templates_dir")
+
+
+def _sources(project: Project, provider: str, batch: Batch, templates: Mapping[str, str | None]) -> Sources | None:
+    """The files the batch's requests are computed from, each by the sha256 of the bytes that were
+    read: the manifest and its persona (as parsed), the templates (`templates`, as read for the
+    digest), the evidence and reference images (as hashed when loaded). None when one of them
+    cannot be named by a plain project-relative path (a folder reached through a link, say): the
+    check then parses the manifests, which says what is wrong, if anything."""
+    from imgbuild.cache import made_by
+
+    config, read = project.config, project.read
+    persona = project.personas[batch.persona]
+    manifest = batch.path.relative_to(project.root).as_posix()
+    persona_file = os.path.normpath(os.path.join(config.personas_dir, f"{persona.id}.yaml"))
+    if manifest not in read or persona_file not in read:
+        return None
+    files = {manifest: read[manifest], persona_file: read[persona_file]}
+    for name, sha256 in templates.items():
+        if sha256 is None:
+            return None
+        files[os.path.normpath(os.path.join(config.templates_dir, name))] = sha256
+    for ref in (*persona.evidence, *batch.source_basis, *(r for shot in batch.shots for r in shot.references)):
+        files[os.path.normpath(ref.path)] = ref.sha256
+    cited = cited_evidence(batch.source_basis, persona.evidence)
+    return Sources(
+        made_by=made_by(),
+        provider=provider,
+        config_provider=config.provider,
+        config_sha256=read.get(CONFIG_FILE),
+        folders={key: getattr(config, key) for key in _FOLDERS},
+        output=batch.output,
+        files=dict(sorted(files.items())),
+        evidence=tuple(SealedEvidence(ref.path, ref.anchor, ref.sha256) for ref in cited),
+    )
 
 
 def _enc_hook(value: object) -> object:

@@ -582,13 +582,14 @@ class LockWriter:
         manifest = resolution.batch(batch_id).path.relative_to(resolution.root).as_posix()
         lock = index.lock(batch_id)
         inputs = resolution.inputs.get(batch_id)
+        sources = resolution.sources.get(batch_id)
         if (
             not self.fresh
             and lock is not None
             and (lock.batch, lock.manifest) == (batch_id, manifest)
             and lock.ids() == {req.asset_id for req in requests}
             and all(index.vouched(req) for req in requests)
-            and lock.sealed(inputs)
+            and lock.sealed(inputs, sources)
         ):
             return None  # the no-op build: every entry vouches for its asset, nothing to work out
         outdated = self._outdated[batch_id] = []
@@ -606,11 +607,13 @@ class LockWriter:
             and all(_current_files(wanted, req) is not None for req in requests)
             and self._approved_as_requested(lock, entries, requests)
         ):
-            wanted = sealed_lock(batch_id, manifest, entries, inputs)
+            wanted = sealed_lock(batch_id, manifest, entries, inputs, sources)
         # An outdated asset.json (same request, other attribute values) is rewritten by write(),
         # and so is the lock entry made from it: not current even when the lock file matches. So
         # is a lock file of the same entries whose seal does not hold (its bytes edited, say).
-        seal_holds = wanted.inputs_sha256 is None or (lock is not None and lock.sealed(wanted.inputs_sha256))
+        seal_holds = wanted.inputs_sha256 is None or (
+            lock is not None and lock.sealed(wanted.inputs_sha256, wanted.sources)
+        )
         return None if lock == wanted and seal_holds and not outdated else wanted
 
     def _approved_as_requested(

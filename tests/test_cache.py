@@ -36,7 +36,7 @@ def cached(root: Path) -> Resolution | None:
         hit = cache.load_batch(root, key, batch.id, spec.digests[batch.id], tuple[ImageRequest, ...])
         if hit is None:
             return None
-        requests[batch.id] = hit
+        requests[batch.id] = hit[0]
     return Resolution(spec.project, spec.provider, requests)
 
 

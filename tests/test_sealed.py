@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -215,6 +217,7 @@ def both_ways(
     sealed = check(), check("--strict")
     with monkeypatch.context() as m:
         m.setattr(noop, "_sealed", lambda *a: None)  # every batch assessed in full
+        m.setattr(noop, "vouch", lambda *a: None)  # the project loaded (imgbuild.sealed)
         full = check(), check("--strict")
     return sealed, full
 
@@ -461,3 +464,220 @@ def test_a_lock_file_whose_bytes_changed_is_sealed_again_by_the_next_build(built
     _reindent_lock(root)
     assert run_cli(root, "build") == 0
     assert (root / LOCK).read_bytes() == (built / LOCK).read_bytes()
+
+
+# -- the sources: a fresh clone's check that loads nothing (imgbuild.sealed) ------------------------
+
+
+def _answered_by_the_lock_files(clone: Path, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record, for each check, whether the lock files alone answered it."""
+    taken: list[bool] = []
+    real = noop.vouch
+
+    def vouch(root: Path) -> object:
+        found = real(root)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(noop, "vouch", vouch)
+    return taken
+
+
+def test_a_build_names_the_files_each_batch_was_resolved_from(built: Path) -> None:
+    sources = _lock(built)["sources"]
+    assert sources["files"] == {
+        name: _sha256(built / name)
+        for name in ("batches/covers.yaml", "evidence/mia.md", "personas/mia.yaml", "templates/cover.j2")
+    }
+    assert sources["config_sha256"] == _sha256(built / "imgbuild.yaml")
+    assert (sources["provider"], sources["config_provider"], sources["output"]) == ("preview", "preview", "assets")
+    assert sources["evidence"] == [
+        {"path": "evidence/mia.md", "anchor": None, "sha256": _sha256(built / "evidence/mia.md")}
+    ]
+
+
+def test_a_fresh_clone_is_checked_without_loading_the_project(built: Path, tmp_path: Path) -> None:
+    """In a process of its own, as CI runs it: the YAML parser, the schema validator and Jinja
+    are never imported, and the answer is the full assessment's."""
+    clone = fresh_copy(built, tmp_path / "clone")
+    script = (
+        "import sys\nfrom imgbuild.main import main\ncode = main(['check'])\n"
+        "print(sorted(m for m in ('yaml', 'jsonschema', 'jinja2', 'imgbuild.spec.load') if m in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "IMGBUILD_PROVIDER"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=clone, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["imgbuild check: all 4 assets match their manifests", "[]"]
+    assert not (clone / ".imgbuild").exists() or not any((clone / ".imgbuild").rglob("*.json"))
+
+
+def _add_batch(root: Path) -> None:
+    (root / "batches/extra.yaml").write_text(BATCH.replace("covers for tests", "more covers"))
+
+
+def _add_broken_batch(root: Path) -> None:
+    (root / "batches/extra.yaml").write_text("purpose: [\n")
+
+
+def _add_yml(root: Path) -> None:
+    (root / "batches/extra.yml").write_text(BATCH)
+
+
+def _add_unused_persona(root: Path, text: str) -> None:
+    (root / "personas/zoe.yaml").write_text(text.replace("id: mia", "id: zoe"))
+
+
+def _comment(relative: str, text: str = "# a comment: the same requests\n") -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        path = root / relative
+        path.write_text(text + path.read_text())
+
+    return edit
+
+
+def _set_batch(text: str) -> Callable[[Path], None]:
+    return lambda root: (root / "batches/covers.yaml").write_text(text)
+
+
+def _link_out(folder: str) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        outside = root.parent / f"{folder}-elsewhere"
+        shutil.move(root / folder, outside)
+        (root / folder).symlink_to(outside, target_is_directory=True)
+
+    return edit
+
+
+def _link_in(relative: str) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        path = root / relative
+        (root / "kept").mkdir()
+        shutil.move(path, root / "kept" / path.name)
+        path.symlink_to(root / "kept" / path.name)
+
+    return edit
+
+
+def _edit_sources(change: Callable[[dict], None]) -> Callable[[Path], None]:  # type: ignore[type-arg]
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        change(data["sources"])
+
+    return _edit_lock(edit)
+
+
+def _forget_a_file(sources: dict) -> None:  # type: ignore[type-arg]
+    del sources["files"]["templates/cover.j2"]
+
+
+def _other_made_by(sources: dict) -> None:  # type: ignore[type-arg]
+    sources["made_by"] = "another imgbuild"
+
+
+def _copy_lock_to_new_batch(root: Path) -> None:
+    shutil.copy(root / "batches/covers.yaml", root / "batches/extra.yaml")
+    shutil.copy(root / LOCK, root / "batches/extra.lock.json")
+
+
+def _config(text: str) -> Callable[[Path], None]:
+    return lambda root: (root / "imgbuild.yaml").write_text(text)
+
+
+# What a fresh clone's `check` and `check --strict` exit with after a change to the project's files,
+# and whether the lock files alone may answer. Whatever the way, the answer is the full
+# assessment's: anything the sources do not vouch for is handed to it.
+PROJECT_MUTATIONS: dict[str, tuple[Callable[[Path], None], int, int, bool]] = {
+    "nothing": (lambda root: None, 0, 0, True),
+    "an unused template added": (lambda root: (root / "templates/other.j2").write_text("x"), 0, 0, True),
+    "an asset.json edited by hand": (_edit_record, 0, 0, False),
+    "a new batch, not built": (_add_batch, 1, 1, False),
+    "a new batch that is not YAML": (_add_broken_batch, 2, 2, False),
+    "a new batch copied with its lock file": (_copy_lock_to_new_batch, 1, 1, False),
+    "a *.yml file beside the manifests": (_add_yml, 0, 0, False),
+    "an unused persona, valid": (lambda root: _add_unused_persona(root, PERSONA), 0, 0, False),
+    "an unused persona, broken": (lambda root: _add_unused_persona(root, "id: zoe\n"), 2, 2, False),
+    "a comment in the manifest": (_comment("batches/covers.yaml"), 0, 0, False),
+    "a comment in the persona": (_comment("personas/mia.yaml"), 0, 0, False),
+    "a comment in imgbuild.yaml": (_comment("imgbuild.yaml"), 0, 0, False),
+    "imgbuild.yaml gone (it marks the project)": (lambda root: (root / "imgbuild.yaml").unlink(), 2, 2, False),
+    "imgbuild.yaml invalid": (_config("provider: [\n"), 2, 2, False),
+    "imgbuild.yaml names another batches folder": (_config("batches_dir: other\n"), 1, 1, False),
+    "the manifest invalid": (_set_batch("purpose: covers\n"), 2, 2, False),
+    "the manifest names other values": (_set_batch(BATCH.replace("cream sweater", "navy blazer")), 1, 1, False),
+    "the template edited": (_edit_template, 1, 1, False),
+    "the evidence edited": (_edit_evidence, 0, 1, False),
+    "the evidence gone": (lambda root: (root / "evidence/mia.md").unlink(), 2, 2, False),
+    "the persona edited": (_edit_persona, 1, 1, False),
+    "the personas folder a link out of the project": (_link_out("personas"), 2, 2, False),
+    "the templates folder a link out of the project": (_link_out("templates"), 2, 2, False),
+    "the manifest a link inside the project": (_link_in("batches/covers.yaml"), 0, 0, False),
+    "a file left out of the sources": (_edit_sources(_forget_a_file), 0, 0, False),
+    "the sources made by another imgbuild": (_edit_sources(_other_made_by), 0, 0, False),
+    "an image lost": (_lose_image, 1, 1, False),
+    "an orphan asset folder": (_add_orphan, 1, 1, True),
+}
+
+
+@pytest.mark.parametrize("mutation", PROJECT_MUTATIONS)
+def test_a_fresh_clone_whose_files_changed_gets_the_answer_of_the_full_assessment(
+    built: Path, tmp_path: Path, mutation: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change, code, strict_code, fast = PROJECT_MUTATIONS[mutation]
+    clone = fresh_copy(built, tmp_path / "clone")
+    change(clone)
+    taken = _answered_by_the_lock_files(clone, monkeypatch)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full
+    assert (sealed[0][0], sealed[1][0]) == (code, strict_code), sealed
+    assert taken[:2] == [fast, fast] if fast else not any(taken), taken
+
+
+@pytest.mark.parametrize(("provider", "fast"), [("preview", True), ("no-such-provider", False), ("fal", False)])
+def test_the_provider_a_check_picks_is_one_of_the_sources(
+    built: Path,
+    tmp_path: Path,
+    provider: str,
+    fast: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """IMGBUILD_PROVIDER picks the provider the requests are for: another one is assessed in full."""
+    clone = fresh_copy(built, tmp_path / "clone")
+    monkeypatch.setenv("IMGBUILD_PROVIDER", provider)
+    taken = _answered_by_the_lock_files(clone, monkeypatch)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full
+    assert taken[:2] == [fast, fast] if fast else not any(taken), taken
+
+
+def test_a_comment_in_a_manifest_is_in_the_next_build_s_sources(built: Path, tmp_path: Path) -> None:
+    """The same requests, other bytes: the build writes the lock file's sources anew, so the
+    next fresh clone is checked from them again."""
+    root = fresh_copy(built, tmp_path / "work")
+    _comment("batches/covers.yaml")(root)
+    assert run_cli(root, "build") == 0
+    assert run_cli(root, "build") == 0  # the no-op index in place: the sources were written before
+    assert _lock(root)["sources"]["files"]["batches/covers.yaml"] == _sha256(root / "batches/covers.yaml")
+    assert _lock(root)["inputs_sha256"] == _lock(built)["inputs_sha256"]
+    assert noop.vouch(fresh_copy(root, tmp_path / "clone")) is not None
+
+
+def test_a_build_that_warned_names_no_sources(built: Path, tmp_path: Path) -> None:
+    """A check that loads nothing would not show the warning: the lock file then names no sources
+    (and the next build without the warning names them)."""
+    root = fresh_copy(built, tmp_path / "work")
+    _add_yml(root)
+    assert run_cli(root, "build") == 0
+    assert _lock(root)["sources"] is None and _lock(root)["seal_sha256"] is not None
+    (root / "batches/extra.yml").unlink()
+    assert run_cli(root, "build") == 0
+    assert _lock(root)["sources"]["files"]["batches/covers.yaml"] == _sha256(root / "batches/covers.yaml")
+
+
+def test_a_template_name_computed_at_render_time_names_no_sources(tmp_path: Path) -> None:
+    """Which templates such a batch loads depends on what the folder holds, not only on bytes."""
+    template = '{% include "parts/" ~ attrs.lighting.split()[0] ~ ".j2" ignore missing %}' + TEMPLATE
+    root = write_project(tmp_path / "p", templates={"cover.j2": template, "parts/morning.j2": "Soft. "})
+    assert run_cli(root, "build") == 0
+    lock = _lock(root)
+    assert lock["seal_sha256"] is not None and lock["sources"] is None

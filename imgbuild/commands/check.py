@@ -21,7 +21,7 @@ from imgbuild import noop
 from imgbuild.commands.output import print_json
 from imgbuild.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from imgbuild.locate import Location, locate_evidence, locate_orphan, locate_request, locate_state
-from imgbuild.orphans import Orphan, find_orphans
+from imgbuild.orphans import Orphan, find_orphans, orphans_in
 from imgbuild.resolve import resolve
 from imgbuild.shard import chosen_shard, select_orphans, select_shard, shard_line
 
@@ -63,16 +63,23 @@ def check(
         raise UsageError(f"unknown --format {output!r} (formats: {', '.join(FORMATS)})")
     chosen = chosen_shard(shard)
     # Without a shard or --approved (the index covers neither the reviews nor a selection), the
-    # batches the no-op index vouches for are counted, not resolved.
+    # batches the no-op index (or on a fresh clone, the sealed lock files) vouches for are
+    # counted, not resolved.
+    resolution: Resolution | None = None
     if chosen is None and not approved:
-        source = noop.source(root, noop.CHECK)
-        orphans = find_orphans(source.resolution, source.asset_dirs)
+        source = noop.check_source(root)
+        if isinstance(source, noop.Vouched):  # nothing loaded: only orphans can be found
+            findings = _orphaned(orphans_in(root.resolve(), source.folders, source.asset_dirs))
+            total = source.assets
+        else:
+            resolution = source.resolution
+            orphans = find_orphans(resolution, source.asset_dirs)
+            findings, total = _findings(source, orphans, approved=approved, strict=strict)
     else:
         whole = resolve(root)
-        source = noop.Source(select_shard(whole, chosen))
+        resolution = select_shard(whole, chosen)
         orphans = select_orphans(find_orphans(whole), chosen)
-    resolution = source.resolution
-    findings, total = _findings(source, orphans, approved=approved, strict=strict)
+        findings, total = _findings(noop.Source(resolution), orphans, approved=approved, strict=strict)
     broken = any(f.kind == "broken" for f in findings)
     code = EXIT_INVALID if broken else EXIT_FAILED if any(f.fails for f in findings) else EXIT_OK
     summary = _summary(findings, total, approved=approved, strict=strict, code=code)
@@ -90,14 +97,14 @@ def check(
             }
         )
         return code
-    if chosen is not None:
+    if chosen is not None and resolution is not None:
         print(shard_line(chosen, whole, resolution))
     for finding in findings:
         print(finding.text)
     for line in summary:
         print(line)
     if output == "github":
-        _github(resolution, findings, summary)
+        _github(root, findings, summary)
     return code
 
 
@@ -107,10 +114,11 @@ def _findings(source: noop.Source, orphans: list[Orphan], *, approved: bool, str
     reviews: list[Finding] = []
     if resolution.requests or approved:  # else the no-op index vouched for every batch
         states, reviews = _assessed(source, approved=approved, strict=strict)
-    orphaned = [
-        Finding("orphaned", None, orphan.asset_dir, orphan.reason(), locate_orphan(orphan), True) for orphan in orphans
-    ]
-    return [*states, *orphaned, *reviews], sum(map(len, resolution.requests.values())) + source.vouched
+    return [*states, *_orphaned(orphans), *reviews], sum(map(len, resolution.requests.values())) + source.vouched
+
+
+def _orphaned(orphans: list[Orphan]) -> list[Finding]:
+    return [Finding("orphaned", None, o.asset_dir, o.reason(), locate_orphan(o), True) for o in orphans]
 
 
 def _assessed(source: noop.Source, *, approved: bool, strict: bool) -> tuple[list[Finding], list[Finding]]:
@@ -199,9 +207,9 @@ def _finding_json(finding: Finding) -> dict[str, Any]:
 # -- GitHub Actions -----------------------------------------------------------------------------------
 
 
-def _github(resolution: Resolution, findings: list[Finding], summary: list[str]) -> None:
+def _github(root: Path, findings: list[Finding], summary: list[str]) -> None:
     """Annotations on the lines that made assets stale, and the whole table in the step summary."""
-    prefix = _workspace_prefix(resolution.root)
+    prefix = _workspace_prefix(root)
     failing = [f for f in findings if f.fails]
     for finding in failing[:MAX_ANNOTATIONS]:
         where = f"file={_escape_property(prefix + finding.location.file)}"

@@ -99,7 +99,7 @@ def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> LockFile:
     states the inputs its entries are current for. Returns it as written."""
     from imgbuild.records.atomic import atomic_write_bytes, json_bytes
     from imgbuild.records.model import LockFile
-    from imgbuild.records.seal import seal_digest
+    from imgbuild.records.seal import seal_digest, sources_digest
 
     document = lock.to_json()
     document["seal_sha256"] = None
@@ -109,7 +109,7 @@ def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> LockFile:
         # The entries' bytes do not move when the seal is filled in: "assets" sorts first.
         assets = _assets_sha256(data)
         if assets is not None:
-            document["seal_sha256"] = seal_digest(lock.inputs_sha256, assets)
+            document["seal_sha256"] = seal_digest(lock.inputs_sha256, assets, sources_digest(lock.sources))
             data = json_bytes(document)
     atomic_write_bytes(path, data, temp_dir=temp_dir)
     return LockFile(
@@ -119,6 +119,7 @@ def write_lock(path: Path, lock: LockFile, temp_dir: Path) -> LockFile:
         inputs_sha256=lock.inputs_sha256,
         seal_sha256=document["seal_sha256"],
         assets_sha256=assets,
+        sources=lock.sources,
     )
 
 
@@ -151,7 +152,7 @@ def _reseal(lock: LockFile, entries: dict[str, LockEntry]) -> LockFile:
     the full assessment) can tell."""
     from imgbuild.records.model import sealed_lock
 
-    inputs = lock.inputs_sha256 if lock.sealed(lock.inputs_sha256) else None
+    inputs = lock.inputs_sha256 if lock.sealed(lock.inputs_sha256, lock.sources) else None
     old = lock.entries
     for asset_id, new in entries.items():
         was = old.get(asset_id)
@@ -161,7 +162,7 @@ def _reseal(lock: LockFile, entries: dict[str, LockEntry]) -> LockFile:
         approval = new.approval
         if not same or (approval != was.approval and (approval is None or approval.request_hash != new.request_hash)):
             inputs = None
-    return sealed_lock(lock.batch, lock.manifest, entries, inputs)
+    return sealed_lock(lock.batch, lock.manifest, entries, inputs, lock.sources)
 
 
 # -- the seal: what a fresh clone's check reads of a lock file ----------------------------------------
@@ -219,12 +220,14 @@ def read_seal(path: Path) -> Seal | None:
 
 
 def holds(seal: Seal, inputs_sha256: str) -> bool:
-    """The seal was made under these inputs, for exactly these entries, byte for byte."""
-    from imgbuild.records.seal import seal_digest
+    """The seal was made under these inputs, for exactly these entries, byte for byte, and for
+    the sources it names."""
+    from imgbuild.records.seal import seal_digest, sources_digest
 
     if seal.inputs_sha256 != inputs_sha256:
         return False
-    return seal.seal_sha256 == seal_digest(inputs_sha256, hashlib.sha256(seal.assets).hexdigest())
+    assets = hashlib.sha256(seal.assets).hexdigest()
+    return seal.seal_sha256 == seal_digest(inputs_sha256, assets, sources_digest(seal.sources))
 
 
 def sealed_entries(seal: Seal) -> dict[str, SealedEntry] | None:

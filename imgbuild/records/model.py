@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from imgbuild.records.errors import RecordShapeError
-from imgbuild.records.seal import LOCK_SCHEMA, seal_digest
+from imgbuild.records.seal import LOCK_SCHEMA, Sources, seal_digest, sources_digest
 
 __all__ = [
     "ASSET_SCHEMA",
@@ -793,7 +793,7 @@ class LockFile:
     it). The parsed entries are LockEntry records like any other; this container only caches them.
     """
 
-    __slots__ = ("_entries", "_raw", "assets_sha256", "batch", "inputs_sha256", "manifest", "seal_sha256")
+    __slots__ = ("_entries", "_raw", "assets_sha256", "batch", "inputs_sha256", "manifest", "seal_sha256", "sources")
 
     def __init__(
         self,
@@ -805,6 +805,7 @@ class LockFile:
         inputs_sha256: str | None = None,
         seal_sha256: str | None = None,
         assets_sha256: str | None = None,
+        sources: Sources | None = None,
     ) -> None:
         self.batch = batch
         self.manifest = manifest  # project-relative path of the batch manifest
@@ -812,6 +813,9 @@ class LockFile:
         # portable digest (imgbuild.resolve), and the `seal_digest` of it and of the bytes of the
         # entries as written (imgbuild.records.lock.write_lock). None otherwise (imgbuild.noop).
         self.inputs_sha256 = inputs_sha256
+        # With the inputs digest, when the build had them: the files the batch was resolved from,
+        # by content, so a fresh clone's check can compare them without parsing (imgbuild.sealed).
+        self.sources = sources if inputs_sha256 is not None else None
         self.seal_sha256 = seal_sha256
         # sha256 of the bytes of its "assets" as read from the file (None: made in this process).
         self.assets_sha256 = assets_sha256
@@ -868,13 +872,14 @@ class LockFile:
                 return False
         return True
 
-    def sealed(self, inputs_sha256: str | None) -> bool:
-        """Read from a file whose seal holds for these inputs: a build need not write it again."""
-        if inputs_sha256 is None or self.inputs_sha256 != inputs_sha256:
+    def sealed(self, inputs_sha256: str | None, sources: Sources | None = None) -> bool:
+        """Read from a file whose seal holds for these inputs and sources: a build need not write
+        it again."""
+        if inputs_sha256 is None or self.inputs_sha256 != inputs_sha256 or self.sources != sources:
             return False
         if self.seal_sha256 is None or self.assets_sha256 is None:
             return False
-        return self.seal_sha256 == seal_digest(inputs_sha256, self.assets_sha256)
+        return self.seal_sha256 == seal_digest(inputs_sha256, self.assets_sha256, sources_digest(sources))
 
     def current_files(
         self,
@@ -928,8 +933,8 @@ class LockFile:
         if not isinstance(other, LockFile):
             return NotImplemented
         # The seal is of the bytes written (imgbuild.records.lock), not a part of what it says.
-        mine = (self.batch, self.manifest, self.inputs_sha256, self.entries)
-        return mine == (other.batch, other.manifest, other.inputs_sha256, other.entries)
+        mine = (self.batch, self.manifest, self.inputs_sha256, self.sources, self.entries)
+        return mine == (other.batch, other.manifest, other.inputs_sha256, other.sources, other.entries)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -945,6 +950,7 @@ class LockFile:
             inputs_sha256=_get(data, "inputs_sha256", str, optional=True),
             seal_sha256=_get(data, "seal_sha256", str, optional=True),
             assets_sha256=assets_sha256,
+            sources=_sources(data.get("sources")),
         )
 
     def to_json(self) -> JSON:
@@ -955,8 +961,32 @@ class LockFile:
             "manifest": self.manifest,
             "inputs_sha256": self.inputs_sha256,
             "seal_sha256": self.seal_sha256,
+            "sources": _sources_json(self.sources),
             "assets": {k: entries[k].to_json() for k in sorted(entries)},
         }
+
+
+def _sources(data: Any) -> Sources | None:
+    """A lock file's sources; None when it has none or they are out of shape (then its seal does
+    not hold, and the next build writes them anew)."""
+    if data is None:
+        return None
+    import msgspec
+
+    try:
+        found: Sources = msgspec.convert(data, Sources)
+    except msgspec.ValidationError:
+        return None
+    return found
+
+
+def _sources_json(sources: Sources | None) -> JSON | None:
+    if sources is None:
+        return None
+    import msgspec
+
+    found: JSON = msgspec.to_builtins(sources)
+    return found
 
 
 # -- the seal of a lock file ------------------------------------------------------------------------
@@ -965,11 +995,17 @@ class LockFile:
 # SealedImage, SealedEvidence, SealedEntry, Seal and seal_digest: imgbuild.records.seal
 
 
-def sealed_lock(batch: str, manifest: str, entries: Mapping[str, LockEntry], inputs_sha256: str | None) -> LockFile:
-    """The lock file of these entries, to be sealed under the inputs when given and every entry's
-    asset.json was sealed; the caller knows every entry is current for those inputs. The seal
-    itself is of the bytes written (imgbuild.records.lock.write_lock)."""
+def sealed_lock(
+    batch: str,
+    manifest: str,
+    entries: Mapping[str, LockEntry],
+    inputs_sha256: str | None,
+    sources: Sources | None = None,
+) -> LockFile:
+    """The lock file of these entries, to be sealed under the inputs (and sources) when given and
+    every entry's asset.json was sealed; the caller knows every entry is current for those
+    inputs. The seal itself is of the bytes written (imgbuild.records.lock.write_lock)."""
     lock = LockFile(batch, manifest, entries)
     if inputs_sha256 is None or not lock.sealable():
         return lock
-    return LockFile(batch, manifest, entries, inputs_sha256=inputs_sha256)
+    return LockFile(batch, manifest, entries, inputs_sha256=inputs_sha256, sources=sources)

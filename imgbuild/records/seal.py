@@ -10,7 +10,16 @@ import hashlib
 
 import msgspec
 
-__all__ = ["LOCK_SCHEMA", "Seal", "SealedEntry", "SealedEvidence", "SealedImage", "seal_digest"]
+__all__ = [
+    "LOCK_SCHEMA",
+    "Seal",
+    "SealedEntry",
+    "SealedEvidence",
+    "SealedImage",
+    "Sources",
+    "seal_digest",
+    "sources_digest",
+]
 
 LOCK_SCHEMA = "imgbuild.lock/2"
 
@@ -37,6 +46,28 @@ class SealedEntry(msgspec.Struct, frozen=True):
     record_sha256: str | None = None
 
 
+class Sources(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The files a batch was resolved from, as bytes: what lets a fresh clone's check trust a
+    sealed lock file without parsing a manifest (imgbuild.sealed).
+
+    The inputs digest is of what the files *say* (a reordered manifest keeps it); this is of the
+    files themselves, so it can be compared by hashing them. Written only when loading the project
+    and rendering the batch warned of nothing, no template name is computed at render time, and
+    every file is the one parsed (imgbuild.resolve)."""
+
+    made_by: str  # imgbuild's code, and the Jinja and PyYAML that read the files (imgbuild.cache.made_by)
+    provider: str  # the provider the requests are for
+    config_provider: str  # imgbuild.yaml's (or the default): with IMGBUILD_PROVIDER, what a check picks
+    config_sha256: str | None  # imgbuild.yaml's; None: the project has none
+    # assets_dir, batches_dir, personas_dir and templates_dir, as imgbuild.yaml gives them
+    folders: dict[str, str]
+    output: str  # the batch's output folder, as its manifest gives it
+    # project-relative path -> sha256: the manifest, its persona, the templates its shots load,
+    # the evidence and the reference images they cite
+    files: dict[str, str]
+    evidence: tuple[SealedEvidence, ...]  # what the manifests cite now, as a sealed entry states it
+
+
 class Seal(msgspec.Struct, frozen=True):
     """A lock file read for its seal: its header, and its entries as the bytes of the file."""
 
@@ -46,10 +77,22 @@ class Seal(msgspec.Struct, frozen=True):
     assets: msgspec.Raw
     inputs_sha256: str | None = None
     seal_sha256: str | None = None
+    sources: Sources | None = None
 
 
-def seal_digest(inputs_sha256: str, assets_sha256: str) -> str:
-    """The seal: sha256 of a batch's inputs digest and of the sha256 of the bytes of its lock
-    file's entries (its "assets", as written). Any change to an entry, a field, a byte — a hand
-    edit, a merge that took it apart — and the seal no longer holds."""
-    return hashlib.sha256(f"{inputs_sha256}\n{assets_sha256}".encode("ascii")).hexdigest()
+def sources_digest(sources: Sources | None) -> str | None:
+    """sha256 of the sources, in a canonical encoding (fields in order, mappings by key)."""
+    if sources is None:
+        return None
+    return hashlib.sha256(msgspec.json.encode(sources, order="deterministic")).hexdigest()
+
+
+def seal_digest(inputs_sha256: str, assets_sha256: str, sources_sha256: str | None = None) -> str:
+    """The seal: sha256 of a batch's inputs digest, of the sha256 of the bytes of its lock file's
+    entries (its "assets", as written) and of its sources' digest when it has them. Any change to
+    an entry, a field, a byte — a hand edit, a merge that took it apart — and the seal no longer
+    holds."""
+    text = f"{inputs_sha256}\n{assets_sha256}"
+    if sources_sha256 is not None:
+        text += f"\n{sources_sha256}"
+    return hashlib.sha256(text.encode("ascii")).hexdigest()

@@ -7,6 +7,7 @@ project in one pass. Nothing here writes a file.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -94,15 +95,16 @@ def display(root: Path, path: Path) -> str:
             return str(path)
 
 
-def read_config(root: Path, problems: list[Problem]) -> ProjectConfig:
-    """imgbuild.yaml (optional) with defaults filled in; problems are appended, defaults kept."""
+def read_config(root: Path, problems: list[Problem], read: dict[str, str] | None = None) -> ProjectConfig:
+    """imgbuild.yaml (optional) with defaults filled in; problems are appended, defaults kept.
+    `read`, when given, gets the sha256 of the file as parsed (see Project.read)."""
     root = root.resolve()
     path = root / CONFIG_FILE
     values = dict(_DEFAULTS)
     file = None
     if path.is_file():
         file = display(root, path)
-        doc = _parse(root, path, problems)
+        doc = _parse(root, path, problems, read)
         if doc is not None:
             if doc.data is None:
                 doc.data = {}
@@ -120,14 +122,15 @@ def read_config(root: Path, problems: list[Problem]) -> ProjectConfig:
 def load_project(root: Path, problems: list[Problem]) -> Project:
     """Load every persona and batch under `root`. Invalid files are left out and their problems
     appended to `problems`; the caller decides (after expansion adds its own) whether to stop."""
-    config = read_config(root, problems)
-    loader = _Loader(config, problems)
+    read: dict[str, str] = {}
+    config = read_config(root, problems, read)
+    loader = _Loader(config, problems, read)
     personas = loader.personas()
     batches = loader.batches(personas)
-    return Project(config=config, personas=MappingProxyType(personas), batches=tuple(batches))
+    return Project(config=config, personas=MappingProxyType(personas), batches=tuple(batches), read=read)
 
 
-def _parse(root: Path, path: Path, problems: list[Problem]) -> Document | None:
+def _parse(root: Path, path: Path, problems: list[Problem], read: dict[str, str] | None = None) -> Document | None:
     shown = display(root, path)
     try:
         data = read_input(root, path, shown=shown).data
@@ -137,6 +140,8 @@ def _parse(root: Path, path: Path, problems: list[Problem]) -> Document | None:
     except OSError as exc:
         problems.append(Problem(shown, None, "", f"cannot read the file: {exc.strerror or exc}"))
         return None
+    if read is not None:  # the bytes parsed, not the file as it may be by the time it is hashed
+        read[os.path.normpath(path.relative_to(root))] = hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -183,10 +188,11 @@ def _yaml_files(folder: Path, *, skip: str | None = None) -> Iterator[Path]:
 class _Loader:
     """Holds the state shared while loading one project (config, problem list, hash cache)."""
 
-    def __init__(self, config: ProjectConfig, problems: list[Problem]) -> None:
+    def __init__(self, config: ProjectConfig, problems: list[Problem], read: dict[str, str]) -> None:
         self.config = config
         self.root = config.root
         self.problems = problems
+        self.read = read  # project-relative path -> sha256 of each YAML file as parsed
         self.invalid_personas: set[str] = set()  # persona files that exist but have problems
         self._hashes: dict[Path, str] = {}
 
@@ -203,7 +209,7 @@ class _Loader:
         return out
 
     def _persona(self, path: Path) -> Persona | None:
-        doc = _parse(self.root, path, self.problems)
+        doc = _parse(self.root, path, self.problems, self.read)
         if doc is None:
             return None
         if doc.data is None:
@@ -298,7 +304,7 @@ class _Loader:
         return out
 
     def _batch(self, path: Path, personas: Mapping[str, Persona]) -> Batch | None:
-        doc = _parse(self.root, path, self.problems)
+        doc = _parse(self.root, path, self.problems, self.read)
         if doc is None:
             return None
         problems_before = len(self.problems)

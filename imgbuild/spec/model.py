@@ -144,6 +144,9 @@ class Project:
     config: ProjectConfig
     personas: Mapping[str, Persona]
     batches: tuple[Batch, ...]
+    # project-relative path -> sha256 of each YAML file (imgbuild.yaml, personas, manifests) as it
+    # was parsed: what a lock file's sources name (imgbuild.records.seal.Sources)
+    read: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def root(self) -> Path:

@@ -419,10 +419,17 @@ def template_sources(root: Path, templates_dir: Path, names: Iterable[str]) -> d
     it). Read through the same confined reader as the templates themselves, so a FIFO or a link
     out of the project is never opened here either. A name computed at render time cannot be
     followed: then every file under `templates_dir` counts."""
+    return template_closure(root, templates_dir, names)[0]
+
+
+def template_closure(root: Path, templates_dir: Path, names: Iterable[str]) -> tuple[dict[str, str | None], bool]:
+    """`template_sources`, and whether a name is computed at render time (then the templates a
+    batch loads depend on which files the folder holds, not only on their bytes)."""
     from jinja2 import meta
 
     env = jinja2.Environment()
     out: dict[str, str | None] = {}
+    computed = False
     todo = list(names)
     while todo:
         name = todo.pop()
@@ -440,6 +447,7 @@ def template_sources(root: Path, templates_dir: Path, names: Iterable[str]) -> d
         except jinja2.TemplateSyntaxError:
             continue  # the rendering reports it
         if None in found:
+            computed = True
             todo += [p.relative_to(templates_dir).as_posix() for p in templates_dir.rglob("*") if p.is_file()]
         todo += [n for n in found if n is not None]
-    return dict(sorted(out.items()))
+    return dict(sorted(out.items())), computed
