@@ -66,6 +66,7 @@ __all__ = [
     "code_digest",
     "code_fingerprint",
     "code_stamps",
+    "content_sha256",
     "file_sha256",
     "input_paths",
     "load_batch",
@@ -277,7 +278,35 @@ def stamped_sha256(path: str) -> tuple[Stamp, str] | None:
         os.close(fd)
 
 
+def content_sha256(path: str) -> tuple[None, str] | None:
+    """(None, sha256) of a small file's content, from open, read and close alone: what a check
+    that keeps no stamps needs (imgbuild.sealed), one system call fewer than `stamped_sha256`.
+    Read in blocks to the end, up to 1 MiB (None beyond, and for anything that cannot be read:
+    a folder, a NUL byte). What is not a regular file gives other bytes than the ones asked for
+    (a FIFO opened without blocking reads as empty), so its digest does not match."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except _UNUSABLE:
+        return None
+    try:
+        data = os.read(fd, _BLOCK)
+        if len(data) == _BLOCK:  # a short read of a regular file is its end
+            parts = [data]
+            while data and sum(map(len, parts)) <= _SMALL_FILE:
+                data = os.read(fd, _BLOCK)
+                parts.append(data)
+            if data:
+                return None
+            data = b"".join(parts)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None, hashlib.sha256(data).hexdigest()
+
+
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_BLOCK = 1 << 13
 _SMALL_FILE = 1 << 20
 
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from imgbuild import cache
 from imgbuild.records.lock import holds, lock_path, read_seal, sealed_entries
@@ -129,7 +129,8 @@ def _sealed(
     found = vouched_entries(f"{root}/", entries, evidence, check=purpose == CHECK)
     if found is None:
         return None
-    count, files, records = found
+    count, files, vouched = found
+    records = cast(dict[str, cache.Stamp], vouched)  # stamped: every value is a stamp
     digest = spec.digests[batch.id]
     cache.store_verdict(root, key, purpose, batch.id, digest, lock, count, files, records, started_ns, known=records)
     return count, records.items()

@@ -130,7 +130,7 @@ def vouch(root: Path) -> Vouched | None:
     dirs: set[str] = set()
     base = f"{root}/"
     for stem, sealed, sources in batches:
-        found = vouched_entries(base, sealed, sources.evidence, check=True)
+        found = vouched_entries(base, sealed, sources.evidence, check=True, stamped=False)
         if found is None:
             return None
         counts[stem] = found[0]
@@ -233,15 +233,21 @@ class _Files:
 
 
 def vouched_entries(
-    base: str, entries: Mapping[str, SealedEntry], evidence: tuple[SealedEvidence, ...], *, check: bool
-) -> tuple[int, list[str], dict[str, cache.Stamp]] | None:
+    base: str,
+    entries: Mapping[str, SealedEntry],
+    evidence: tuple[SealedEvidence, ...],
+    *,
+    check: bool,
+    stamped: bool = True,
+) -> tuple[int, list[str], dict[str, cache.Stamp | None]] | None:
     """What the entries of a sealed lock file vouch for, as a lock entry does, for a build or for
     a `check`: (images, or assets for check; the files they name; for check each asset.json with
-    its stamp, as hashed), or None when one does not: not complete, an image or asset.json gone,
-    and for check an asset.json that is not the sealed bytes or evidence other than `evidence`
-    (what the manifests cite now)."""
+    its stamp, as hashed, unless not `stamped`), or None when one does not: not complete, an image
+    or asset.json gone, and for check an asset.json that is not the sealed bytes or evidence other
+    than `evidence` (what the manifests cite now)."""
     files: list[str] = []
-    records: dict[str, cache.Stamp] = {}  # asset.json -> its stamp, as hashed
+    records: dict[str, cache.Stamp | None] = {}  # asset.json -> its stamp, as hashed
+    digest = cache.stamped_sha256 if stamped else cache.content_sha256
     images = 0
     for entry in entries.values():
         names = [image.file for image in entry.images]
@@ -257,7 +263,7 @@ def vouched_entries(
             continue
         if entry.source_basis != evidence or entry.record_sha256 is None:
             return None  # drift is reported by the full assessment, with its place
-        found = cache.stamped_sha256(base + record)  # None for a name no file can have, too
+        found = digest(base + record)  # None for a name no file can have, too
         if found is None or found[1] != entry.record_sha256:
             return None
         records[record] = found[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -197,3 +198,25 @@ def test_the_code_stamps_follow_the_code(tmp_path: Path, change: str) -> None:
 def test_the_code_fingerprint_is_computed_once() -> None:
     assert cache.code_fingerprint() == cache.code_fingerprint()
     assert cache.code_fingerprint.cache_info().misses <= 1
+
+
+@pytest.mark.parametrize("size", [0, 100, 8191, 8192, 8193, 3 * 8192, (1 << 20) - 1, 1 << 20])
+def test_the_content_digest_reads_a_file_to_its_end(tmp_path: Path, size: int) -> None:
+    """imgbuild.sealed hashes every asset.json with it: any size up to 1 MiB is read whole."""
+    path = tmp_path / "asset.json"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    assert cache.content_sha256(str(path)) == (None, hashlib.sha256(data).hexdigest())
+    assert cache.content_sha256(str(path)) == (None, cache.stamped_sha256(str(path))[1])  # type: ignore[index]
+
+
+def test_the_content_digest_gives_up_what_it_cannot_hash_whole(tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b"x" * ((1 << 20) + 8193))
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    assert cache.content_sha256(str(big)) is None
+    assert cache.content_sha256(str(tmp_path)) is None  # a folder
+    assert cache.content_sha256(str(tmp_path / "missing.json")) is None
+    assert cache.content_sha256(f"{tmp_path}/nul\0.json") is None
+    assert cache.content_sha256(str(fifo)) == (None, hashlib.sha256(b"").hexdigest())  # never blocks
