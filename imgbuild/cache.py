@@ -171,24 +171,29 @@ def code_digest() -> str:
 
 
 def made_by() -> str:
-    """What reads a project's files, by content: imgbuild's code (`code_digest`) and the
-    ``__init__.py`` of Jinja and of PyYAML (each states its release). Found without importing
-    either, so a fresh clone's check that parses nothing need not load them (imgbuild.sealed)."""
+    """What reads a project's files, by content: imgbuild's code (`code_digest`), the Python
+    release, and the files that state the release of Jinja, PyYAML and Pillow (which decodes the
+    reference images). Found without importing them, so a fresh clone's check that parses
+    nothing need not load them (imgbuild.sealed)."""
     return f"{code_digest()} {_libraries()}"
+
+
+_RELEASE_FILES = (("jinja2", "__init__.py"), ("yaml", "__init__.py"), ("PIL", "_version.py"))
 
 
 @functools.cache
 def _libraries() -> str:
     import importlib.util
 
-    parts = []
-    for name in ("jinja2", "yaml"):
+    parts = [f"python {sys.version_info.major}.{sys.version_info.minor}"]
+    for name, file in _RELEASE_FILES:
         module = sys.modules.get(name)
         origin = getattr(module, "__file__", None) if module is not None else None
         if origin is None:
             spec = importlib.util.find_spec(name)
             origin = spec.origin if spec is not None else None
-        parts.append(f"{name} {file_sha256(origin) if origin else None}")
+        found = file_sha256(os.path.join(os.path.dirname(origin), file)) if origin else None
+        parts.append(f"{name} {found}")
     return " ".join(parts)
 
 

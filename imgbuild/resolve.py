@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
 from imgbuild.project import CONFIG_FILE
-from imgbuild.records.seal import SealedEvidence, Sources
+from imgbuild.records.seal import SealedEvidence, Sources, is_plain, under
 from imgbuild.spec.model import Batch, Project, cited_evidence
 
 if TYPE_CHECKING:
@@ -253,32 +253,37 @@ _FOLDERS = ("assets_dir", "batches_dir", "personas_dir", "templates_dir")
 def _sources(project: Project, provider: str, batch: Batch, templates: Mapping[str, str | None]) -> Sources | None:
     """The files the batch's requests are computed from, each by the sha256 of the bytes that were
     read: the manifest and its persona (as parsed), the templates (`templates`, as read for the
-    digest), the evidence and reference images (as hashed when loaded). None when one of them
-    cannot be named by a plain project-relative path (a folder reached through a link, say): the
-    check then parses the manifests, which says what is wrong, if anything."""
+    digest), the evidence and reference images (as hashed when loaded). None when a folder or a
+    file is not named by a plain path (records.seal.is_plain: a ``..`` may cross a link or a
+    folder a clone does not have) or was not read as named: the check then loads the project,
+    which says what is wrong, if anything."""
     from imgbuild.cache import made_by
 
     config, read = project.config, project.read
     persona = project.personas[batch.persona]
+    folders = {key: getattr(config, key) for key in _FOLDERS}
     manifest = batch.path.relative_to(project.root).as_posix()
-    persona_file = os.path.normpath(os.path.join(config.personas_dir, f"{persona.id}.yaml"))
-    if manifest not in read or persona_file not in read:
+    persona_file = under(config.personas_dir, f"{persona.id}.yaml")
+    refs = (*persona.evidence, *batch.source_basis, *(r for shot in batch.shots for r in shot.references))
+    named = (*folders.values(), batch.output, manifest, persona_file, *(ref.path for ref in refs))
+    if not all(map(is_plain, named)) or manifest not in read or persona_file not in read:
         return None
     files = {manifest: read[manifest], persona_file: read[persona_file]}
     for name, sha256 in templates.items():
-        if sha256 is None:
+        path = under(config.templates_dir, name)
+        if sha256 is None or not is_plain(path):
             return None
-        files[os.path.normpath(os.path.join(config.templates_dir, name))] = sha256
-    for ref in (*persona.evidence, *batch.source_basis, *(r for shot in batch.shots for r in shot.references)):
-        files[os.path.normpath(ref.path)] = ref.sha256
+        files[path] = sha256
+    files.update((ref.path, ref.sha256) for ref in refs)
     cited = cited_evidence(batch.source_basis, persona.evidence)
     return Sources(
         made_by=made_by(),
         provider=provider,
         config_provider=config.provider,
         config_sha256=read.get(CONFIG_FILE),
-        folders={key: getattr(config, key) for key in _FOLDERS},
+        folders=folders,
         output=batch.output,
+        persona=persona_file,
         files=dict(sorted(files.items())),
         evidence=tuple(SealedEvidence(ref.path, ref.anchor, ref.sha256) for ref in cited),
     )

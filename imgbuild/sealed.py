@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from imgbuild import cache
 from imgbuild.project import CONFIG_FILE
 from imgbuild.records.lock import holds, read_seal, sealed_entries
+from imgbuild.records.seal import is_plain, under
 
 if TYPE_CHECKING:
     from imgbuild.records.seal import SealedEntry, SealedEvidence, Sources
@@ -49,6 +50,7 @@ PROVIDER_ENV = "IMGBUILD_PROVIDER"  # imgbuild.resolve.PROVIDER_ENV, without imp
 # under, and that file's sha256). Anything this does not read plainly hands the check back.
 _BATCHES_DIR = re.compile(rb"^batches_dir:[ \t]*([\w./-]+)[ \t]*$", re.MULTILINE)
 _DEFAULT_BATCHES_DIR = "batches"
+_MAX_CONFIG_BYTES = 1 << 26  # far over the load's cap: a file that large was never sealed
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def vouch(root: Path) -> Vouched | None:
     batches: list[tuple[str, Mapping[str, SealedEntry], Sources]] = []
     for name in manifests:
         stem = name.removesuffix(".yaml")
-        manifest = os.path.normpath(os.path.join(hint, name))
+        manifest = under(hint, name)
         seal = read_seal(root / hint / f"{stem}.lock.json")
         sources = seal.sources if seal is not None else None
         if seal is None or sources is None or seal.inputs_sha256 is None:
@@ -100,7 +102,7 @@ def vouch(root: Path) -> Vouched | None:
             first = sources
             if (sources.made_by, sources.config_sha256) != (made_by, config_sha256):
                 return None
-            if _normal(sources.folders.get("batches_dir")) != hint or sources.provider not in provider_names():
+            if sources.folders.get("batches_dir") != hint or sources.provider not in provider_names():
                 return None
         elif (sources.made_by, sources.config_sha256, sources.folders, sources.config_provider) != (
             first.made_by,
@@ -124,7 +126,7 @@ def vouch(root: Path) -> Vouched | None:
     if not _personas_covered(files, first, batches):
         return None
     folders = sorted({first.folders.get("assets_dir", ""), *(sources.output for _, _, sources in batches)})
-    if not all(files.plain(_normal(folder)) for folder in (*folders, first.folders.get("templates_dir"))):
+    if not all(files.plain(folder) for folder in (*folders, first.folders.get("templates_dir", ""))):
         return None
     counts: dict[str, int] = {}
     dirs: set[str] = set()
@@ -138,31 +140,27 @@ def vouch(root: Path) -> Vouched | None:
     return Vouched(counts, frozenset(dirs), tuple(folders))
 
 
-def _normal(relative: str | None) -> str:
-    """A folder as imgbuild.yaml or a manifest names it, as a plain relative path ("" for none)."""
-    return os.path.normpath(relative) if relative else ""
-
-
 def _batches_dir(config: bytes) -> str | None:
     found = _BATCHES_DIR.findall(config)
     if not found:
         return _DEFAULT_BATCHES_DIR if b"batches_dir" not in config else None
-    return os.path.normpath(found[0].decode("ascii")) if len(found) == 1 else None
+    return found[0].decode("ascii") if len(found) == 1 else None
 
 
 def _personas_covered(
     files: _Files, first: Sources, batches: list[tuple[str, Mapping[str, SealedEntry], Sources]]
 ) -> bool:
-    """Every persona file is one that some sealed batch was resolved from (so it is valid)."""
-    folder = _normal(first.folders.get("personas_dir"))
+    """Every persona file is the persona of some sealed batch (so it is valid: one named only as
+    a batch's evidence would have been hashed, not its own evidence)."""
+    folder = first.folders.get("personas_dir", "")
     names = files.listing(folder)
     if names is None:
         return False
-    named = {path for _, _, sources in batches for path in sources.files}
+    personas = {sources.persona for _, _, sources in batches}
     for name in names:
         if name.endswith(".yml"):
             return False
-        if name.endswith(".yaml") and os.path.normpath(os.path.join(folder, name)) not in named:
+        if name.endswith(".yaml") and under(folder, name) not in personas:
             return False
     return True
 
@@ -176,12 +174,10 @@ class _Files:
         self._hashes: dict[str, str | None] = {}
 
     def plain(self, relative: str) -> bool:
-        if not relative or os.path.isabs(relative) or relative != os.path.normpath(relative):
+        if not is_plain(relative):
             return False
         if relative == ".":
             return True
-        if relative == ".." or relative.startswith("../"):
-            return False
         path = self.base + relative
         try:
             return os.path.realpath(path) == path
@@ -226,8 +222,10 @@ class _Files:
             return odd
         try:
             with os.fdopen(fd, "rb") as file:
-                data = file.read(1 << 20)
+                data = file.read(_MAX_CONFIG_BYTES + 1)  # to its end: the load parses it whole
         except OSError:
+            return odd
+        if len(data) > _MAX_CONFIG_BYTES:
             return odd
         return True, data, hashlib.sha256(data).hexdigest()
 

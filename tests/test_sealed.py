@@ -681,3 +681,78 @@ def test_a_template_name_computed_at_render_time_names_no_sources(tmp_path: Path
     assert run_cli(root, "build") == 0
     lock = _lock(root)
     assert lock["seal_sha256"] is not None and lock["sources"] is None
+
+
+def _built(root: Path, **files: dict[str, str] | str) -> Path:
+    write_project(root, **files)  # type: ignore[arg-type]
+    assert run_cli(root, "build") == 0
+    return root
+
+
+@pytest.mark.parametrize(
+    "config",
+    ["batches_dir: x/../batches\n", "personas_dir: x/../personas\n", "templates_dir: x/../templates\n"],
+)
+def test_a_folder_named_through_dot_dot_is_the_same_folder_in_a_clone_without_it(
+    tmp_path: Path, config: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """imgbuild.yaml's folders are taken lexically: `x/../templates` is templates/ for every
+    reader, in a clone without x too (git keeps no empty folder). Before, the loader found the
+    template and the renderer did not (exit 1, a bare TemplateNotFound)."""
+    root = tmp_path / "origin"
+    (root / "x").mkdir(parents=True)
+    _built(root, config=config)
+    assert _lock_at(root)["sources"] is not None
+    clone = fresh_copy(root, tmp_path / "clone")
+    (clone / "x").rmdir()
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full and sealed[0][0] == 0, sealed
+
+
+def _lock_at(root: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads(next(root.rglob("covers.lock.json")).read_text(encoding="utf-8"))
+
+
+def test_evidence_named_through_dot_dot_names_no_sources(tmp_path: Path) -> None:
+    root = tmp_path / "origin"
+    (root / "x").mkdir(parents=True)
+    _built(
+        root,
+        batches={"covers": BATCH.replace("path: evidence/mia.md", "path: x/../evidence/mia.md")},
+    )
+    assert _lock(root)["sources"] is None
+
+
+def test_a_persona_named_only_as_evidence_is_not_vouched_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch citing another persona's file as evidence hashes that file, not the persona's own
+    evidence: the persona is still validated by a load."""
+    bob = PERSONA.replace("id: mia", "id: bob").replace("evidence/mia.md", "evidence/bob.md")
+    batch = BATCH.replace("  - path: evidence/mia.md\n", "  - path: evidence/mia.md\n  - path: personas/bob.yaml\n")
+    root = _built(
+        tmp_path / "origin",
+        batches={"covers": batch},
+        personas={"mia": PERSONA, "bob": bob},
+        evidence={"mia.md": "# Mia benchmark\n", "bob.md": "# Bob benchmark\n"},
+    )
+    assert _lock(root)["sources"]["persona"] == "personas/mia.yaml"
+    clone = fresh_copy(root, tmp_path / "clone")
+    (clone / "evidence/bob.md").unlink()
+    taken = _answered_by_the_lock_files(clone, monkeypatch)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full and sealed[0][0] == 2 and not any(taken)
+
+
+def test_imgbuild_yaml_is_hashed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = "# padding\n" + "#" * (1 << 20) + "\n"
+    root = _built(tmp_path / "origin", config=config)
+    assert _lock(root)["sources"]["config_sha256"] == _sha256(root / "imgbuild.yaml")
+    clone = fresh_copy(root, tmp_path / "clone")
+    with (clone / "imgbuild.yaml").open("a") as file:
+        file.write("batches_dir: [\n")
+    taken = _answered_by_the_lock_files(clone, monkeypatch)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full and sealed[0][0] == 2 and not any(taken)

@@ -7,6 +7,7 @@ small structs, and loading every record class for them would cost it more than t
 from __future__ import annotations
 
 import hashlib
+import os
 
 import msgspec
 
@@ -17,8 +18,10 @@ __all__ = [
     "SealedEvidence",
     "SealedImage",
     "Sources",
+    "is_plain",
     "seal_digest",
     "sources_digest",
+    "under",
 ]
 
 LOCK_SCHEMA = "imgbuild.lock/2"
@@ -62,10 +65,25 @@ class Sources(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # assets_dir, batches_dir, personas_dir and templates_dir, as imgbuild.yaml gives them
     folders: dict[str, str]
     output: str  # the batch's output folder, as its manifest gives it
+    persona: str  # the batch's persona file (also one of the files)
     # project-relative path -> sha256: the manifest, its persona, the templates its shots load,
     # the evidence and the reference images they cite
     files: dict[str, str]
     evidence: tuple[SealedEvidence, ...]  # what the manifests cite now, as a sealed entry states it
+
+
+def is_plain(relative: str) -> bool:
+    """A path a lock file's sources may name: relative, normal (no ``.`` or ``..`` part, no
+    doubled or trailing ``/``) and inside the project, so the path hashed is the path a load
+    reads, whatever links or missing folders a ``..`` would have crossed. "." is the project."""
+    if not relative or os.path.isabs(relative) or relative != os.path.normpath(relative):
+        return False
+    return relative != ".." and not relative.startswith("../")
+
+
+def under(folder: str, name: str) -> str:
+    """`name` in a folder named by a plain path ("." is the project)."""
+    return name if folder == "." else f"{folder}/{name}"
 
 
 class Seal(msgspec.Struct, frozen=True):

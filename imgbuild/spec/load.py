@@ -113,6 +113,9 @@ def read_config(root: Path, problems: list[Problem], read: dict[str, str] | None
             if not found:
                 values.update({k: v for k, v in doc.data.items() if k in _DEFAULTS})
                 for key in ("assets_dir", "batches_dir", "personas_dir", "templates_dir"):
+                    # Lexically, once: "x/../templates" is templates/ for the loader, the templates'
+                    # reader and a clone alike, whether x is a folder, a link or not there at all.
+                    values[key] = os.path.normpath(values[key])
                     if _inside(root, values[key]) is None:
                         problems.append(doc.problem((key,), _escape_message(values[key], root, root)))
                         values[key] = _DEFAULTS[key]
