@@ -747,7 +747,7 @@ def test_a_persona_named_only_as_evidence_is_not_vouched_for(
 def test_imgbuild_yaml_is_hashed_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = "# padding\n" + "#" * (1 << 20) + "\n"
+    config = "#" * ((1 << 20) - 1) + "\n"  # 1 MiB exactly: what was read of it before, whole
     root = _built(tmp_path / "origin", config=config)
     assert _lock(root)["sources"]["config_sha256"] == _sha256(root / "imgbuild.yaml")
     clone = fresh_copy(root, tmp_path / "clone")
