@@ -170,23 +170,24 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
-def made_by() -> str:
-    """What reads a project's files, by content: imgbuild's code (`code_digest`), the Python
-    release, and the files that state the release of Jinja, PyYAML and Pillow (which decodes the
-    reference images). Found without importing them, so a fresh clone's check that parses
-    nothing need not load them (imgbuild.sealed)."""
-    return f"{code_digest()} {_libraries()}"
-
-
-_RELEASE_FILES = (("jinja2", "__init__.py"), ("yaml", "__init__.py"), ("PIL", "_version.py"))
+def made_by(*, images: bool = False) -> str:
+    """What reads a project's files, by content: imgbuild's code (`code_digest`) and the files
+    that state the release of Jinja and PyYAML, and with `images` (a batch with reference images)
+    of Pillow, which decodes them. Found without importing them, so a fresh clone's check that
+    parses nothing need not load them (imgbuild.sealed). Not the Python release: a lock file would
+    then change with every machine that builds it."""
+    return f"{code_digest()} {_libraries(images)}"
 
 
 @functools.cache
-def _libraries() -> str:
+def _libraries(images: bool) -> str:
     import importlib.util
 
-    parts = [f"python {sys.version_info.major}.{sys.version_info.minor}"]
-    for name, file in _RELEASE_FILES:
+    release = [("jinja2", "__init__.py"), ("yaml", "__init__.py")]
+    if images:
+        release.append(("PIL", "_version.py"))
+    parts = []
+    for name, file in release:
         module = sys.modules.get(name)
         origin = getattr(module, "__file__", None) if module is not None else None
         if origin is None:

@@ -277,7 +277,7 @@ def _sources(project: Project, provider: str, batch: Batch, templates: Mapping[s
     files.update((ref.path, ref.sha256) for ref in refs)
     cited = cited_evidence(batch.source_basis, persona.evidence)
     return Sources(
-        made_by=made_by(),
+        made_by=made_by(images=any(shot.references for shot in batch.shots)),
         provider=provider,
         config_provider=config.provider,
         config_sha256=read.get(CONFIG_FILE),

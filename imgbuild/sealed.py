@@ -8,15 +8,18 @@ and warning-free, and the requests are the ones the entries were sealed for: thi
 without loading the project, exactly where these all hold, and hands the check back otherwise:
 
 * every ``*.yaml`` in the batches folder has a lock file sealed with sources, for that manifest,
-  by this imgbuild (its code, Jinja and PyYAML: imgbuild.cache.made_by), under the same
+  by this imgbuild (its code, Jinja, PyYAML, Pillow: imgbuild.cache.made_by), under the same
   imgbuild.yaml (or none), for the provider a check picks now (``IMGBUILD_PROVIDER``, else
   imgbuild.yaml's), and every file it names has the bytes it names;
 * every ``*.yaml`` in the personas folder is one of those files (a persona no batch uses is
   validated by a load), and neither folder holds a ``*.yml`` (a load warns of it);
 * no asset id is in two lock files (what a load checks across batches: two branches may each add
   a batch, valid alone);
-* every file and folder is reached without a symbolic link (a load follows links and refuses
-  those that lead out of the project; here any link hands the check back);
+* every file and folder is named by a plain path (no ``..``: records.seal.is_plain) and reached
+  without a symbolic link (a load follows links and refuses those that lead out of the project;
+  here any link hands the check back);
+* every persona file is the persona of some batch (one cited only as evidence was hashed as a
+  file, its own evidence was not);
 * every entry vouches as in imgbuild.noop (its images exist, its asset.json has the sealed bytes,
   it was made from the evidence cited now).
 
@@ -85,7 +88,7 @@ def vouch(root: Path) -> Vouched | None:
     from imgbuild.providers import provider_names
 
     env_provider = os.environ.get(PROVIDER_ENV)
-    made_by = cache.made_by()
+    made_by = {cache.made_by(), cache.made_by(images=True)}  # Pillow: for reference images
     first: Sources | None = None
     seen: set[str] = set()
     batches: list[tuple[str, Mapping[str, SealedEntry], Sources]] = []
@@ -100,12 +103,11 @@ def vouch(root: Path) -> Vouched | None:
             return None
         if first is None:
             first = sources
-            if (sources.made_by, sources.config_sha256) != (made_by, config_sha256):
+            if sources.made_by not in made_by or sources.config_sha256 != config_sha256:
                 return None
             if sources.folders.get("batches_dir") != hint or sources.provider not in provider_names():
                 return None
-        elif (sources.made_by, sources.config_sha256, sources.folders, sources.config_provider) != (
-            first.made_by,
+        elif sources.made_by not in made_by or (sources.config_sha256, sources.folders, sources.config_provider) != (
             first.config_sha256,
             first.folders,
             first.config_provider,

@@ -756,3 +756,32 @@ def test_imgbuild_yaml_is_hashed_whole(
     taken = _answered_by_the_lock_files(clone, monkeypatch)
     sealed, full = both_ways(clone, monkeypatch, capsys)
     assert sealed == full and sealed[0][0] == 2 and not any(taken)
+
+
+def test_a_batch_with_reference_images_names_them_and_pillow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reference images are decoded when a project loads: they are sources, and so is the Pillow
+    release that decodes them (and only for such a batch)."""
+    from PIL import Image
+
+    batch = BATCH.replace("    candidates: 2\n", "    candidates: 2\n    references:\n      - path: refs/face.png\n")
+    root = tmp_path / "origin"
+    (root / "refs").mkdir(parents=True)
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(root / "refs/face.png")
+    _built(root, batches={"covers": batch})
+    sources = _lock(root)["sources"]
+    assert sources["files"]["refs/face.png"] == _sha256(root / "refs/face.png")
+    assert " PIL " in sources["made_by"] and " PIL " not in _lock(write_built_default(tmp_path))["sources"]["made_by"]
+    clone = fresh_copy(root, tmp_path / "clone")
+    taken = _answered_by_the_lock_files(clone, monkeypatch)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full and sealed[0][0] == 0 and taken[:2] == [True, True]
+    (clone / "refs/face.png").write_bytes(b"not an image")
+    taken.clear()
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full and sealed[0][0] == 2 and not any(taken)
+
+
+def write_built_default(tmp_path: Path) -> Path:
+    return _built(tmp_path / "plain")

@@ -58,7 +58,8 @@ class Sources(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     and rendering the batch warned of nothing, no template name is computed at render time, and
     every file is the one parsed (imgbuild.resolve)."""
 
-    made_by: str  # imgbuild's code, and the Jinja and PyYAML that read the files (imgbuild.cache.made_by)
+    # imgbuild's code, and the Jinja, PyYAML (and for reference images Pillow) that read the files
+    made_by: str  # (imgbuild.cache.made_by)
     provider: str  # the provider the requests are for
     config_provider: str  # imgbuild.yaml's (or the default): with IMGBUILD_PROVIDER, what a check picks
     config_sha256: str | None  # imgbuild.yaml's; None: the project has none
