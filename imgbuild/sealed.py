@@ -34,7 +34,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from imgbuild import cache
 from imgbuild.project import CONFIG_FILE
@@ -42,7 +42,7 @@ from imgbuild.records.lock import holds, read_seal, sealed_entries
 from imgbuild.records.seal import is_plain, under
 
 if TYPE_CHECKING:
-    from imgbuild.records.seal import SealedEntry, SealedEvidence, Sources
+    from imgbuild.records.seal import Seal, SealedEntry, SealedEvidence, Sources
 
 __all__ = ["Vouched", "vouch", "vouched_entries"]
 
@@ -71,75 +71,91 @@ class Vouched:
 
 def vouch(root: Path) -> Vouched | None:
     """What the lock files of the project at `root` (resolved) vouch for without loading it; None
-    when any condition of the module's docstring does not hold."""
+    when any condition of the module's docstring does not hold. One lock file is held at a time:
+    each batch is checked whole before the next is read."""
     files = _Files(root)
     usable, config, config_sha256 = files.config()
-    if not usable:
-        return None
-    hint = _batches_dir(config)
-    if hint is None:
-        return None
-    names = files.listing(hint)
-    if not names:
+    hint = _batches_dir(config) if usable else None
+    names = files.listing(hint) if hint is not None else None
+    if hint is None or not names:
         return None
     manifests = [name for name in names if name.endswith(".yaml") and name != CONFIG_FILE]
     if not manifests or any(name.endswith(".yml") for name in names):
         return None
     from imgbuild.providers import provider_names
 
-    env_provider = os.environ.get(PROVIDER_ENV)
-    made_by = {cache.made_by(), cache.made_by(images=True)}  # Pillow: for reference images
+    now = _Now(
+        made_by=frozenset({cache.made_by(), cache.made_by(images=True)}),  # Pillow: reference images
+        config_sha256=config_sha256,
+        batches_dir=hint,
+        provider=os.environ.get(PROVIDER_ENV),
+        providers=frozenset(provider_names()),
+    )
+    base = f"{root}/"
     first: Sources | None = None
-    seen: set[str] = set()
-    batches: list[tuple[str, Mapping[str, SealedEntry], Sources]] = []
+    counts: dict[str, int] = {}
+    seen: set[str] = set()  # asset ids
+    dirs: set[str] = set()
+    personas: set[str] = set()
+    outputs: set[str] = set()
     for name in manifests:
         stem = name.removesuffix(".yaml")
-        manifest = under(hint, name)
         seal = read_seal(root / hint / f"{stem}.lock.json")
-        sources = seal.sources if seal is not None else None
-        if seal is None or sources is None or seal.inputs_sha256 is None:
+        sources = _trusted(seal, stem, under(hint, name), first, now, files)
+        entries = sealed_entries(seal) if seal is not None and sources is not None else None
+        if sources is None or entries is None or not seen.isdisjoint(entries):
             return None
-        if (seal.batch, seal.manifest) != (stem, manifest) or manifest not in sources.files:
-            return None
-        if first is None:
-            first = sources
-            if sources.made_by not in made_by or sources.config_sha256 != config_sha256:
-                return None
-            if sources.folders.get("batches_dir") != hint or sources.provider not in provider_names():
-                return None
-        elif sources.made_by not in made_by or (sources.config_sha256, sources.folders, sources.config_provider) != (
-            first.config_sha256,
-            first.folders,
-            first.config_provider,
-        ):
-            return None
-        if sources.provider != (env_provider or sources.config_provider):
-            return None
-        if not all(files.sha256(path) == sha256 for path, sha256 in sources.files.items()):
-            return None
-        if not holds(seal, seal.inputs_sha256):
-            return None
-        entries = sealed_entries(seal)
-        if entries is None or not seen.isdisjoint(entries):
-            return None
+        first = first or sources
         seen.update(entries)
-        batches.append((stem, entries, sources))
-    assert first is not None
-    if not _personas_covered(files, first, batches):
-        return None
-    folders = sorted({first.folders.get("assets_dir", ""), *(sources.output for _, _, sources in batches)})
-    if not all(files.plain(folder) for folder in (*folders, first.folders.get("templates_dir", ""))):
-        return None
-    counts: dict[str, int] = {}
-    dirs: set[str] = set()
-    base = f"{root}/"
-    for stem, sealed, sources in batches:
-        found = vouched_entries(base, sealed, sources.evidence, check=True, stamped=False)
+        found = vouched_entries(base, entries, sources.evidence, check=True, stamped=False)
         if found is None:
             return None
         counts[stem] = found[0]
         dirs.update(record.rsplit("/", 1)[0] for record in found[2])
+        personas.add(sources.persona)
+        outputs.add(sources.output)
+    assert first is not None
+    folders = sorted({first.folders.get("assets_dir", ""), *outputs})
+    if not all(files.plain(folder) for folder in (*folders, first.folders.get("templates_dir", ""))):
+        return None
+    if not _personas_covered(files, first.folders.get("personas_dir", ""), personas):
+        return None
     return Vouched(counts, frozenset(dirs), tuple(folders))
+
+
+class _Now(NamedTuple):
+    """What the lock files' sources must agree with, as the check finds it."""
+
+    made_by: frozenset[str]
+    config_sha256: str | None
+    batches_dir: str
+    provider: str | None  # IMGBUILD_PROVIDER
+    providers: frozenset[str]  # the providers this imgbuild knows
+
+
+def _trusted(
+    seal: Seal | None, stem: str, manifest: str, first: Sources | None, now: _Now, files: _Files
+) -> Sources | None:
+    """The sources of a manifest's sealed lock file, when they vouch for it now: written for it,
+    by this imgbuild, under this imgbuild.yaml (the same folders and provider as the lock files
+    before it), for the provider a check picks, every file with its bytes, and the seal holding."""
+    sources = seal.sources if seal is not None else None
+    if seal is None or sources is None or seal.inputs_sha256 is None:
+        return None
+    if (seal.batch, seal.manifest) != (stem, manifest) or manifest not in sources.files:
+        return None
+    if sources.made_by not in now.made_by or sources.config_sha256 != now.config_sha256:
+        return None
+    if first is None:
+        if sources.folders.get("batches_dir") != now.batches_dir or sources.provider not in now.providers:
+            return None
+    elif (sources.folders, sources.config_provider) != (first.folders, first.config_provider):
+        return None
+    if sources.provider != (now.provider or sources.config_provider):
+        return None
+    if not all(files.sha256(path) == sha256 for path, sha256 in sources.files.items()):
+        return None
+    return sources if holds(seal, seal.inputs_sha256) else None
 
 
 def _batches_dir(config: bytes) -> str | None:
@@ -149,16 +165,12 @@ def _batches_dir(config: bytes) -> str | None:
     return found[0].decode("ascii") if len(found) == 1 else None
 
 
-def _personas_covered(
-    files: _Files, first: Sources, batches: list[tuple[str, Mapping[str, SealedEntry], Sources]]
-) -> bool:
-    """Every persona file is the persona of some sealed batch (so it is valid: one named only as
-    a batch's evidence would have been hashed, not its own evidence)."""
-    folder = first.folders.get("personas_dir", "")
+def _personas_covered(files: _Files, folder: str, personas: set[str]) -> bool:
+    """Every persona file is the persona of some sealed batch (so it is valid: one cited only as
+    a batch's evidence was hashed as a file, its own evidence was not)."""
     names = files.listing(folder)
     if names is None:
         return False
-    personas = {sources.persona for _, _, sources in batches}
     for name in names:
         if name.endswith(".yml"):
             return False
