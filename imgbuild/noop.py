@@ -40,6 +40,7 @@ from imgbuild.resolve import Resolution, Spec, load_spec, resolve
 from imgbuild.sealed import Vouched, vouch, vouched_entries
 
 if TYPE_CHECKING:
+    from imgbuild.records.seal import Sources
     from imgbuild.spec.model import Batch
     from imgbuild.state import AssetState, StateIndex
 
@@ -115,7 +116,7 @@ def _sealed(
     manifest = batch.path.relative_to(root).as_posix()
     if seal is None or (seal.batch, seal.manifest) != (batch.id, manifest) or not holds(seal, spec.inputs[batch.id]):
         return None
-    if purpose == BUILD and seal.sources != spec.sources.get(batch.id):
+    if purpose == BUILD and not _same_sources(seal.sources, spec.sources.get(batch.id)):
         return None  # the same requests of other bytes (a comment): the build writes the sources anew
     entries = sealed_entries(seal)
     if entries is None:
@@ -134,6 +135,16 @@ def _sealed(
     digest = spec.digests[batch.id]
     cache.store_verdict(root, key, purpose, batch.id, digest, lock, count, files, records, started_ns, known=records)
     return count, records.items()
+
+
+def _same_sources(sealed: Sources | None, loaded: Sources | None) -> bool:
+    """The sources a build would write: the loaded ones, but whether rendering warned, which only
+    rendering (or the lock file) can tell."""
+    if sealed is None or loaded is None:
+        return sealed is loaded
+    import msgspec
+
+    return msgspec.structs.replace(sealed, warned=False) == loaded
 
 
 def enter(resolution: Resolution, index: StateIndex, batch_id: str, started_ns: int) -> bool:

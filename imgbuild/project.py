@@ -13,9 +13,10 @@ from pathlib import Path
 
 from imgbuild.errors import InvalidInput, NotAProject, Problem
 
-__all__ = ["CONFIG_FILE", "PYPROJECT_FILE", "STATE_DIR", "find_project_root"]
+__all__ = ["CONFIG_FILE", "PROVIDER_ENV", "PYPROJECT_FILE", "STATE_DIR", "find_project_root"]
 
 CONFIG_FILE = "imgbuild.yaml"
+PROVIDER_ENV = "IMGBUILD_PROVIDER"  # picks the provider over imgbuild.yaml's
 PYPROJECT_FILE = "pyproject.toml"
 STATE_DIR = ".imgbuild"
 

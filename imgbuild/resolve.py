@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
-from imgbuild.project import CONFIG_FILE
+from imgbuild.project import CONFIG_FILE, PROVIDER_ENV
 from imgbuild.records.seal import SealedEvidence, Sources, is_plain, under
 from imgbuild.spec.model import Batch, Project, cited_evidence
 
@@ -24,9 +24,7 @@ if TYPE_CHECKING:
     from imgbuild.models import ModelSpec, Pricing
     from imgbuild.requests import ImageRequest
 
-__all__ = ["PROVIDER_ENV", "Resolution", "Spec", "UnknownAsset", "load_spec", "resolve"]
-
-PROVIDER_ENV = "IMGBUILD_PROVIDER"
+__all__ = ["Resolution", "Spec", "UnknownAsset", "load_spec", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,9 @@ def resolve(
             if use_cache:  # the digest is of content, not stamps: no racy window here
                 cache.store_batch(root, key, batch_id, spec.digests[batch_id], reqs, warnings)
     ordered = {b.id: requests[b.id] for b in wanted}
-    sources = {k: v for k, v in spec.sources.items() if k in ordered and k not in warned}
+    import msgspec
+
+    sources = {k: msgspec.structs.replace(v, warned=k in warned) for k, v in spec.sources.items() if k in ordered}
     resolution = Resolution(
         spec.project, spec.provider, ordered, key=key, digests=spec.digests, inputs=spec.inputs, sources=sources
     )
@@ -277,7 +277,7 @@ def _sources(project: Project, provider: str, batch: Batch, templates: Mapping[s
     files.update((ref.path, ref.sha256) for ref in refs)
     cited = cited_evidence(batch.source_basis, persona.evidence)
     return Sources(
-        made_by=made_by(images=any(shot.references for shot in batch.shots)),
+        made_by=made_by(),
         provider=provider,
         config_provider=config.provider,
         config_sha256=read.get(CONFIG_FILE),

@@ -8,16 +8,18 @@ and warning-free, and the requests are the ones the entries were sealed for: thi
 without loading the project, exactly where these all hold, and hands the check back otherwise:
 
 * every ``*.yaml`` in the batches folder has a lock file sealed with sources, for that manifest,
-  by this imgbuild (its code, Jinja, PyYAML, Pillow: imgbuild.cache.made_by), under the same
+  by this imgbuild (its code and Jinja's release: imgbuild.cache.made_by), under the same
   imgbuild.yaml (or none), for the provider a check picks now (``IMGBUILD_PROVIDER``, else
   imgbuild.yaml's), and every file it names has the bytes it names;
 * every ``*.yaml`` in the personas folder is one of those files (a persona no batch uses is
   validated by a load), and neither folder holds a ``*.yml`` (a load warns of it);
 * no asset id is in two lock files (what a load checks across batches: two branches may each add
   a batch, valid alone);
-* every file and folder is named by a plain path (no ``..``: records.seal.is_plain) and reached
-  without a symbolic link (a load follows links and refuses those that lead out of the project;
-  here any link hands the check back);
+* every file and folder the sources name is named by a plain path (no ``..``:
+  records.seal.is_plain) and reached without a symbolic link (a load follows links and refuses
+  those that lead out of the project; here any link hands the check back); asset folders and
+  their files are reached as a full assessment reaches them;
+* rendering the batch did not warn (`Sources.warned`: a load would show the warning);
 * every persona file is the persona of some batch (one cited only as evidence was hashed as a
   file, its own evidence was not);
 * every entry vouches as in imgbuild.noop (its images exist, its asset.json has the sealed bytes,
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from imgbuild import cache
-from imgbuild.project import CONFIG_FILE
+from imgbuild.project import CONFIG_FILE, PROVIDER_ENV
 from imgbuild.records.lock import holds, read_seal, sealed_entries
 from imgbuild.records.seal import is_plain, under
 
@@ -46,12 +48,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Vouched", "vouch", "vouched_entries"]
 
-PROVIDER_ENV = "IMGBUILD_PROVIDER"  # imgbuild.resolve.PROVIDER_ENV, without importing the loader
 
 # Where a load would look for the manifests, read from imgbuild.yaml without parsing it: only a
 # hint, confirmed by the lock files (each names the folders of the imgbuild.yaml it was sealed
 # under, and that file's sha256). Anything this does not read plainly hands the check back.
-_BATCHES_DIR = re.compile(rb"^batches_dir:[ \t]*([\w./-]+)[ \t]*$", re.MULTILINE)
+_BATCHES_DIR = re.compile(rb"^batches_dir:[ \t]*([\w./-]+)[ \t]*(?:[ \t]#[^\n]*)?\r?$", re.MULTILINE)
 _DEFAULT_BATCHES_DIR = "batches"
 _MAX_CONFIG_BYTES = 1 << 26  # far over the load's cap: a file that large was never sealed
 
@@ -85,7 +86,7 @@ def vouch(root: Path) -> Vouched | None:
     from imgbuild.providers import provider_names
 
     now = _Now(
-        made_by=frozenset({cache.made_by(), cache.made_by(images=True)}),  # Pillow: reference images
+        made_by=cache.made_by(),
         config_sha256=config_sha256,
         batches_dir=hint,
         provider=os.environ.get(PROVIDER_ENV),
@@ -126,7 +127,7 @@ def vouch(root: Path) -> Vouched | None:
 class _Now(NamedTuple):
     """What the lock files' sources must agree with, as the check finds it."""
 
-    made_by: frozenset[str]
+    made_by: str
     config_sha256: str | None
     batches_dir: str
     provider: str | None  # IMGBUILD_PROVIDER
@@ -140,11 +141,11 @@ def _trusted(
     by this imgbuild, under this imgbuild.yaml (the same folders and provider as the lock files
     before it), for the provider a check picks, every file with its bytes, and the seal holding."""
     sources = seal.sources if seal is not None else None
-    if seal is None or sources is None or seal.inputs_sha256 is None:
+    if seal is None or sources is None or sources.warned or seal.inputs_sha256 is None:
         return None
     if (seal.batch, seal.manifest) != (stem, manifest) or manifest not in sources.files:
         return None
-    if sources.made_by not in now.made_by or sources.config_sha256 != now.config_sha256:
+    if sources.made_by != now.made_by or sources.config_sha256 != now.config_sha256:
         return None
     if first is None:
         if sources.folders.get("batches_dir") != now.batches_dir or sources.provider not in now.providers:

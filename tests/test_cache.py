@@ -200,7 +200,7 @@ def test_the_code_fingerprint_is_computed_once() -> None:
     assert cache.code_fingerprint.cache_info().misses <= 1
 
 
-@pytest.mark.parametrize("size", [0, 100, 8191, 8192, 8193, 3 * 8192, (1 << 20) - 1, 1 << 20])
+@pytest.mark.parametrize("size", [0, 100, 65535, 65536, 65537, 3 * 65536, (1 << 20) - 1, 1 << 20])
 def test_the_content_digest_reads_a_file_to_its_end(tmp_path: Path, size: int) -> None:
     """imgbuild.sealed hashes every asset.json with it: any size up to 1 MiB is read whole."""
     path = tmp_path / "asset.json"
@@ -212,7 +212,7 @@ def test_the_content_digest_reads_a_file_to_its_end(tmp_path: Path, size: int) -
 
 def test_the_content_digest_gives_up_what_it_cannot_hash_whole(tmp_path: Path) -> None:
     big = tmp_path / "big.json"
-    big.write_bytes(b"x" * ((1 << 20) + 8193))
+    big.write_bytes(b"x" * ((1 << 20) + 65537))
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
     assert cache.content_sha256(str(big)) is None

@@ -758,11 +758,10 @@ def test_imgbuild_yaml_is_hashed_whole(
     assert sealed == full and sealed[0][0] == 2 and not any(taken)
 
 
-def test_a_batch_with_reference_images_names_them_and_pillow(
+def test_a_batch_with_reference_images_names_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Reference images are decoded when a project loads: they are sources, and so is the Pillow
-    release that decodes them (and only for such a batch)."""
+    """Reference images are decoded when a project loads: they are sources."""
     from PIL import Image
 
     batch = BATCH.replace("    candidates: 2\n", "    candidates: 2\n    references:\n      - path: refs/face.png\n")
@@ -772,7 +771,7 @@ def test_a_batch_with_reference_images_names_them_and_pillow(
     _built(root, batches={"covers": batch})
     sources = _lock(root)["sources"]
     assert sources["files"]["refs/face.png"] == _sha256(root / "refs/face.png")
-    assert " PIL " in sources["made_by"] and " PIL " not in _lock(write_built_default(tmp_path))["sources"]["made_by"]
+    assert sources["made_by"] == _lock(_built(tmp_path / "plain"))["sources"]["made_by"]  # no library per file kind
     clone = fresh_copy(root, tmp_path / "clone")
     taken = _answered_by_the_lock_files(clone, monkeypatch)
     sealed, full = both_ways(clone, monkeypatch, capsys)
@@ -783,5 +782,44 @@ def test_a_batch_with_reference_images_names_them_and_pillow(
     assert sealed == full and sealed[0][0] == 2 and not any(taken)
 
 
-def write_built_default(tmp_path: Path) -> Path:
-    return _built(tmp_path / "plain")
+def test_a_batch_whose_rendering_warned_is_loaded_by_check_and_not_rendered_by_doit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An attribute no prompt uses warns when the batch renders. The lock file's sources say so:
+    a clone's check renders the batch to show it, and a clone's first doit, which has nothing to
+    show, trusts the seal as before instead of rendering the batch to learn its sources."""
+    template = TEMPLATE.replace("wearing a {{ attrs.wardrobe }},\n", "")
+    root = _built(tmp_path / "origin", templates={"cover.j2": template})
+    sources = _lock(root)["sources"]
+    assert sources["warned"] is True
+    clone = fresh_copy(root, tmp_path / "clone")
+    taken = _answered_by_the_lock_files(clone, monkeypatch)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full and sealed[0][0] == 0 and not any(taken)
+    shutil.rmtree(clone / ".imgbuild", ignore_errors=True)
+    monkeypatch.setattr(imgbuild.resolve, "_render", lambda *a: pytest.fail("a prompt was rendered"))
+    assert noop.source(clone, noop.BUILD).counts == {"covers": 8}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "batches_dir: batches   # the manifests\n",
+        "# Windows line ends\r\nbatches_dir: batches\r\npersonas_dir: personas\r\n",
+        "batches_dir: 'batches'\n",  # quoted: not read without YAML, so the project is loaded
+    ],
+)
+def test_imgbuild_yaml_as_people_write_it(
+    tmp_path: Path, config: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where the manifests are is read from imgbuild.yaml without YAML: a comment or CRLF line
+    ends keep the fast way; what the pattern cannot read plainly hands the check to a load."""
+    root = tmp_path / "origin"
+    root.mkdir()
+    (root / "imgbuild.yaml").write_bytes(config.encode())
+    _built(root, config=None)  # type: ignore[arg-type]
+    clone = fresh_copy(root, tmp_path / "clone")
+    taken = _answered_by_the_lock_files(clone, monkeypatch)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full and sealed[0][0] == 0
+    assert taken[:2] == ([False, False] if "'" in config else [True, True])

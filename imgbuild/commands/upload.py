@@ -9,6 +9,7 @@ from pathlib import Path
 from imgbuild.build.single import UPLOADS_FOLDER, request_session
 from imgbuild.errors import EXIT_OK, InvalidInput, Problem, UsageError
 from imgbuild.models import DEFAULT_MODEL, get_model
+from imgbuild.project import PROVIDER_ENV
 from imgbuild.providers.http import image_mime
 from imgbuild.requests import Reference, request_from_record
 from imgbuild.spec.load import read_config
@@ -25,7 +26,7 @@ def upload(root: Path, image: Path, *, provider: str | None = None, model: str =
     config = read_config(root, problems)
     if problems:
         raise InvalidInput(problems)
-    chosen = provider or os.environ.get("IMGBUILD_PROVIDER") or config.provider
+    chosen = provider or os.environ.get(PROVIDER_ENV) or config.provider
     path = image.resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise UsageError(f"{image}: not an image file in the project (uploads are recorded by project path)")

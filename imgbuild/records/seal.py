@@ -55,11 +55,10 @@ class Sources(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     The inputs digest is of what the files *say* (a reordered manifest keeps it); this is of the
     files themselves, so it can be compared by hashing them. Written only when loading the project
-    and rendering the batch warned of nothing, no template name is computed at render time, and
-    every file is the one parsed (imgbuild.resolve)."""
+    warned of nothing and no template name is computed at render time; a check trusts them only
+    when rendering the batch did not warn either (imgbuild.resolve, imgbuild.sealed)."""
 
-    # imgbuild's code, and the Jinja, PyYAML (and for reference images Pillow) that read the files
-    made_by: str  # (imgbuild.cache.made_by)
+    made_by: str  # imgbuild's code and Jinja's release (imgbuild.cache.made_by)
     provider: str  # the provider the requests are for
     config_provider: str  # imgbuild.yaml's (or the default): with IMGBUILD_PROVIDER, what a check picks
     config_sha256: str | None  # imgbuild.yaml's; None: the project has none
@@ -71,6 +70,10 @@ class Sources(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # the evidence and the reference images they cite
     files: dict[str, str]
     evidence: tuple[SealedEvidence, ...]  # what the manifests cite now, as a sealed entry states it
+    # Rendering the batch warned (an attribute no prompt uses): a check must render it to say so.
+    # Named rather than left out, so that a clone's first build knows these are the sources it
+    # would write, and does not render the batch again to find out.
+    warned: bool = False
 
 
 def is_plain(relative: str) -> bool:

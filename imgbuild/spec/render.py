@@ -413,18 +413,14 @@ def _template_line(exc: BaseException, filename: str | None) -> int | None:
     return line
 
 
-def template_sources(root: Path, templates_dir: Path, names: Iterable[str]) -> dict[str, str | None]:
-    """sha256 of each template `names` load, with the templates they include, import or extend
-    (None: missing, unreadable or not a file the project may read — the rendering then reports
-    it). Read through the same confined reader as the templates themselves, so a FIFO or a link
-    out of the project is never opened here either. A name computed at render time cannot be
-    followed: then every file under `templates_dir` counts."""
-    return template_closure(root, templates_dir, names)[0]
-
-
 def template_closure(root: Path, templates_dir: Path, names: Iterable[str]) -> tuple[dict[str, str | None], bool]:
-    """`template_sources`, and whether a name is computed at render time (then the templates a
-    batch loads depend on which files the folder holds, not only on their bytes)."""
+    """(sha256 of each template `names` load, with the templates they include, import or extend;
+    whether a name is computed at render time). A sha256 is None for a template that is missing,
+    unreadable or not a file the project may read (the rendering then reports it). Read through
+    the same confined reader as the templates themselves, so a FIFO or a link out of the project
+    is never opened here either. A name computed at render time cannot be followed: then every
+    file under `templates_dir` counts, and which files the folder holds matters, not only their
+    bytes."""
     from jinja2 import meta
 
     env = jinja2.Environment()
