@@ -163,7 +163,8 @@ def _batches_dir(config: bytes) -> str | None:
     found = _BATCHES_DIR.findall(config)
     if not found:
         return _DEFAULT_BATCHES_DIR if b"batches_dir" not in config else None
-    return found[0].decode("ascii") if len(found) == 1 else None
+    # Lexically, as the loader takes it (imgbuild.spec.load.read_config).
+    return os.path.normpath(found[0].decode("ascii")) if len(found) == 1 else None
 
 
 def _personas_covered(files: _Files, folder: str, personas: set[str]) -> bool:

@@ -483,6 +483,18 @@ def _answered_by_the_lock_files(clone: Path, monkeypatch: pytest.MonkeyPatch) ->
     return taken
 
 
+def compared(
+    clone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[tuple[int, int], bool]:
+    """The exit codes of a fresh clone's `check` and `check --strict`, once it is asserted that
+    they answer exactly as the full assessment does, and whether the lock files alone answered."""
+    taken = _answered_by_the_lock_files(clone, monkeypatch)
+    sealed, full = both_ways(clone, monkeypatch, capsys)
+    assert sealed == full
+    assert taken[:2] in ([True, True], [False, False], []), taken
+    return (sealed[0][0], sealed[1][0]), bool(taken) and taken[0]
+
+
 def test_a_build_names_the_files_each_batch_was_resolved_from(built: Path) -> None:
     sources = _lock(built)["sources"]
     assert sources["files"] == {
@@ -625,11 +637,7 @@ def test_a_fresh_clone_whose_files_changed_gets_the_answer_of_the_full_assessmen
     change, code, strict_code, fast = PROJECT_MUTATIONS[mutation]
     clone = fresh_copy(built, tmp_path / "clone")
     change(clone)
-    taken = _answered_by_the_lock_files(clone, monkeypatch)
-    sealed, full = both_ways(clone, monkeypatch, capsys)
-    assert sealed == full
-    assert (sealed[0][0], sealed[1][0]) == (code, strict_code), sealed
-    assert taken[:2] == [fast, fast] if fast else not any(taken), taken
+    assert compared(clone, monkeypatch, capsys) == ((code, strict_code), fast)
 
 
 @pytest.mark.parametrize(("provider", "fast"), [("preview", True), ("no-such-provider", False), ("fal", False)])
@@ -644,10 +652,7 @@ def test_the_provider_a_check_picks_is_one_of_the_sources(
     """IMGBUILD_PROVIDER picks the provider the requests are for: another one is assessed in full."""
     clone = fresh_copy(built, tmp_path / "clone")
     monkeypatch.setenv("IMGBUILD_PROVIDER", provider)
-    taken = _answered_by_the_lock_files(clone, monkeypatch)
-    sealed, full = both_ways(clone, monkeypatch, capsys)
-    assert sealed == full
-    assert taken[:2] == [fast, fast] if fast else not any(taken), taken
+    assert compared(clone, monkeypatch, capsys)[1] is fast
 
 
 def test_a_comment_in_a_manifest_is_in_the_next_build_s_sources(built: Path, tmp_path: Path) -> None:
@@ -705,8 +710,7 @@ def test_a_folder_named_through_dot_dot_is_the_same_folder_in_a_clone_without_it
     assert _lock_at(root)["sources"] is not None
     clone = fresh_copy(root, tmp_path / "clone")
     (clone / "x").rmdir()
-    sealed, full = both_ways(clone, monkeypatch, capsys)
-    assert sealed == full and sealed[0][0] == 0, sealed
+    assert compared(clone, monkeypatch, capsys) == ((0, 0), True)
 
 
 def _lock_at(root: Path) -> dict:  # type: ignore[type-arg]
@@ -739,9 +743,7 @@ def test_a_persona_named_only_as_evidence_is_not_vouched_for(
     assert _lock(root)["sources"]["persona"] == "personas/mia.yaml"
     clone = fresh_copy(root, tmp_path / "clone")
     (clone / "evidence/bob.md").unlink()
-    taken = _answered_by_the_lock_files(clone, monkeypatch)
-    sealed, full = both_ways(clone, monkeypatch, capsys)
-    assert sealed == full and sealed[0][0] == 2 and not any(taken)
+    assert compared(clone, monkeypatch, capsys) == ((2, 2), False)
 
 
 def test_imgbuild_yaml_is_hashed_whole(
@@ -753,9 +755,7 @@ def test_imgbuild_yaml_is_hashed_whole(
     clone = fresh_copy(root, tmp_path / "clone")
     with (clone / "imgbuild.yaml").open("a") as file:
         file.write("batches_dir: [\n")
-    taken = _answered_by_the_lock_files(clone, monkeypatch)
-    sealed, full = both_ways(clone, monkeypatch, capsys)
-    assert sealed == full and sealed[0][0] == 2 and not any(taken)
+    assert compared(clone, monkeypatch, capsys) == ((2, 2), False)
 
 
 def test_a_batch_with_reference_images_names_them(
@@ -773,13 +773,9 @@ def test_a_batch_with_reference_images_names_them(
     assert sources["files"]["refs/face.png"] == _sha256(root / "refs/face.png")
     assert sources["made_by"] == _lock(_built(tmp_path / "plain"))["sources"]["made_by"]  # no library per file kind
     clone = fresh_copy(root, tmp_path / "clone")
-    taken = _answered_by_the_lock_files(clone, monkeypatch)
-    sealed, full = both_ways(clone, monkeypatch, capsys)
-    assert sealed == full and sealed[0][0] == 0 and taken[:2] == [True, True]
+    assert compared(clone, monkeypatch, capsys) == ((0, 0), True)
     (clone / "refs/face.png").write_bytes(b"not an image")
-    taken.clear()
-    sealed, full = both_ways(clone, monkeypatch, capsys)
-    assert sealed == full and sealed[0][0] == 2 and not any(taken)
+    assert compared(clone, monkeypatch, capsys) == ((2, 2), False)
 
 
 def test_a_batch_whose_rendering_warned_is_loaded_by_check_and_not_rendered_by_doit(
@@ -793,9 +789,7 @@ def test_a_batch_whose_rendering_warned_is_loaded_by_check_and_not_rendered_by_d
     sources = _lock(root)["sources"]
     assert sources["warned"] is True
     clone = fresh_copy(root, tmp_path / "clone")
-    taken = _answered_by_the_lock_files(clone, monkeypatch)
-    sealed, full = both_ways(clone, monkeypatch, capsys)
-    assert sealed == full and sealed[0][0] == 0 and not any(taken)
+    assert compared(clone, monkeypatch, capsys) == ((0, 0), False)
     shutil.rmtree(clone / ".imgbuild", ignore_errors=True)
     monkeypatch.setattr(imgbuild.resolve, "_render", lambda *a: pytest.fail("a prompt was rendered"))
     assert noop.source(clone, noop.BUILD).counts == {"covers": 8}
@@ -819,7 +813,4 @@ def test_imgbuild_yaml_as_people_write_it(
     (root / "imgbuild.yaml").write_bytes(config.encode())
     _built(root, config=None)  # type: ignore[arg-type]
     clone = fresh_copy(root, tmp_path / "clone")
-    taken = _answered_by_the_lock_files(clone, monkeypatch)
-    sealed, full = both_ways(clone, monkeypatch, capsys)
-    assert sealed == full and sealed[0][0] == 0
-    assert taken[:2] == ([False, False] if "'" in config else [True, True])
+    assert compared(clone, monkeypatch, capsys) == ((0, 0), "'" not in config)
