@@ -39,7 +39,8 @@ class Resolution:
     key: str = field(default="", compare=False)
     digests: Mapping[str, str] = field(default_factory=dict, compare=False)  # batch id -> digest of its inputs
     inputs: Mapping[str, str] = field(default_factory=dict, compare=False)  # batch id -> its portable inputs digest
-    # batch id -> the files it was resolved from, for a lock file (absent: a warning, see Spec)
+    # batch id -> the files it was resolved from, for a lock file (see Spec; `warned` set when its
+    # rendering warned)
     sources: Mapping[str, Sources] = field(default_factory=dict, compare=False)
 
     @property
@@ -121,7 +122,7 @@ def resolve(
     from imgbuild.requests import ImageRequest
 
     requests: dict[str, tuple[ImageRequest, ...]] = {}
-    warned: set[str] = set()  # batches whose rendering warned: a lock file names no sources for them
+    warned: set[str] = set()  # batches whose rendering warned: their sources say so (Sources.warned)
     missing = []
     for batch in wanted:
         hit = None
@@ -208,9 +209,9 @@ def _digests(project: Project, provider: str, batch: Batch, *, sealable: bool) -
 
     The digest keys the local cache and also covers what messages show (manifest lines, paths as
     shown from here) and the sources, so that a build writes them anew when only they changed (a
-    comment in a manifest, a warning gone). The inputs digest is portable — the same in any clone, wherever it is and
-    whatever the working folder — and covers imgbuild's own code instead: a lock file records it
-    (see imgbuild.noop, "sealed")."""
+    comment in a manifest, a warning gone). The inputs digest is portable — the same in any clone,
+    wherever it is and whatever the working folder — and covers imgbuild's own code instead: a
+    lock file records it (see imgbuild.noop, "sealed")."""
     import jinja2
     import msgspec
 

@@ -11,8 +11,9 @@ without loading the project, exactly where these all hold, and hands the check b
   by this imgbuild (its code and Jinja's release: imgbuild.cache.made_by), under the same
   imgbuild.yaml (or none), for the provider a check picks now (``IMGBUILD_PROVIDER``, else
   imgbuild.yaml's), and every file it names has the bytes it names;
-* every ``*.yaml`` in the personas folder is one of those files (a persona no batch uses is
-  validated by a load), and neither folder holds a ``*.yml`` (a load warns of it);
+* every ``*.yaml`` in the personas folder is the persona of one of those batches (a persona no
+  batch uses is validated by a load, and so is one cited only as evidence: it was hashed as a
+  file, its own evidence was not), and neither folder holds a ``*.yml`` (a load warns of it);
 * no asset id is in two lock files (what a load checks across batches: two branches may each add
   a batch, valid alone);
 * every file and folder the sources name is named by a plain path (no ``..``:
@@ -20,8 +21,6 @@ without loading the project, exactly where these all hold, and hands the check b
   those that lead out of the project; here any link hands the check back); asset folders and
   their files are reached as a full assessment reaches them;
 * rendering the batch did not warn (`Sources.warned`: a load would show the warning);
-* every persona file is the persona of some batch (one cited only as evidence was hashed as a
-  file, its own evidence was not);
 * every entry vouches as in imgbuild.noop (its images exist, its asset.json has the sealed bytes,
   it was made from the evidence cited now).
 
