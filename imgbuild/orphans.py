@@ -16,7 +16,7 @@ from imgbuild.records.layout import asset_dirs
 if TYPE_CHECKING:
     from imgbuild.resolve import Resolution
 
-__all__ = ["Orphan", "find_orphans", "orphans_in"]
+__all__ = ["Orphan", "find_orphans", "orphans_in", "stale_locks"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,39 @@ def find_orphans(resolution: Resolution, declared: Iterable[str] = ()) -> list[O
     (`declared`: asset folders of batches the resolution leaves out, see imgbuild.noop)."""
     known = {req.asset_dir for req in resolution.all_requests()} | set(declared)
     folders = {resolution.project.config.assets_dir, *(b.output for b in resolution.project.batches)}
-    return orphans_in(resolution.root, folders, known)
+    return orphans_in(resolution.root, folders | _stale_outputs(resolution), known)
+
+
+def stale_locks(resolution: Resolution) -> list[Path]:
+    """The lock files of deleted batches: in the batches folder, with no manifest beside them."""
+    from imgbuild.records.lock import lock_files, lock_path
+
+    declared = {lock_path(b.path) for b in resolution.project.batches}
+    folder = resolution.root / resolution.project.config.batches_dir
+    return [
+        lock
+        for lock in lock_files(folder)
+        if lock not in declared and not lock.with_name(lock.name.removesuffix(".lock.json") + ".yaml").exists()
+    ]
+
+
+def _stale_outputs(resolution: Resolution) -> set[str]:
+    """The folders a deleted batch's lock file says its assets are in: a batch with an output of
+    its own leaves its asset folders there, which no other manifest names (until `imgbuild prune`
+    removes them, and the lock file with them)."""
+    locks = stale_locks(resolution)
+    if not locks:
+        return set()
+    from imgbuild.records.lock import read_lock
+    from imgbuild.records.seal import is_plain
+
+    folders: set[str] = set()
+    for path in locks:
+        lock = read_lock(path)
+        for entry in (lock.entries if lock is not None else {}).values():
+            folders.add(entry.asset_dir.rsplit("/", 1)[0] if "/" in entry.asset_dir else ".")
+    # A lock file is data: only a folder inside the project, named plainly, is looked into.
+    return {folder for folder in folders if is_plain(folder) and "\0" not in folder}
 
 
 def orphans_in(root: Path, folders: Iterable[str], known: Collection[str]) -> list[Orphan]:

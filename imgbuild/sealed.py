@@ -10,7 +10,8 @@ without loading the project, exactly where these all hold, and hands the check b
 * every ``*.yaml`` in the batches folder has a lock file sealed with sources, for that manifest,
   by this imgbuild (its code and Jinja's release: imgbuild.cache.made_by), under the same
   imgbuild.yaml (or none), for the provider a check picks now (``IMGBUILD_PROVIDER``, else
-  imgbuild.yaml's), and every file it names has the bytes it names;
+  imgbuild.yaml's), and every file it names has the bytes it names; and every lock file there
+  has its manifest (a deleted batch's lock file says where its orphans are: imgbuild.orphans);
 * every ``*.yaml`` in the personas folder is the persona of one of those batches (a persona no
   batch uses is validated by a load, and so is one cited only as evidence: it was hashed as a
   file, its own evidence was not), and neither folder holds a ``*.yml`` (a load warns of it);
@@ -82,6 +83,8 @@ def vouch(root: Path) -> Vouched | None:
     manifests = [name for name in names if name.endswith(".yaml") and name != CONFIG_FILE]
     if not manifests or any(name.endswith(".yml") for name in names):
         return None
+    if any(f"{name.removesuffix('.lock.json')}.yaml" not in names for name in names if name.endswith(".lock.json")):
+        return None  # a deleted batch's lock file: its asset folders are orphans a load looks for
     from imgbuild.providers import provider_names
 
     now = _Now(

@@ -814,3 +814,37 @@ def test_imgbuild_yaml_as_people_write_it(
     _built(root, config=None)  # type: ignore[arg-type]
     clone = fresh_copy(root, tmp_path / "clone")
     assert compared(clone, monkeypatch, capsys) == ((0, 0), "'" not in config)
+
+
+def test_a_deleted_batch_with_its_own_output_leaves_orphans_that_check_and_prune_find(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its lock file says where its asset folders are; no manifest names that folder any more.
+    Before, neither `check` nor `prune` looked there (prune removed only the lock file)."""
+    other = BATCH.replace("output: assets", "output: other").replace("covers for tests", "posters")
+    root = _built(tmp_path / "origin", batches={"covers": BATCH, "posters": other})
+    (root / "batches/posters.yaml").unlink()
+    clone = fresh_copy(root, tmp_path / "clone")
+    assert compared(clone, monkeypatch, capsys) == ((1, 1), False)  # a lock file without its manifest
+    capsys.readouterr()
+    assert run_cli(root, "check") == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("orphaned: other/posters.hook.") for line in lines) == 4, lines
+    assert run_cli(root, "prune", "--yes") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "removed batches/posters.lock.json (its batch manifest is gone)"
+    assert not any((root / "other").iterdir())
+    assert run_cli(root, "check") == 0
+
+
+def test_a_deleted_batch_s_lock_file_is_data_when_it_names_folders(tmp_path: Path) -> None:
+    """A lock file that names asset folders outside the project, or with a NUL byte, makes `check`
+    look at none of them (it lists the project's own folders only)."""
+    root = _built(tmp_path / "origin")
+    data = _lock(root)
+    entry = next(iter(data["assets"].values()))
+    for name, asset_dir in {"out": "../outside/x", "nul": "a\u0000b/x", "abs": "/etc/x"}.items():
+        data["assets"] = {"x": {**entry, "asset_dir": asset_dir}}
+        (root / f"batches/{name}.lock.json").write_text(json.dumps(data))
+    (tmp_path / "outside/x").mkdir(parents=True)
+    (tmp_path / "outside/x/asset.json").write_text("{}")
+    assert run_cli(root, "check") == 0

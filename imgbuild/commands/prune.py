@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from imgbuild.errors import EXIT_OK, UsageError
-from imgbuild.orphans import find_orphans
-from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock, lock_files, lock_path, remove_lock
+from imgbuild.orphans import find_orphans, stale_locks
+from imgbuild.records import AssetStore, BuildLocked, acquire_build_lock, remove_lock
 from imgbuild.resolve import resolve
 
 __all__ = ["prune"]
@@ -20,12 +20,7 @@ def prune(root: Path, *, yes: bool = False, approved: bool = False) -> int:
     store = AssetStore(resolution.root)
     verb = "removed" if yes else "would remove"
     orphans = find_orphans(resolution)
-    declared = {lock_path(b.path) for b in resolution.project.batches}
-    locks = [
-        lock
-        for lock in lock_files(resolution.root / resolution.project.config.batches_dir)
-        if lock not in declared and not lock.with_name(lock.name.removesuffix(".lock.json") + ".yaml").exists()
-    ]
+    locks = stale_locks(resolution)
     try:  # a running build writes these folders: remove nothing under it
         held = acquire_build_lock(store.state_dir, "prune") if yes and (orphans or locks) else None
     except BuildLocked as exc:
