@@ -292,10 +292,11 @@ def content_sha256(path: str) -> tuple[None, str] | None:
     try:
         data = os.read(fd, _BLOCK)
         if len(data) == _BLOCK:  # a short read of a regular file is its end
-            parts = [data]
-            while data and sum(map(len, parts)) <= _SMALL_FILE:
+            parts, size = [data], len(data)
+            while data and size <= _SMALL_FILE:
                 data = os.read(fd, _BLOCK)
                 parts.append(data)
+                size += len(data)
             if data:
                 return None
             data = b"".join(parts)

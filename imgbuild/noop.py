@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+import msgspec
+
 from imgbuild import cache
 from imgbuild.records.lock import holds, lock_path, read_seal, sealed_entries
 from imgbuild.resolve import Resolution, Spec, load_spec, resolve
@@ -142,8 +144,6 @@ def _same_sources(sealed: Sources | None, loaded: Sources | None) -> bool:
     rendering (or the lock file) can tell."""
     if sealed is None or loaded is None:
         return sealed is loaded
-    import msgspec
-
     return msgspec.structs.replace(sealed, warned=False) == loaded
 
 

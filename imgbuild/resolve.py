@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from imgbuild.errors import EXIT_INVALID, FatalError, InvalidInput, Problem
 from imgbuild.project import CONFIG_FILE, PROVIDER_ENV
 from imgbuild.records.seal import SealedEvidence, Sources, is_plain, under
@@ -146,8 +148,6 @@ def resolve(
             if use_cache:  # the digest is of content, not stamps: no racy window here
                 cache.store_batch(root, key, batch_id, spec.digests[batch_id], reqs, warnings)
     ordered = {b.id: requests[b.id] for b in wanted}
-    import msgspec
-
     sources = {k: msgspec.structs.replace(v, warned=k in warned) for k, v in spec.sources.items() if k in ordered}
     resolution = Resolution(
         spec.project, spec.provider, ordered, key=key, digests=spec.digests, inputs=spec.inputs, sources=sources
@@ -213,7 +213,6 @@ def _digests(project: Project, provider: str, batch: Batch, *, sealable: bool) -
     wherever it is and whatever the working folder — and covers imgbuild's own code instead: a
     lock file records it (see imgbuild.noop, "sealed")."""
     import jinja2
-    import msgspec
 
     from imgbuild.cache import code_digest
     from imgbuild.spec.render import template_closure

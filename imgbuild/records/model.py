@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import msgspec
+
 from imgbuild.records.errors import RecordShapeError
 from imgbuild.records.seal import LOCK_SCHEMA, Sources, seal_digest, sources_digest
 
@@ -971,8 +973,6 @@ def _sources(data: Any) -> Sources | None:
     not hold, and the next build writes them anew)."""
     if data is None:
         return None
-    import msgspec
-
     try:
         found: Sources = msgspec.convert(data, Sources)
     except msgspec.ValidationError:
@@ -983,8 +983,6 @@ def _sources(data: Any) -> Sources | None:
 def _sources_json(sources: Sources | None) -> JSON | None:
     if sources is None:
         return None
-    import msgspec
-
     found: JSON = msgspec.to_builtins(sources)
     return found
 
